@@ -1,0 +1,24 @@
+"""Constraint families of the risk policy, the ConstraintSet model and shipped sets.
+
+This package knows cvxpy-free numpy descriptions of limits and nothing of storage. A new
+family is one module here plus its config section, registered in :data:`FAMILIES`.
+"""
+
+from constraints.base import HardBound, LinearLimit, ProgramData
+from constraints.config import ConstraintSet
+from constraints.errors import ConfigError
+from constraints.exposure import ExposureLimits
+from constraints.position import PositionCaps
+from constraints.trading import TradeLimit
+
+FAMILIES = (PositionCaps(), ExposureLimits(), TradeLimit())
+"""Every family the gate applies, in report order."""
+
+__all__ = [
+    "FAMILIES",
+    "ConfigError",
+    "ConstraintSet",
+    "HardBound",
+    "LinearLimit",
+    "ProgramData",
+]

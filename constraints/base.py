@@ -1,0 +1,198 @@
+"""The constraint protocol: what every constraint family states, and nothing more.
+
+A family turns a constraint set and the numbers of one rebalance (:class:`ProgramData`)
+into two kinds of pieces:
+
+* :class:`HardBound` — physical limits on each name's post-trade weight ``h_i``
+  (trade %ADV, gates, no-new-positions, de-risk-only). Each is a box that contains the
+  current weight ``h0``, so their intersection is never empty and the program is always
+  feasible. Hard limits are never relaxed.
+* :class:`LinearLimit` — policy rows ``A · T(h) ≤ b`` with ``T`` one of identity,
+  ``|·|``, ``(·)⁺``, ``(·)⁻`` applied elementwise. Each block has a priority tier; the
+  program adds a non-negative slack per row, penalized by the tier's weight, so a limit
+  that cannot be reached gives way (lowest tier first) instead of making the program
+  infeasible.
+
+The same description gives the cvxpy expression (built once, values as Parameters), the
+numeric residual of any weight vector, and the subgradient used for KKT attribution.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+import scipy.sparse as sp
+
+Transform = Literal["id", "abs", "pos", "neg"]
+Scope = Literal["name", "portfolio"]
+
+NO_LIMIT = 10.0
+"""Right-hand side used for a row that is present in the structure but has no limit
+(1000% of NAV): keeps the compiled structure fixed while the value changes."""
+
+
+@dataclass(frozen=True)
+class ProgramData:
+    """The numbers of one rebalance, aligned on the program's ``N`` names and ``P`` pairs.
+
+    Weights are signed fractions of NAV. A pair is one (strategy sleeve, ticker); ``M``
+    sums pairs into tickers (``h = M w``).
+    """
+
+    tickers: np.ndarray
+    nav: float
+    price: np.ndarray
+    adv_shares: np.ndarray
+    spread_bps: np.ndarray
+    volatility: np.ndarray
+    lot_size: np.ndarray
+    tick_size: np.ndarray
+    sector: np.ndarray
+    country: np.ndarray
+    cluster: np.ndarray
+    h0: np.ndarray
+    pair_strategy: np.ndarray
+    pair_ticker: np.ndarray
+    """Index into ``tickers`` of each pair."""
+    w0: np.ndarray
+    w_tilde: np.ndarray
+    confidence: np.ndarray
+    has_decision: np.ndarray
+    M: sp.csr_matrix
+    loadings: np.ndarray | None = None
+    factor_cov: np.ndarray | None = None
+    specific_var: np.ndarray | None = None
+    factors: tuple[str, ...] = ()
+
+    @property
+    def n(self) -> int:
+        return len(self.tickers)
+
+    @property
+    def p(self) -> int:
+        return len(self.pair_ticker)
+
+    @property
+    def h_tilde(self) -> np.ndarray:
+        """Proposed ticker weights."""
+        return np.asarray(self.M @ self.w_tilde)
+
+    @property
+    def lot_weight(self) -> np.ndarray:
+        """Weight of one lot of each name."""
+        return self.lot_size * self.price / self.nav
+
+
+def apply_transform(transform: Transform, h: np.ndarray) -> np.ndarray:
+    if transform == "id":
+        return h
+    if transform == "abs":
+        return np.abs(h)
+    if transform == "pos":
+        return np.maximum(h, 0.0)
+    return np.maximum(-h, 0.0)
+
+
+def transform_slope(
+    transform: Transform, h: np.ndarray, eps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Derivative of ``T`` at ``h`` and a mask of kinks where it is set-valued.
+
+    At a kink the slope returned is 0 and the admissible range is ``[lo, hi]`` with
+    ``hi - lo = 1``: the attribution fills it from the KKT residual.
+    """
+    if transform == "id":
+        return np.ones_like(h), np.zeros(h.shape, dtype=bool)
+    kink = np.abs(h) <= eps
+    if transform == "abs":
+        slope = np.sign(h)
+    elif transform == "pos":
+        slope = (h > 0).astype(float)
+    else:
+        slope = -(h < 0).astype(float)
+    slope[kink] = 0.0
+    return slope, kink
+
+
+@dataclass(frozen=True)
+class LinearLimit:
+    """A block of policy rows ``A · T(h) ≤ rhs`` sharing one tier.
+
+    ``A`` is ``None`` for elementwise rows (one per name, ``m = N``), else a sparse
+    ``m × N`` matrix, non-negative unless ``transform == "id"`` (convexity).
+    """
+
+    name: str
+    """The limit's TOML key, e.g. ``"exposure.gross.max"``."""
+    family: str
+    transform: Transform
+    rhs: np.ndarray
+    labels: tuple[str, ...]
+    """One label per row: the ticker, the group or the portfolio."""
+    tier: int
+    scope: Scope
+    description: str
+    A: sp.csr_matrix | None = None
+    sense: Literal["max", "min"] = "max"
+    """``"min"`` rows are stored negated (``-x ≤ -min``); reports show them un-negated."""
+
+    def __post_init__(self) -> None:
+        m = len(self.rhs)
+        if len(self.labels) != m:
+            raise ValueError(f"{self.name}: {len(self.labels)} labels for {m} rows")
+        if self.A is not None:
+            if self.A.shape[0] != m:
+                raise ValueError(f"{self.name}: A has {self.A.shape[0]} rows, rhs {m}")
+            if self.transform != "id" and self.A.nnz and self.A.data.min() < 0:
+                raise ValueError(
+                    f"{self.name}: A must be non-negative for transform {self.transform}"
+                )
+
+    @property
+    def m(self) -> int:
+        return len(self.rhs)
+
+    def lhs(self, h: np.ndarray) -> np.ndarray:
+        """The rows' left-hand side at ticker weights ``h``."""
+        x = apply_transform(self.transform, h)
+        return x if self.A is None else np.asarray(self.A @ x)
+
+    def residual(self, h: np.ndarray) -> np.ndarray:
+        """How far ``h`` breaks each row (0 where it holds)."""
+        return np.maximum(self.lhs(h) - self.rhs, 0.0)
+
+    def structure_key(self) -> tuple[object, ...]:
+        """What fixes the compiled program: the rows' shape and ``A``'s values, not ``rhs``."""
+        if self.A is None:
+            a_key = "elementwise"
+        else:
+            a = self.A.tocsr()
+            digest = hashlib.blake2b(digest_size=16)
+            for arr in (a.indptr, a.indices, a.data):
+                digest.update(np.ascontiguousarray(arr).tobytes())
+            a_key = f"{a.shape}:{digest.hexdigest()}"
+        return (self.name, self.transform, self.m, a_key)
+
+
+@dataclass(frozen=True)
+class HardBound:
+    """A physical box ``lo ≤ h ≤ hi`` that contains the current weights ``h0``."""
+
+    name: str
+    description: str
+    lo: np.ndarray
+    hi: np.ndarray
+    detail: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class Family(Protocol):
+    """One constraint family: a module of ``constraints/`` and its config section."""
+
+    name: str
+
+    def limits(self, cs: object, data: ProgramData) -> list[LinearLimit]: ...
+
+    def bounds(self, cs: object, data: ProgramData) -> list[HardBound]: ...

@@ -1,0 +1,139 @@
+"""DataFrame contracts of the gate's inputs, checked lazily with pandera.
+
+Every table is validated in one pass and every problem is reported at once, naming the
+table, the column and the offending tickers (or rows), as a :class:`ValidationError`.
+
+Decisions are the exception on purpose: a bad decision row (unknown ticker, NaN weight,
+duplicated id, ...) must not stop the rest of the book, so only the *shape* of the
+decisions table (its columns) is checked here; row-level problems become per-decision
+``REJECTED`` actions in the optimizer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from data.errors import ValidationError
+
+DEFAULT_LOT_SIZE = 1
+DEFAULT_TICK_SIZE = 0.01
+
+
+def _finite(series: pd.Series) -> pd.Series:
+    values = pd.to_numeric(series, errors="coerce")
+    return pd.Series(np.isfinite(values.to_numpy(dtype=float, na_value=np.nan)), index=series.index)
+
+
+_FINITE = pa.Check(_finite, element_wise=False, name="finite", error="must be finite")
+
+MARKET_SCHEMA = pa.DataFrameSchema(
+    {
+        "ticker": pa.Column(str, unique=True, nullable=False),
+        # A zero or missing price is not a table error: that name is unpriced, its
+        # decisions are rejected and its holdings are carried unchanged.
+        "price": pa.Column(float, pa.Check.ge(0), nullable=True, coerce=True),
+        "adv_shares": pa.Column(float, [pa.Check.ge(0), _FINITE], coerce=True),
+        "spread_bps": pa.Column(float, [pa.Check.ge(0), _FINITE], coerce=True),
+        "volatility": pa.Column(float, [pa.Check.ge(0), _FINITE], coerce=True),
+        "sector": pa.Column(str, nullable=False),
+        "country": pa.Column(str, nullable=False),
+        "cluster": pa.Column(str, nullable=True, required=False),
+        "lot_size": pa.Column(int, pa.Check.ge(1), coerce=True, required=False),
+        "tick_size": pa.Column(float, [pa.Check.gt(0), _FINITE], coerce=True, required=False),
+    },
+    strict=False,
+    name="market",
+)
+
+POSITIONS_SCHEMA = pa.DataFrameSchema(
+    {
+        "strategy_id": pa.Column(str, nullable=False),
+        "ticker": pa.Column(str, nullable=False),
+        "quantity": pa.Column(float, _FINITE, coerce=True),
+    },
+    unique=["strategy_id", "ticker"],
+    strict=False,
+    name="positions",
+)
+
+NAV_HISTORY_SCHEMA = pa.DataFrameSchema(
+    {
+        "date": pa.Column("datetime64[ns]", unique=True, coerce=True),
+        "nav": pa.Column(float, [pa.Check.gt(0), _FINITE], coerce=True),
+    },
+    strict=False,
+    name="nav_history",
+)
+
+DECISION_COLUMNS = ("decision_id", "ticker", "strategy_id", "target_weight")
+"""Required columns of a decisions table; ``confidence`` is optional (default 1)."""
+
+
+def _describe(err: SchemaErrors, table: pd.DataFrame, key: str | None) -> list[str]:
+    """Turn pandera's failure cases into one line per (column, check), naming the rows."""
+    cases = err.failure_cases
+    lines: list[str] = []
+    for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
+        col = (
+            "<table>"
+            if column is None or (isinstance(column, float) and np.isnan(column))
+            else column
+        )
+        idx = group["index"].dropna()
+        where = ""
+        if len(idx):
+            rows = [int(i) for i in idx if isinstance(i, (int, np.integer))]
+            if key is not None and key in table.columns and rows:
+                names = table[key].iloc[[r for r in rows if r < len(table)]].astype(str).tolist()
+                shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+                where = f" for {key} {shown}"
+            elif rows:
+                where = f" at rows {rows[:10]}" + (" ..." if len(rows) > 10 else "")
+        elif len(group):
+            values = group["failure_case"].astype(str).tolist()
+            where = f": {', '.join(values[:10])}"
+        lines.append(f"{table_name(err)}.{col}: {check}{where}")
+    return lines
+
+
+def table_name(err: SchemaErrors) -> str:
+    schema = getattr(err, "schema", None)
+    return str(getattr(schema, "name", None) or "table")
+
+
+def validate(schema: pa.DataFrameSchema, table: Any, *, key: str | None = "ticker") -> pd.DataFrame:
+    """Validate ``table`` against ``schema`` lazily; raise one ValidationError listing all."""
+    if not isinstance(table, pd.DataFrame):
+        raise ValidationError(
+            schema.name or "table", [f"expected a DataFrame, got {type(table).__name__}"]
+        )
+    table = table.reset_index(drop=True)
+    try:
+        return schema.validate(table, lazy=True)
+    except SchemaErrors as err:
+        raise ValidationError(schema.name or "table", _describe(err, table, key)) from None
+
+
+def check_decision_columns(decisions: Any) -> pd.DataFrame:
+    """Check the decisions table's shape; rows are judged one by one later."""
+    if not isinstance(decisions, pd.DataFrame):
+        raise ValidationError(
+            "decisions", [f"expected a DataFrame, got {type(decisions).__name__}"]
+        )
+    missing = [c for c in DECISION_COLUMNS if c not in decisions.columns]
+    if missing:
+        raise ValidationError("decisions", [f"missing column {c!r}" for c in missing])
+    out = decisions.reset_index(drop=True).copy()
+    if "confidence" not in out.columns:
+        out["confidence"] = 1.0
+    for col in ("decision_id", "ticker", "strategy_id"):
+        out[col] = out[col].astype(object).where(out[col].notna(), None)
+        out[col] = [None if v is None else str(v) for v in out[col]]
+    for col in ("target_weight", "confidence"):
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
+    return out

@@ -1,0 +1,183 @@
+"""The ``riskopt`` command line.
+
+Every error a user can cause (a bad path, a bad table, a bad constraint set) is one
+clear line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from tqdm import tqdm
+
+from constraints.config import ConstraintSet
+from constraints.errors import ConfigError
+from data.errors import RiskoptError, ValidationError
+from optimizer.result import RebalanceResult
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="riskopt: the convex risk gate.")
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
+T = TypeVar("T")
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"riskopt: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    try:
+        yield
+    except (ValidationError, ConfigError) as err:
+        _fail(err.one_line())
+    except RiskoptError as err:
+        _fail(str(err))
+
+
+class _Steps:
+    """A progress bar over named steps, shown on stderr (hidden when not a terminal)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.bar = tqdm(
+            total=len(names),
+            desc=names[0],
+            unit="step",
+            file=sys.stderr,
+            disable=None,
+            leave=False,
+            mininterval=1.0,
+        )
+        self.names = names
+
+    def run(self, index: int, fn: Callable[[], T]) -> T:
+        self.bar.set_description(self.names[index])
+        out = fn()
+        self.bar.update(1)
+        return out
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _write_outputs(result: RebalanceResult, out: Path, *, store: str | None) -> None:
+    from optimizer.store import store_result
+
+    out.mkdir(parents=True, exist_ok=True)
+    result.targets.to_csv(out / "targets.csv", index=False)
+    result.sleeve_targets.to_csv(out / "sleeve_targets.csv", index=False)
+    result.actions.to_csv(out / "actions.csv", index=False)
+    result.binding.to_csv(out / "binding.csv", index=False)
+    (out / "run.json").write_text(json.dumps(result.run.to_dict(), indent=2, default=str) + "\n")
+    if store is not None:
+        store_result(result, store)
+
+
+def _run(
+    book_dir: Path,
+    decisions_file: Path,
+    constraints: str,
+    out: Path,
+    risk_aversion: float,
+    store: str | None,
+) -> None:
+    from data.loaders import load_book, load_decisions
+    from optimizer.rebalance import rebalance
+
+    steps = _Steps(["load book", "load constraints", "risk gate", "write outputs"])
+    try:
+        book = steps.run(0, lambda: load_book(book_dir))
+        decisions = load_decisions(decisions_file)
+        cs = steps.run(1, lambda: ConstraintSet.load(constraints))
+        result = steps.run(2, lambda: rebalance(book, decisions, cs, risk_aversion=risk_aversion))
+        steps.run(3, lambda: _write_outputs(result, out, store=store))
+    finally:
+        steps.close()
+    typer.echo(result.summary())
+    typer.echo(
+        f"\noutputs written to {out}/ (targets.csv, actions.csv, run.json"
+        + (", riskopt.sqlite)" if store and "riskopt.sqlite" in store else ")")
+    )
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("out/demo"),
+    constraints: Annotated[
+        str, typer.Option(help="constraint set: a TOML path or a shipped name")
+    ] = "default",
+    risk_aversion: Annotated[float, typer.Option(help="portfolio risk aversion γ")] = 1.0,
+) -> None:
+    """Run the shipped sample book through the gate and print a summary."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    with _user_errors():
+        out.mkdir(parents=True, exist_ok=True)
+        db = out / "riskopt.sqlite"
+        _run(
+            SAMPLES / "book",
+            SAMPLES / "decisions.csv",
+            constraints,
+            out,
+            risk_aversion,
+            f"sqlite:///{db}",
+        )
+
+
+@app.command("rebalance")
+def rebalance_cmd(
+    book: Annotated[Path, typer.Option(help="book directory (see README)")],
+    decisions: Annotated[Path, typer.Option(help="decisions CSV or Parquet file")],
+    constraints: Annotated[
+        str, typer.Option(help="constraint set: a TOML path or a shipped name")
+    ] = "default",
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("out/rebalance"),
+    risk_aversion: Annotated[float, typer.Option(help="portfolio risk aversion γ")] = 0.0,
+    store: Annotated[str | None, typer.Option(help="SQLAlchemy URL to store the run")] = None,
+) -> None:
+    """Run one book's decisions through the gate; write targets, actions and the run."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    with _user_errors():
+        if risk_aversion < 0:
+            raise ValidationError("risk_aversion", [f"must be >= 0, got {risk_aversion}"])
+        _run(book, decisions, constraints, out, risk_aversion, store)
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option(help="folder for book/ and decisions.csv")],
+    n: Annotated[int, typer.Option(help="number of names")] = 500,
+    k: Annotated[int, typer.Option(help="number of risk factors")] = 10,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+) -> None:
+    """Generate a synthetic book and its decisions (how data/samples was made)."""
+    from data.loaders import save_book
+    from data.synthetic import make_universe
+
+    with _user_errors():
+        if n < 10 or k < 1:
+            raise ValidationError("synth", ["need --n >= 10 and --k >= 1"])
+        universe = make_universe(n, k, seed)
+        save_book(universe.book, out / "book")
+        universe.decisions.to_csv(out / "decisions.csv", index=False)
+    typer.echo(f"wrote {out}/book and {out}/decisions.csv ({n} names, {k} factors, seed {seed})")
+
+
+@app.command("check-constraints")
+def check_constraints(
+    path: Annotated[str, typer.Argument(help="TOML path or shipped name")],
+) -> None:
+    """Validate a constraint set and print it."""
+    with _user_errors():
+        cs = ConstraintSet.load(path)
+    typer.echo(json.dumps(cs.model_dump(), indent=2))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

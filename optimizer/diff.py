@@ -1,0 +1,327 @@
+"""The diff: labels, KKT attribution, reasons in plain words, and execution priority.
+
+Attribution. At the optimum, stationarity in the pair weights gives, for every pair ``p``
+of ticker ``i`` (no sleeve-level limits),
+
+    2 c_p (w_p − w̃_p) = −g_i,   g_i = ∇risk_i + ∇cost_i + Σ_c λ_c a_{c,i} + (μ⁺_i − μ⁻_i)
+
+so the ticker's deviation ``D_i = h_i − h̃_i = −g_i · H_i`` with ``H_i = Σ_p 1/(2 c_p)``
+splits exactly into the contributions ``−H_i · λ_c a_{c,i}`` of each binding limit, the
+risk-aversion term and costs. Where a limit's left-hand side has a kink at the solution
+(a position driven to exactly zero under ``|h|``, or no trade under the cost ``|Δh|``) its
+subgradient is set-valued; it is read off the KKT residual, shared among the kinked
+terms in proportion to their multipliers. What no term explains (solver tolerance) is
+reported as ``numerical``. Contributions always add up to the deviation.
+
+Labels, per decision (strategy, ticker) with proposed trade ``d̃`` and final trade ``d``:
+``OK`` when ``|d − d̃| ≤ tol``; ``REJECTED`` for a sanity reject or no trade toward the
+proposal; otherwise ``CAPPED`` when the largest cause is the name's own limit (per-name
+cap, trade %ADV, gate) and ``SCALED_DOWN`` when it is a portfolio limit or risk aversion.
+``tol = labels.weight_tol + labels.lot_tol · (weight of one lot)``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from constraints.base import HardBound, LinearLimit, ProgramData, transform_slope
+
+KINK_EPS = 1e-7
+OK, SCALED_DOWN, CAPPED, REJECTED = "OK", "SCALED_DOWN", "CAPPED", "REJECTED"
+LABEL_ORDER = (OK, SCALED_DOWN, CAPPED, REJECTED)
+RISK_AVERSION = "risk_aversion"
+COSTS = "costs"
+NUMERICAL = "numerical"
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One column of the attribution: a limit, the risk term, costs or numerics."""
+
+    name: str
+    description: str
+    scope: str
+    tier: int | None = None
+    value_label: str = ""
+    """How a reason names the limit value (e.g. ``"max trade"``); empty shows the key."""
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Per-ticker contributions to the deviation ``h − h̃`` (N × causes), adding up exactly."""
+
+    causes: tuple[Cause, ...]
+    contributions: np.ndarray
+    deviation: np.ndarray
+    limit_value: dict[str, np.ndarray]
+    """Per cause, the limit value that applies to each name (for reasons)."""
+
+    def frame(self, tickers: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(
+            self.contributions,
+            index=pd.Index(tickers, name="ticker"),
+            columns=[c.name for c in self.causes],
+        )
+
+    def dominant(self) -> np.ndarray:
+        """Index of the cause that pushed each name most in the direction it moved."""
+        push = self.contributions * np.sign(self.deviation)[:, None]
+        return np.argmax(push, axis=1)
+
+
+def attribute(
+    data: ProgramData,
+    h: np.ndarray,
+    *,
+    c: np.ndarray,
+    gamma: float,
+    gamma_i: np.ndarray,
+    kappa: np.ndarray,
+    costs: bool,
+    limits: list[LinearLimit],
+    duals: list[np.ndarray],
+    bounds: list[HardBound],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    box_upper_dual: np.ndarray,
+    box_lower_dual: np.ndarray,
+) -> Attribution:
+    n = data.n
+    H = np.asarray(data.M @ (1.0 / (2.0 * c)))
+    deviation = h - data.h_tilde
+    g = -deviation / H
+
+    causes: list[Cause] = []
+    forces: list[np.ndarray] = []
+    kink_cap: list[np.ndarray] = []
+    kink_lo: list[np.ndarray] = []
+    kink_hi: list[np.ndarray] = []
+    limit_value: dict[str, np.ndarray] = {}
+
+    def add(
+        cause: Cause,
+        force: np.ndarray,
+        cap: np.ndarray | None = None,
+        span: tuple[float, float] = (-1.0, 1.0),
+    ) -> None:
+        causes.append(cause)
+        forces.append(force)
+        kink_cap.append(np.zeros(n) if cap is None else cap)
+        kink_lo.append(np.full(n, span[0]))
+        kink_hi.append(np.full(n, span[1]))
+
+    # Hard box: the dual of h ≤ hi (resp. ≥ lo) goes to the family whose bound binds.
+    if bounds:
+        his = np.vstack([b.hi for b in bounds])
+        los = np.vstack([b.lo for b in bounds])
+        up_owner = np.argmin(his, axis=0)
+        low_owner = np.argmax(los, axis=0)
+        for j, b in enumerate(bounds):
+            force = np.where(up_owner == j, box_upper_dual, 0.0) - np.where(
+                low_owner == j, box_lower_dual, 0.0
+            )
+            add(
+                Cause(
+                    b.name,
+                    b.description,
+                    "name",
+                    value_label="max trade" if "max_trade_weight" in b.detail else "",
+                ),
+                force,
+            )
+            limit_value[b.name] = b.detail.get(
+                "max_trade_weight", np.where(deviation > 0, b.hi, b.lo)
+            )
+
+    for limit, lam in zip(limits, duals, strict=True):
+        slope, kink = transform_slope(limit.transform, h, KINK_EPS)
+        if limit.A is None:
+            weight, weight_abs = lam, lam
+        else:
+            weight = np.asarray(limit.A.T @ lam)
+            weight_abs = np.asarray(abs(limit.A).T @ lam)
+        force = weight * slope
+        cap = np.where(kink, weight_abs, 0.0)
+        span = {"abs": (-1.0, 1.0), "pos": (0.0, 1.0), "neg": (-1.0, 0.0), "id": (0.0, 0.0)}[
+            limit.transform
+        ]
+        add(Cause(limit.name, limit.description, limit.scope, limit.tier), force, cap, span)
+        limit_value[limit.name] = (
+            limit.rhs if limit.A is None else np.full(n, limit.rhs[0] if limit.m == 1 else np.nan)
+        )
+        if limit.sense == "min":
+            limit_value[limit.name] = -limit_value[limit.name]
+
+    risk = np.zeros(n)
+    if gamma > 0 and data.loadings is not None and data.factor_cov is not None:
+        f = data.loadings.T @ h
+        risk = 2.0 * gamma * (data.loadings @ (data.factor_cov @ f))
+    if data.specific_var is not None:
+        risk = risk + 2.0 * gamma * gamma_i * data.specific_var * h
+    add(Cause(RISK_AVERSION, "risk aversion", "portfolio"), risk)
+
+    if costs:
+        trade = h - data.h0
+        kinked = np.abs(trade) <= KINK_EPS
+        add(
+            Cause(COSTS, "trading cost", "portfolio"),
+            np.where(kinked, 0.0, kappa * np.sign(trade)),
+            np.where(kinked, kappa, 0.0),
+        )
+
+    F = np.column_stack(forces)
+    caps = np.column_stack(kink_cap)
+    lo_fracs = np.column_stack(kink_lo)
+    hi_fracs = np.column_stack(kink_hi)
+    residual = g - F.sum(axis=1)
+    # Fill the residual from the kinked terms whose subdifferential admits its sign, in
+    # proportion to their admissible room (at most all of it).
+    room = np.where(residual[:, None] > 0, hi_fracs * caps, -lo_fracs * caps)
+    total_room = room.sum(axis=1)
+    fraction = np.divide(np.abs(residual), total_room, out=np.zeros(n), where=total_room > 0)
+    F = F + np.sign(residual)[:, None] * room * np.minimum(fraction, 1.0)[:, None]
+    leftover = g - F.sum(axis=1)
+    causes.append(Cause(NUMERICAL, "solver tolerance", "portfolio"))
+    F = np.column_stack([F, leftover])
+    contributions = -F * H[:, None]
+    return Attribution(tuple(causes), contributions, deviation, limit_value)
+
+
+def _pct(x: float) -> str:
+    return f"{100.0 * x:.2f}%"
+
+
+def label_trades(
+    proposed_trade: np.ndarray,
+    final_trade: np.ndarray,
+    tol: np.ndarray,
+    name_scope: np.ndarray,
+) -> np.ndarray:
+    """The four labels, vectorized (sanity rejects are applied by the caller)."""
+    ok = np.abs(final_trade - proposed_trade) <= tol
+    toward = final_trade * np.sign(proposed_trade)
+    no_move = (np.abs(proposed_trade) > tol) & (toward <= tol)
+    return np.where(ok, OK, np.where(no_move, REJECTED, np.where(name_scope, CAPPED, SCALED_DOWN)))
+
+
+def reasons(
+    labels: np.ndarray,
+    attribution: Attribution,
+    proposed: np.ndarray,
+    final: np.ndarray,
+    current: np.ndarray,
+    has_proposal: np.ndarray,
+    rows: np.ndarray,
+) -> list[str]:
+    """One plain-words sentence per row (``rows`` index the attribution's names)."""
+    dom = attribution.dominant()
+    out: list[str] = []
+    contrib = attribution.contributions
+    dev = attribution.deviation
+    for k, i in enumerate(rows):
+        label = str(labels[k])
+        move = (
+            f"proposed {_pct(proposed[k])} → {_pct(final[k])}"
+            if has_proposal[k]
+            else f"held {_pct(current[k])} → {_pct(final[k])} (no decision)"
+        )
+        if label == OK:
+            out.append(f"OK: {move}")
+            continue
+        cause = attribution.causes[int(dom[i])]
+        shares = _shares(contrib[i], dev[i])
+        value = attribution.limit_value.get(cause.name)
+        shown = "" if value is None or not np.isfinite(value[i]) else _pct(float(value[i]))
+        if cause.value_label and shown:
+            main = f"{cause.description} ({cause.value_label} {shown} of NAV)"
+        else:
+            main = f"{cause.description} ({cause.name}" + (f" {shown}" if shown else "") + ")"
+        others = [
+            f"{attribution.causes[j].description} {shares[j]:.0%}"
+            for j in np.argsort(-shares)
+            if j != dom[i] and shares[j] >= 0.05
+        ]
+        tail = f" with {', '.join(others)}" if others else ""
+        lead = label if label != REJECTED else "REJECTED, no trade toward the proposal,"
+        out.append(f"{lead} by {main}{tail}: {move}")
+    return out
+
+
+def _shares(contrib: np.ndarray, dev: float) -> np.ndarray:
+    if dev == 0:
+        return np.zeros_like(contrib)
+    return contrib / dev
+
+
+def attribution_details(
+    attribution: Attribution, i: int, *, min_share: float = 0.01
+) -> list[dict[str, Any]]:
+    """The causes of name ``i``'s deviation, largest share first, for ``details_json``."""
+    dev = float(attribution.deviation[i])
+    shares = _shares(attribution.contributions[i], dev)
+    order = np.argsort(-np.abs(shares))
+    out = []
+    for j in order:
+        if abs(shares[j]) < min_share:
+            continue
+        cause = attribution.causes[int(j)]
+        entry: dict[str, Any] = {
+            "constraint": cause.name,
+            "description": cause.description,
+            "scope": cause.scope,
+            "share": round(float(shares[j]), 6),
+            "contribution": float(attribution.contributions[i, j]),
+        }
+        if cause.tier is not None:
+            entry["tier"] = cause.tier
+        value = attribution.limit_value.get(cause.name)
+        if value is not None and np.isfinite(value[i]):
+            entry["limit"] = float(value[i])
+        out.append(entry)
+    return out
+
+
+def execution_priority(
+    tickers: np.ndarray,
+    current_shares: np.ndarray,
+    target_shares: np.ndarray,
+    adv_shares: np.ndarray,
+    confidence: np.ndarray,
+    risk_removed: np.ndarray | None = None,
+) -> np.ndarray:
+    """Priority 1 = first: de-risking trades, then urgency (days of ADV), then confidence.
+
+    With ``risk_removed`` (EMERGENCY), de-risking trades are ordered by the risk they
+    remove, largest first. Names with no trade come last.
+    """
+    delta = target_shares - current_shares
+    trades = np.abs(delta) > 0
+    derisk = np.abs(target_shares) < np.abs(current_shares)
+    urgency = np.divide(
+        np.abs(delta), adv_shares, out=np.full(len(delta), np.inf), where=adv_shares > 0
+    )
+    urgency = np.where(trades, urgency, 0.0)
+    first = -risk_removed if risk_removed is not None else np.zeros(len(delta))
+    order = np.lexsort(
+        (tickers.astype(str), -confidence, -urgency, np.where(derisk, first, 0.0), ~derisk, ~trades)
+    )
+    priority = np.empty(len(delta), dtype=int)
+    priority[order] = np.arange(1, len(delta) + 1)
+    return priority
+
+
+def details_json(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, sort_keys=True, default=_json_default)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")

@@ -1,0 +1,158 @@
+"""Triage of decisions and assembly of the program's numbers from a Book.
+
+Bad decision rows never stop the book: each gets a reason and becomes ``REJECTED``;
+the rest proceed. Names without a valid price are left out of the program and their
+holdings carried unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from constraints.base import ProgramData
+from constraints.config import ConstraintSet
+from data.book import Book
+from data.contracts import check_decision_columns
+
+
+@dataclass(frozen=True)
+class PreparedInputs:
+    data: ProgramData
+    decisions: pd.DataFrame
+    """All decision rows, with ``reject_reason`` (None when valid) and ``pair`` (index or -1)."""
+    unpriced_holdings: pd.DataFrame
+    warnings: tuple[str, ...]
+
+
+def triage_decisions(decisions: pd.DataFrame, book: Book, cs: ConstraintSet) -> pd.DataFrame:
+    """Attach a ``reject_reason`` to every decision that cannot be acted on (vectorized)."""
+    d = check_decision_columns(decisions)
+    reason = pd.Series([None] * len(d), index=d.index, dtype=object)
+
+    def mark(mask: pd.Series | np.ndarray, text: str | pd.Series) -> None:
+        mask = pd.Series(np.asarray(mask, dtype=bool), index=d.index) & reason.isna()
+        if isinstance(text, pd.Series):
+            reason[mask] = text[mask]
+        else:
+            reason[mask] = text
+
+    price = book.market["price"]
+    known = d["ticker"].isin(book.market.index)
+    mark(d["decision_id"].isna(), "missing decision_id")
+    dup_id = d["decision_id"].notna() & d["decision_id"].duplicated(keep=False)
+    mark(dup_id, "duplicate decision_id: every row with this id is rejected")
+    mark(d["strategy_id"].isna(), "missing strategy_id")
+    mark(d["ticker"].isna(), "missing ticker")
+    mark(~known, "unknown ticker: not in the market data")
+    px = d["ticker"].map(price).astype(float)
+    mark(known & ~(px > 0), "no valid price for this ticker")
+    target = d["target_weight"]
+    mark(~np.isfinite(target.to_numpy(dtype=float)), "target_weight is not a finite number")
+    conf = d["confidence"]
+    mark(~((conf > 0) & (conf <= 1)), "confidence must be in (0, 1]")
+    limit = cs.sanity.max_abs_target_weight
+    mark(target.abs() > limit, f"absurd size: |target_weight| above {limit:.0%} of NAV")
+    valid = reason.isna()
+    pair_key = d["strategy_id"].astype(str) + "\x1f" + d["ticker"].astype(str)
+    first = d.loc[valid].groupby(pair_key[valid], sort=False)["decision_id"].transform("first")
+    dup_pair = pd.Series(False, index=d.index)
+    dup_pair[valid] = pair_key[valid].duplicated(keep="first")
+    mark(
+        dup_pair,
+        "another decision for the same strategy and ticker came first: "
+        + first.reindex(d.index).fillna("").astype(str),
+    )
+    d["reject_reason"] = reason
+    return d
+
+
+def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedInputs:
+    """Align book and valid decisions on the program's names and sleeve pairs."""
+    d = triage_decisions(decisions, book, cs)
+    market = book.market
+    warnings: list[str] = []
+
+    pos = book.positions
+    priced = market["price"].reindex(pos["ticker"]).to_numpy(dtype=float) > 0
+    unpriced = pos.loc[~priced].copy()
+    if len(unpriced):
+        warnings.append(
+            "holdings without a valid price are carried unchanged and left out of the "
+            f"program: {', '.join(sorted(set(unpriced['ticker'])))}"
+        )
+    pos = pos.loc[priced]
+    valid = d[d["reject_reason"].isna()]
+
+    pairs = pd.concat(
+        [pos[["strategy_id", "ticker"]], valid[["strategy_id", "ticker"]]], ignore_index=True
+    ).drop_duplicates()
+    pairs = pairs.sort_values(["strategy_id", "ticker"]).reset_index(drop=True)
+    tickers = np.array(sorted(set(pairs["ticker"])), dtype=object)
+    t_index = pd.Index(tickers)
+    pair_ticker = t_index.get_indexer(pairs["ticker"])
+    n, p = len(tickers), len(pairs)
+
+    mk = market.loc[tickers] if n else market.iloc[:0]
+    price = mk["price"].to_numpy(dtype=float)
+    pair_keys = pd.MultiIndex.from_frame(pairs)
+    qty = pos.set_index(["strategy_id", "ticker"])["quantity"].reindex(pair_keys).fillna(0.0)
+    w0 = qty.to_numpy(dtype=float) * price[pair_ticker] / book.nav
+    dec = valid.set_index(["strategy_id", "ticker"])
+    target = dec["target_weight"].reindex(pair_keys)
+    has_decision = target.notna().to_numpy()
+    w_tilde = np.where(has_decision, target.to_numpy(dtype=float), w0)
+    confidence = dec["confidence"].reindex(pair_keys).fillna(0.0).to_numpy(dtype=float)
+    M = sp.csr_matrix((np.ones(p), (pair_ticker, np.arange(p))), shape=(n, p))
+    h0 = np.asarray(M @ w0)
+
+    loadings = factor_cov = specific = None
+    factors: tuple[str, ...] = ()
+    if book.risk_model is not None and n:
+        rm = book.risk_model
+        loadings = rm.loadings.loc[tickers].to_numpy(dtype=float)
+        factor_cov = rm.factor_cov.to_numpy(dtype=float)
+        specific = rm.specific_var.loc[tickers].to_numpy(dtype=float)
+        factors = tuple(rm.factors)
+    elif book.risk_model is None:
+        warnings.append("the book has no risk model: the risk-aversion terms are off")
+
+    cluster = mk["cluster"].astype(object).where(mk["cluster"].notna(), "").to_numpy()
+    data = ProgramData(
+        tickers=tickers,
+        nav=book.nav,
+        price=price,
+        adv_shares=mk["adv_shares"].to_numpy(dtype=float),
+        spread_bps=mk["spread_bps"].to_numpy(dtype=float),
+        volatility=mk["volatility"].to_numpy(dtype=float),
+        lot_size=mk["lot_size"].to_numpy(dtype=float),
+        tick_size=mk["tick_size"].to_numpy(dtype=float),
+        sector=mk["sector"].astype(str).to_numpy(dtype=object),
+        country=mk["country"].astype(str).to_numpy(dtype=object),
+        cluster=cluster,
+        h0=h0,
+        pair_strategy=pairs["strategy_id"].to_numpy(dtype=object),
+        pair_ticker=pair_ticker,
+        w0=w0,
+        w_tilde=w_tilde,
+        confidence=confidence,
+        has_decision=has_decision,
+        M=M,
+        loadings=loadings,
+        factor_cov=factor_cov,
+        specific_var=specific,
+        factors=factors,
+    )
+    pair_lookup = pd.Series(np.arange(p), index=pair_keys)
+    d["pair"] = -1
+    ok = d["reject_reason"].isna()
+    d.loc[ok, "pair"] = pair_lookup.reindex(
+        pd.MultiIndex.from_frame(d.loc[ok, ["strategy_id", "ticker"]])
+    ).to_numpy()
+    d["pair"] = d["pair"].astype(int)
+    return PreparedInputs(
+        data=data, decisions=d, unpriced_holdings=unpriced, warnings=tuple(warnings)
+    )

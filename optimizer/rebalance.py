@@ -1,0 +1,663 @@
+"""``rebalance``: one book's proposed decisions through the risk gate.
+
+validate → assemble the program's numbers → hard box and policy blocks from every
+constraint family → solve (solver chain, cached compiled program) → round lots →
+diff (labels, attribution, reasons, priority) → optionally store, in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import cvxpy as cp
+import numpy as np
+import pandas as pd
+
+from constraints import FAMILIES
+from constraints.base import HardBound, LinearLimit, ProgramData
+from constraints.config import ConstraintSet
+from data.book import Book
+from data.errors import ValidationError
+from optimizer.diff import (
+    COSTS,
+    OK,
+    REJECTED,
+    Attribution,
+    Cause,
+    attribute,
+    attribution_details,
+    details_json,
+    execution_priority,
+    label_trades,
+    reasons,
+)
+from optimizer.inputs import PreparedInputs, prepare
+from optimizer.lots import round_to_lots
+from optimizer.program import DEFAULT_CACHE, ProgramCache, Solved, Structure
+from optimizer.result import FALLBACK, OPTIMAL, RELAXED, RebalanceResult, RunInfo, exposures
+
+log = logging.getLogger("riskopt")
+
+BREACH_TOL = 1e-6
+"""A policy row counts as breached when its residual exceeds this (weight units)."""
+DUAL_TOL = 1e-7
+
+
+def rebalance(
+    book: Book,
+    decisions: pd.DataFrame,
+    constraint_set: ConstraintSet | str | Path = "default",
+    *,
+    risk_aversion: float = 0.0,
+    name_risk_aversion: float | Mapping[str, float] | np.ndarray | None = None,
+    run_id: str | None = None,
+    store: str | None = None,
+    cache: ProgramCache | None = DEFAULT_CACHE,
+    solvers: list[str] | None = None,
+) -> RebalanceResult:
+    """Run the risk gate on ``book`` for ``decisions`` under ``constraint_set``.
+
+    Parameters
+    ----------
+    book
+        The portfolio state and market snapshot (:class:`data.Book`).
+    decisions
+        One row per proposed decision: ``decision_id, ticker, strategy_id,
+        target_weight`` and optional ``confidence`` ∈ (0, 1]. Bad rows are ``REJECTED``
+        with a reason; the rest proceed.
+    constraint_set
+        A :class:`ConstraintSet`, a TOML path, or the name of a shipped set.
+    risk_aversion
+        Portfolio risk aversion ``γ`` ≥ 0. At 0 the gate is a pure projection: a
+        proposal that satisfies every limit passes unchanged.
+    name_risk_aversion
+        Per-name multipliers ``γ_i`` of the specific-risk term (scalar, ``{ticker:
+        value}`` or an array aligned with the program's names); default 1.
+    run_id
+        Identifier of the run; a retry with the same id is not stored twice.
+    store
+        SQLAlchemy URL (e.g. ``"sqlite:///riskopt.sqlite"``): write the run, its
+        actions and targets in one transaction.
+    cache
+        Compiled-program cache (``None`` builds a fresh program).
+    solvers
+        Overrides the constraint set's solver chain.
+    """
+    t_start = time.perf_counter()
+    cs = (
+        constraint_set
+        if isinstance(constraint_set, ConstraintSet)
+        else ConstraintSet.load(constraint_set)
+    )
+    if not isinstance(book, Book):
+        raise ValidationError("book", [f"expected a Book, got {type(book).__name__}"])
+    gamma = _check_gamma(risk_aversion)
+    prepared = prepare(book, decisions, cs)
+    data = prepared.data
+    gamma_i = _name_gamma(name_risk_aversion, data)
+
+    limits: list[LinearLimit] = []
+    bounds: list[HardBound] = []
+    for family in FAMILIES:
+        limits.extend(family.limits(cs, data))
+        bounds.extend(family.bounds(cs, data))
+    lo, hi = _hard_box(data, bounds)
+    c = _tracking_weights(data, cs)
+    kappa = _cost_weights(data, cs)
+    rho = [cs.tier_penalty(limit.tier) for limit in limits]
+    t_prepared = time.perf_counter()
+
+    chain: list[dict[str, str]] = []
+    solved: Solved | None = None
+    program_built = False
+    if data.n:
+        structure = Structure.of(data, limits, costs=cs.objective.costs)
+        builds_before = cache.builds if cache is not None else 0
+        program = cache.get(structure) if cache is not None else ProgramCache(1).get(structure)
+        program_built = cache is None or cache.builds > builds_before
+        program.set_values(
+            data, limits, c=c, lo=lo, hi=hi, gamma=gamma, gamma_i=gamma_i, kappa=kappa, rho=rho
+        )
+        for solver in solvers or list(cs.solver.chain):
+            if solver not in cp.installed_solvers():
+                chain.append({"solver": solver, "outcome": "not installed"})
+                continue
+            try:
+                candidate = program.solve(solver, max_iters=cs.solver.max_iters)
+            except (cp.SolverError, ValueError, ArithmeticError) as err:
+                chain.append({"solver": solver, "outcome": f"failed: {err}"})
+                log.warning("solver %s failed: %s", solver, err)
+                continue
+            problem = _accuracy_problem(candidate, lo, hi)
+            if problem:
+                chain.append({"solver": solver, "outcome": f"inaccurate: {problem}"})
+                log.warning("solver %s inaccurate: %s", solver, problem)
+                continue
+            chain.append({"solver": solver, "outcome": candidate.status})
+            solved = candidate
+            break
+    t_solved = time.perf_counter()
+
+    if solved is not None:
+        h_star = np.clip(solved.h, lo, hi)
+        attribution = attribute(
+            data,
+            solved.h,
+            c=c,
+            gamma=gamma,
+            gamma_i=gamma_i,
+            kappa=kappa,
+            costs=cs.objective.costs,
+            limits=limits,
+            duals=solved.duals,
+            bounds=bounds,
+            lo=lo,
+            hi=hi,
+            box_upper_dual=solved.box_upper_dual,
+            box_lower_dual=solved.box_lower_dual,
+        )
+        w_star = solved.w
+    else:
+        if data.n:
+            log.error("every solver failed (%s): de-risk-only fallback", chain)
+        h_star = _derisk_fallback(data, limits, lo, hi)
+        w_star = _pairs_from_tickers(data, h_star, c)
+        attribution = _fallback_attribution(data, h_star)
+
+    current_shares = _current_shares(book, data)
+    target_shares, h_final = round_to_lots(
+        h_star, current_shares, lo, hi, price=data.price, lot_size=data.lot_size, nav=data.nav
+    )
+    H = np.asarray(data.M @ (1.0 / (2.0 * c))) if data.n else np.zeros(0)
+    share = (1.0 / (2.0 * c)) / H[data.pair_ticker] if data.p else np.zeros(0)
+    w_final = w_star + (h_final - h_star)[data.pair_ticker] * share if data.p else w_star
+
+    breaches = _breaches(limits, h_star)
+    status = FALLBACK if solved is None and data.n else (RELAXED if breaches else OPTIMAL)
+    run_id = run_id or uuid.uuid4().hex[:16]
+    created = dt.datetime.now(dt.UTC)
+    before = exposures(data.h0, data.loadings, data.factor_cov, data.specific_var)
+    after = exposures(h_final, data.loadings, data.factor_cov, data.specific_var)
+
+    tables = _diff_tables(
+        prepared,
+        cs,
+        attribution=attribution,
+        h_final=h_final,
+        w_final=w_final,
+        current_shares=current_shares,
+        target_shares=target_shares,
+        run_id=run_id,
+        created=created,
+        gamma=gamma,
+        fallback=solved is None,
+        exposures_before=before,
+        exposures_after=after,
+    )
+    binding = _binding(limits, bounds, solved, data) if solved is not None else _empty_binding()
+    t_done = time.perf_counter()
+    run = RunInfo(
+        run_id=run_id,
+        as_of=book.as_of,
+        created_at=created,
+        status=status,
+        constraint_set=cs.name,
+        solver=solved.solver if solved is not None else None,
+        solver_chain=chain,
+        gamma=gamma,
+        breaches=breaches,
+        exposures_before=before,
+        exposures_after=after,
+        timings={
+            "prepare": t_prepared - t_start,
+            "solve": t_solved - t_prepared,
+            "solver": solved.solve_seconds if solved is not None else 0.0,
+            "diff": t_done - t_solved,
+            "total": t_done - t_start,
+        },
+        warnings=list(prepared.warnings),
+        program_built=program_built,
+    )
+    result = RebalanceResult(
+        run=run,
+        targets=tables["targets"],
+        sleeve_targets=tables["sleeves"],
+        actions=tables["actions"],
+        binding=binding,
+        attribution=attribution.frame(data.tickers),
+    )
+    run.counts = {str(k): int(v) for k, v in result.label_counts().items()}
+    if store is not None:
+        from optimizer.store import store_result
+
+        store_result(result, store)
+    return result
+
+
+# -- inputs to the program ---------------------------------------------------------------
+
+
+def _check_gamma(value: float) -> float:
+    try:
+        gamma = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError("risk_aversion", [f"not a number: {value!r}"]) from None
+    if not np.isfinite(gamma) or gamma < 0:
+        raise ValidationError("risk_aversion", [f"must be a finite number >= 0, got {value!r}"])
+    return gamma
+
+
+def _name_gamma(
+    value: float | Mapping[str, float] | np.ndarray | None, data: ProgramData
+) -> np.ndarray:
+    if value is None:
+        return np.ones(data.n)
+    if isinstance(value, Mapping):
+        arr = np.array([float(value.get(str(t), 1.0)) for t in data.tickers])
+    elif np.isscalar(value):
+        arr = np.full(data.n, float(value))  # type: ignore[arg-type]
+    else:
+        arr = np.asarray(value, dtype=float)
+        if arr.shape != (data.n,):
+            raise ValidationError(
+                "name_risk_aversion", [f"expected {data.n} values, got shape {arr.shape}"]
+            )
+    if not np.isfinite(arr).all() or (arr < 0).any():
+        raise ValidationError("name_risk_aversion", ["values must be finite and >= 0"])
+    return arr
+
+
+def _hard_box(data: ProgramData, bounds: list[HardBound]) -> tuple[np.ndarray, np.ndarray]:
+    """Intersection of every hard box; each contains h0, so the result does too."""
+    lo = np.full(data.n, -np.inf)
+    hi = np.full(data.n, np.inf)
+    for b in bounds:
+        lo = np.maximum(lo, b.lo)
+        hi = np.minimum(hi, b.hi)
+    # Unbounded sides get a finite, harmless bound (1000% of NAV) for the solver.
+    lo = np.minimum(np.maximum(lo, -10.0), data.h0)
+    hi = np.maximum(np.minimum(hi, 10.0), data.h0)
+    return lo, hi
+
+
+def _tracking_weights(data: ProgramData, cs: ConstraintSet) -> np.ndarray:
+    conf = np.maximum(data.confidence, cs.objective.confidence_floor)
+    return np.where(data.has_decision, conf, cs.objective.hold_weight)
+
+
+def _cost_weights(data: ProgramData, cs: ConstraintSet) -> np.ndarray:
+    if not cs.objective.costs:
+        return np.zeros(data.n)
+    return (0.5 * data.spread_bps + cs.objective.commission_bps) * 1e-4
+
+
+def _current_shares(book: Book, data: ProgramData) -> np.ndarray:
+    pos = book.positions.groupby("ticker")["quantity"].sum()
+    return pos.reindex(data.tickers).fillna(0.0).to_numpy(dtype=float)
+
+
+def _accuracy_problem(solved: Solved, lo: np.ndarray, hi: np.ndarray) -> str | None:
+    if not (np.isfinite(solved.w).all() and np.isfinite(solved.h).all()):
+        return "non-finite solution"
+    box = float(np.max(np.maximum(solved.h - hi, lo - solved.h), initial=0.0))
+    if box > 1e-6:
+        return f"hard box violated by {box:.2e}"
+    if solved.status != cp.OPTIMAL:
+        return f"status {solved.status}"
+    return None
+
+
+def _breaches(limits: list[LinearLimit], h: np.ndarray) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for limit in limits:
+        resid = limit.residual(h)
+        rows = np.flatnonzero(resid > BREACH_TOL)
+        if not len(rows):
+            continue
+        lhs = limit.lhs(h)
+        sign = -1.0 if limit.sense == "min" else 1.0
+        for r in rows:
+            out.append(
+                {
+                    "constraint": limit.name,
+                    "description": limit.description,
+                    "label": limit.labels[r],
+                    "tier": limit.tier,
+                    "value": float(sign * lhs[r]),
+                    "limit": float(sign * limit.rhs[r]),
+                    "breach": float(resid[r]),
+                }
+            )
+    out.sort(key=lambda b: (b["tier"], -b["breach"], b["constraint"], b["label"]))
+    return out
+
+
+def _binding(
+    limits: list[LinearLimit], bounds: list[HardBound], solved: Solved, data: ProgramData
+) -> pd.DataFrame:
+    frames = []
+    for limit, lam, slack in zip(limits, solved.duals, solved.slacks, strict=True):
+        rows = np.flatnonzero(lam > DUAL_TOL)
+        if len(rows):
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "constraint": limit.name,
+                        "kind": "policy",
+                        "tier": limit.tier,
+                        "label": np.asarray(limit.labels, dtype=object)[rows],
+                        "dual": lam[rows],
+                        "slack": slack[rows],
+                    }
+                )
+            )
+    if bounds:
+        his = np.vstack([b.hi for b in bounds])
+        los = np.vstack([b.lo for b in bounds])
+        owner_up, owner_lo = np.argmin(his, axis=0), np.argmax(los, axis=0)
+        for j, b in enumerate(bounds):
+            dual = np.where(owner_up == j, solved.box_upper_dual, 0.0) + np.where(
+                owner_lo == j, solved.box_lower_dual, 0.0
+            )
+            rows = np.flatnonzero(dual > DUAL_TOL)
+            if len(rows):
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "constraint": b.name,
+                            "kind": "hard",
+                            "tier": np.nan,
+                            "label": data.tickers[rows],
+                            "dual": dual[rows],
+                            "slack": 0.0,
+                        }
+                    )
+                )
+    if not frames:
+        return _empty_binding()
+    out = pd.concat(frames, ignore_index=True)
+    return out.sort_values(
+        ["dual", "constraint", "label"], ascending=[False, True, True]
+    ).reset_index(drop=True)
+
+
+def _empty_binding() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            c: pd.Series(dtype=t)
+            for c, t in [
+                ("constraint", object),
+                ("kind", object),
+                ("tier", float),
+                ("label", object),
+                ("dual", float),
+                ("slack", float),
+            ]
+        }
+    )
+
+
+# -- fallback ------------------------------------------------------------------------------
+
+
+def _derisk_fallback(
+    data: ProgramData, limits: list[LinearLimit], lo: np.ndarray, hi: np.ndarray
+) -> np.ndarray:
+    """Keep every position, cut those above their per-name cap as far as the box allows.
+
+    Only moves toward zero, never flips a sign, never opens a name: always within the
+    hard box, which contains the segment from ``h0`` toward zero up to the trade limit.
+    """
+    cap = np.full(data.n, np.inf)
+    for limit in limits:
+        if limit.A is None and limit.transform == "abs":
+            cap = np.minimum(cap, limit.rhs)
+    target = np.sign(data.h0) * np.minimum(np.abs(data.h0), cap)
+    return np.clip(target, lo, hi)
+
+
+def _pairs_from_tickers(data: ProgramData, h: np.ndarray, c: np.ndarray) -> np.ndarray:
+    ratio = np.divide(h, data.h0, out=np.zeros(data.n), where=data.h0 != 0)
+    return data.w0 * ratio[data.pair_ticker]
+
+
+def _fallback_attribution(data: ProgramData, h: np.ndarray) -> Attribution:
+    deviation = h - data.h_tilde
+    cause = Cause(
+        "fallback.derisk_only", "de-risk-only fallback (no solver succeeded)", "portfolio"
+    )
+    return Attribution((cause,), deviation[:, None].copy(), deviation, {})
+
+
+# -- the diff tables -------------------------------------------------------------------------
+
+
+def _diff_tables(
+    prepared: PreparedInputs,
+    cs: ConstraintSet,
+    *,
+    attribution: Attribution,
+    h_final: np.ndarray,
+    w_final: np.ndarray,
+    current_shares: np.ndarray,
+    target_shares: np.ndarray,
+    run_id: str,
+    created: dt.datetime,
+    gamma: float,
+    fallback: bool,
+    exposures_before: dict[str, float],
+    exposures_after: dict[str, float],
+) -> dict[str, pd.DataFrame]:
+    data = prepared.data
+    tol_t = cs.labels.weight_tol + cs.labels.lot_tol * data.lot_weight
+    dom = attribution.dominant() if data.n else np.zeros(0, dtype=int)
+    name_scope_t = np.array([attribution.causes[j].scope == "name" for j in dom], dtype=bool)
+
+    # Pairs (sleeve × ticker).
+    pt = data.pair_ticker
+    proposed_trade = data.w_tilde - data.w0
+    final_trade = w_final - data.w0
+    pair_labels = label_trades(proposed_trade, final_trade, tol_t[pt], name_scope_t[pt])
+    if fallback:
+        pair_labels = np.where(
+            (np.abs(final_trade - proposed_trade) > tol_t[pt]) & data.has_decision,
+            REJECTED,
+            pair_labels,
+        )
+    pair_reasons = reasons(
+        pair_labels, attribution, data.w_tilde, w_final, data.w0, data.has_decision, pt
+    )
+
+    # Tickers.
+    h_tilde = data.h_tilde
+    ticker_labels = label_trades(h_tilde - data.h0, h_final - data.h0, tol_t, name_scope_t)
+    decided = np.asarray(data.M @ data.has_decision.astype(float)) > 0
+    ticker_reasons = reasons(
+        ticker_labels, attribution, h_tilde, h_final, data.h0, decided, np.arange(data.n)
+    )
+    conf = np.zeros(data.n)
+    np.maximum.at(conf, pt, np.where(data.has_decision, data.confidence, 0.0))
+    priority = execution_priority(
+        data.tickers, current_shares, target_shares, data.adv_shares, conf
+    )
+    targets = pd.DataFrame(
+        {
+            "ticker": data.tickers.astype(str),
+            "current_position": current_shares,
+            "target_position": target_shares,
+            "delta_position": target_shares - current_shares,
+            "current_weight": data.h0,
+            "target_weight": h_final,
+            "proposed_weight": h_tilde,
+            "priority": priority,
+            "action_type": ticker_labels,
+            "risk_reasoning_summary": ticker_reasons,
+        }
+    )
+    unpriced = prepared.unpriced_holdings
+    if len(unpriced):
+        carried = unpriced.groupby("ticker", as_index=False)["quantity"].sum()
+        extra = pd.DataFrame(
+            {
+                "ticker": carried["ticker"].astype(str),
+                "current_position": carried["quantity"],
+                "target_position": carried["quantity"],
+                "delta_position": 0.0,
+                "current_weight": np.nan,
+                "target_weight": np.nan,
+                "proposed_weight": np.nan,
+                "priority": np.arange(len(targets) + 1, len(targets) + 1 + len(carried)),
+                "action_type": OK,
+                "risk_reasoning_summary": "carried unchanged: no valid price",
+            }
+        )
+        targets = pd.concat([targets, extra], ignore_index=True)
+    targets = targets.sort_values("priority").reset_index(drop=True)
+
+    sleeves = pd.DataFrame(
+        {
+            "strategy_id": data.pair_strategy.astype(str),
+            "ticker": data.tickers[pt].astype(str) if data.p else np.array([], dtype=str),
+            "current_weight": data.w0,
+            "proposed_weight": data.w_tilde,
+            "target_weight": w_final,
+            "target_position": w_final * data.nav / data.price[pt] if data.p else w_final,
+            "has_decision": data.has_decision,
+            "action_type": pair_labels,
+        }
+    )
+
+    # Actions: one per decision, plus one per pair the gate changed without a decision.
+    d = prepared.decisions
+    rows: list[dict[str, Any]] = []
+    common = {
+        "gamma": gamma,
+        "state": "NORMAL",
+        "exposures_before": exposures_before,
+        "exposures_after": exposures_after,
+    }
+    for rec in d.to_dict("records"):
+        reject = rec["reject_reason"]
+        if reject is not None:
+            details = {"reason": f"REJECTED: {reject}", "sanity_reject": reject, **common}
+            rows.append(
+                _action(
+                    rec["ticker"],
+                    rec["decision_id"],
+                    rec["strategy_id"],
+                    REJECTED,
+                    float(rec["target_weight"]),
+                    np.nan,
+                    np.nan,
+                    details,
+                )
+            )
+            continue
+        rows.append(
+            _pair_action(
+                data,
+                attribution,
+                int(rec["pair"]),
+                rec["decision_id"],
+                pair_labels,
+                pair_reasons,
+                w_final,
+                common,
+            )
+        )
+    changed = ~data.has_decision & (np.abs(final_trade) > tol_t[pt])
+    for changed_pair in np.flatnonzero(changed):
+        rows.append(
+            _pair_action(
+                data,
+                attribution,
+                int(changed_pair),
+                None,
+                pair_labels,
+                pair_reasons,
+                w_final,
+                common,
+            )
+        )
+    actions = pd.DataFrame(rows, columns=list(_ACTION_COLUMNS))
+    actions.insert(0, "action_id", [f"{run_id}-{k:05d}" for k in range(len(actions))])
+    actions.insert(1, "run_id", run_id)
+    actions.insert(2, "timestamp", created)
+    return {"targets": targets, "sleeves": sleeves, "actions": actions}
+
+
+_ACTION_COLUMNS = (
+    "ticker",
+    "decision_id",
+    "strategy_id",
+    "action_type",
+    "proposed_weight",
+    "final_weight",
+    "current_weight",
+    "reason",
+    "details_json",
+)
+
+
+def _action(
+    ticker: Any,
+    decision_id: Any,
+    strategy_id: Any,
+    label: str,
+    proposed: float,
+    final: float,
+    current: float,
+    details: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "ticker": ticker,
+        "decision_id": decision_id,
+        "strategy_id": strategy_id,
+        "action_type": label,
+        "proposed_weight": proposed,
+        "final_weight": final,
+        "current_weight": current,
+        "reason": details["reason"],
+        "details_json": details_json(details),
+    }
+
+
+def _pair_action(
+    data: ProgramData,
+    attribution: Attribution,
+    pair: int,
+    decision_id: str | None,
+    labels: np.ndarray,
+    texts: list[str],
+    w_final: np.ndarray,
+    common: dict[str, Any],
+) -> dict[str, Any]:
+    i = int(data.pair_ticker[pair])
+    label = str(labels[pair])
+    details = {
+        "reason": texts[pair],
+        "current_weight": float(data.w0[pair]),
+        "proposed_weight": float(data.w_tilde[pair]),
+        "final_weight": float(w_final[pair]),
+        "confidence": float(data.confidence[pair]) if data.has_decision[pair] else None,
+        "attribution": [] if label == OK else attribution_details(attribution, i),
+        **common,
+    }
+    if COSTS in (c.name for c in attribution.causes):
+        details["cost_weight"] = True
+    return _action(
+        str(data.tickers[i]),
+        decision_id,
+        str(data.pair_strategy[pair]),
+        label,
+        float(data.w_tilde[pair]),
+        float(w_final[pair]),
+        float(data.w0[pair]),
+        details,
+    )

@@ -1,0 +1,165 @@
+"""What a rebalance returns: targets, actions, the run record, and helpers to read them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from optimizer.diff import LABEL_ORDER
+
+OPTIMAL, RELAXED, FALLBACK, DEGRADED = "OPTIMAL", "RELAXED", "FALLBACK", "DEGRADED"
+
+
+@dataclass
+class RunInfo:
+    """The run record: status, solver path, risk aversion, breaches, exposures, timings."""
+
+    run_id: str
+    as_of: dt.date
+    created_at: dt.datetime
+    status: str
+    constraint_set: str
+    solver: str | None
+    solver_chain: list[dict[str, str]]
+    gamma: float
+    state: str = "NORMAL"
+    breaches: list[dict[str, Any]] = field(default_factory=list)
+    exposures_before: dict[str, float] = field(default_factory=dict)
+    exposures_after: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    program_built: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["as_of"] = self.as_of.isoformat()
+        out["created_at"] = self.created_at.isoformat()
+        return out
+
+
+@dataclass
+class RebalanceResult:
+    """Final targets of one rebalance, with every decision labelled and explained.
+
+    ``targets`` has one row per ticker, ordered by execution ``priority`` (1 first);
+    ``sleeve_targets`` one row per (strategy, ticker); ``actions`` one row per decision
+    plus one per name the gate changed without a decision; ``binding`` the policy rows
+    and hard bounds with a positive multiplier; ``attribution`` each name's deviation
+    from its proposal split by cause (columns add up to ``h − h̃``).
+    """
+
+    run: RunInfo
+    targets: pd.DataFrame
+    sleeve_targets: pd.DataFrame
+    actions: pd.DataFrame
+    binding: pd.DataFrame
+    attribution: pd.DataFrame
+
+    @property
+    def status(self) -> str:
+        return self.run.status
+
+    @property
+    def breaches(self) -> list[dict[str, Any]]:
+        return self.run.breaches
+
+    def label_counts(self) -> pd.Series:
+        """Counts of decisions by label (actions without a decision excluded)."""
+        dec = self.actions[self.actions["decision_id"].notna()]
+        counts = dec["action_type"].value_counts()
+        return counts.reindex(LABEL_ORDER, fill_value=0)
+
+    def largest_overrides(self, k: int = 5) -> pd.DataFrame:
+        """The ``k`` decisions the gate moved most from their proposal."""
+        dec = self.actions[self.actions["decision_id"].notna()].copy()
+        dec = dec[dec["action_type"] != "OK"]
+        dec["override"] = (dec["proposed_weight"] - dec["final_weight"]).abs()
+        dec = dec.sort_values(
+            ["override", "decision_id"], ascending=[False, True], na_position="last"
+        )
+        return dec.head(k)[
+            ["decision_id", "ticker", "strategy_id", "action_type", "override", "reason"]
+        ]
+
+    def summary(self, *, top: int = 5) -> str:
+        """A plain-text summary for a terminal."""
+        run = self.run
+        lines = [
+            f"run {run.run_id}  as of {run.as_of}  set {run.constraint_set}  state {run.state}",
+            f"status {run.status}  solver {run.solver or '-'}  γ = {run.gamma:.4g}  "
+            f"total {run.timings.get('total', float('nan')):.3f}s (solver {run.timings.get('solver', 0.0):.3f}s)",
+        ]
+        before, after = run.exposures_before, run.exposures_after
+        lines.append("")
+        lines.append(f"{'exposure':<12}{'before':>10}{'after':>10}")
+        for key in ("gross", "net", "long", "short", "volatility"):
+            if key in before:
+                lines.append(f"{key:<12}{before[key]:>10.2%}{after[key]:>10.2%}")
+        lines.append("")
+        lines.append("decisions by label")
+        for label, count in self.label_counts().items():
+            lines.append(f"  {label:<12}{count:>6}")
+        if len(self.binding):
+            lines.append("")
+            lines.append(
+                "binding constraints (multiplier λ; for per-name limits, names binding and largest λ)"
+            )
+            for row in binding_by_family(self.binding).itertuples(index=False):
+                lines.append(
+                    f"  {row.constraint:<30} {row.kind:<7} tier {row.tier!s:<5} names {row.rows:>4}  λ {row.dual:.3g}"
+                )
+        if run.breaches:
+            lines.append("")
+            lines.append("breaches left (limits that could not be met within the hard limits)")
+            for b in run.breaches[:10]:
+                lines.append(
+                    f"  {b['constraint']} [{b['label']}] tier {b['tier']}: {b['value']:.4%} vs limit {b['limit']:.4%}"
+                )
+            if len(run.breaches) > 10:
+                lines.append(f"  ... {len(run.breaches) - 10} more")
+        overrides = self.largest_overrides(top)
+        if len(overrides):
+            lines.append("")
+            lines.append(f"{top} largest overrides")
+            for row in overrides.itertuples(index=False):
+                lines.append(
+                    f"  {row.decision_id} {row.ticker:<9} {row.strategy_id:<9} {row.reason}"
+                )
+        for w in run.warnings:
+            lines.append(f"warning: {w}")
+        return "\n".join(lines)
+
+
+def binding_by_family(binding: pd.DataFrame) -> pd.DataFrame:
+    """Binding rows grouped by constraint: how many rows bind and the largest multiplier."""
+    if binding.empty:
+        return pd.DataFrame(columns=["constraint", "kind", "tier", "rows", "dual"])
+    grouped = binding.groupby(["constraint", "kind"], sort=False).agg(
+        tier=("tier", "first"), rows=("label", "size"), dual=("dual", "max")
+    )
+    out = grouped.reset_index().sort_values("dual", ascending=False)
+    out["tier"] = out["tier"].map(lambda t: "-" if pd.isna(t) else str(int(t)))
+    return out
+
+
+def exposures(
+    h: np.ndarray,
+    loadings: np.ndarray | None,
+    factor_cov: np.ndarray | None,
+    specific: np.ndarray | None,
+) -> dict[str, float]:
+    out = {
+        "gross": float(np.abs(h).sum()),
+        "net": float(h.sum()),
+        "long": float(np.maximum(h, 0).sum()),
+        "short": float(np.maximum(-h, 0).sum()),
+    }
+    if loadings is not None and factor_cov is not None and specific is not None:
+        f = loadings.T @ h
+        out["volatility"] = float(np.sqrt(max(f @ factor_cov @ f + (specific * h * h).sum(), 0.0)))
+    return out

@@ -1,0 +1,64 @@
+"""Turn a RebalanceResult into rows and write them (one transaction per run)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from data.storage import write_run
+from optimizer.result import RebalanceResult
+
+
+def _none_if_nan(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def store_result(result: RebalanceResult, url: str | Engine) -> bool:
+    """Store ``result``; returns False when that run_id was already stored."""
+    run = result.run
+    record = json.loads(json.dumps(run.to_dict(), default=str))
+    run_row = {
+        "run_id": run.run_id,
+        "as_of": run.as_of,
+        "created_at": run.created_at,
+        "status": run.status,
+        "constraint_set": run.constraint_set,
+        "solver": run.solver,
+        "gamma": run.gamma,
+        "state": run.state,
+        "record": record,
+    }
+    actions = [
+        {
+            "action_id": a["action_id"],
+            "run_id": a["run_id"],
+            "timestamp": a["timestamp"],
+            "ticker": a["ticker"],
+            "decision_id": a["decision_id"],
+            "strategy_id": a["strategy_id"],
+            "action_type": a["action_type"],
+            "details_json": json.loads(a["details_json"]),
+        }
+        for a in result.actions.to_dict("records")
+    ]
+    targets = [
+        {
+            "run_id": run.run_id,
+            "ticker": t["ticker"],
+            "current_position": float(t["current_position"]),
+            "target_position": float(t["target_position"]),
+            "delta_position": float(t["delta_position"]),
+            "target_weight": _none_if_nan(float(t["target_weight"])),
+            "proposed_weight": _none_if_nan(float(t["proposed_weight"])),
+            "priority": int(t["priority"]),
+            "action_type": t["action_type"],
+            "risk_reasoning_summary": t["risk_reasoning_summary"],
+        }
+        for t in result.targets.to_dict("records")
+    ]
+    return write_run(url, run_row, actions, targets)
