@@ -16,6 +16,8 @@ from pydantic import ValidationError as PydanticValidationError
 from constraints.errors import ConfigError
 
 SETS_DIR = Path(__file__).parent / "sets"
+MAX_PENALTY = 1e6
+"""Largest slack penalty allowed: beyond it interior-point solvers lose accuracy."""
 Tier = int
 
 
@@ -27,8 +29,18 @@ class TiersConfig(_Section):
     """Exact-penalty weights of the elastic slacks: ``ρ_t = base · ratio^(lowest − t)``."""
 
     penalty_base: float = Field(10.0, gt=0)
-    penalty_ratio: float = Field(100.0, gt=1)
+    penalty_ratio: float = Field(10.0, gt=1)
     lowest: int = Field(4, ge=1, le=8)
+
+    @model_validator(mode="after")
+    def _conditioned(self) -> TiersConfig:
+        top = self.penalty_base * self.penalty_ratio ** (self.lowest - 1)
+        if top > MAX_PENALTY:
+            raise ValueError(
+                f"tier 1 penalty {top:.3g} exceeds {MAX_PENALTY:.0e}: the program becomes "
+                "ill-conditioned; lower penalty_ratio or the number of tiers"
+            )
+        return self
 
 
 class ObjectiveConfig(_Section):

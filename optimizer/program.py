@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -26,6 +27,10 @@ import scipy.sparse as sp
 from constraints.base import LinearLimit, ProgramData, Transform
 
 CACHE_SIZE = 16
+OBJECTIVE_SCALE = 1e4
+"""The objective is multiplied by this (weights read as percent), so its value is of order
+one and the solver's absolute tolerances mean the same as relative ones; duals are divided
+back before anyone reads them."""
 
 
 def _digest(*arrays: np.ndarray) -> str:
@@ -183,20 +188,21 @@ class GateProgram:
         kappa: np.ndarray,
         rho: list[float],
     ) -> None:
-        sqrt_c = np.sqrt(c)
+        scale = OBJECTIVE_SCALE
+        sqrt_c = np.sqrt(c * scale)
         self.sqrt_c.value = sqrt_c
         self.sqrt_c_w_tilde.value = sqrt_c * data.w_tilde
         self.lo.value = lo
         self.hi.value = hi
-        self.gamma.value = float(gamma)
+        self.gamma.value = float(gamma) * scale
         specific = np.zeros(data.n) if data.specific_var is None else data.specific_var
-        self.sqrt_specific.value = np.sqrt(np.maximum(gamma * gamma_i * specific, 0.0))
+        self.sqrt_specific.value = np.sqrt(np.maximum(scale * gamma * gamma_i * specific, 0.0))
         self.h0.value = data.h0
-        self.kappa.value = kappa
+        self.kappa.value = kappa * scale
         for param, limit in zip(self.rhs, limits, strict=True):
             param.value = limit.rhs
         for param, value in zip(self.rho, rho, strict=True):
-            param.value = value
+            param.value = value * scale
 
     def solve(self, solver: str, *, max_iters: int, warm_start: bool = True) -> Solved:
         """Solve with one solver; raises ``cp.SolverError`` on failure."""
@@ -204,9 +210,9 @@ class GateProgram:
         if solver == "CLARABEL":
             options = {
                 "max_iter": max_iters,
-                "tol_gap_abs": 1e-10,
-                "tol_gap_rel": 1e-10,
-                "tol_feas": 1e-10,
+                "tol_gap_abs": 1e-9,
+                "tol_gap_rel": 1e-9,
+                "tol_feas": 1e-9,
                 "tol_ktratio": 1e-8,
             }
         elif solver == "SCS":
@@ -219,7 +225,10 @@ class GateProgram:
                 "polishing": True,
             }
         start = time.perf_counter()
-        self.problem.solve(solver=solver, warm_start=warm_start, **options)
+        with warnings.catch_warnings():
+            # An inaccurate status is handled by the caller's chain, not a warning.
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+            self.problem.solve(solver=solver, warm_start=warm_start, **options)
         wall = time.perf_counter() - start
         self.solves += 1
         status = self.problem.status
@@ -233,17 +242,20 @@ class GateProgram:
             w=np.asarray(self.w.value, dtype=float),
             h=np.asarray(self.h.value, dtype=float),
             slacks=[np.asarray(s.value, dtype=float) for s in self.slack],
-            duals=[
-                np.maximum(np.asarray(r.dual_value, dtype=float).reshape(-1), 0.0)
-                for r in self.rows
-            ],
-            box_upper_dual=np.maximum(np.asarray(self.box_upper.dual_value, dtype=float), 0.0),
-            box_lower_dual=np.maximum(np.asarray(self.box_lower.dual_value, dtype=float), 0.0),
-            objective=float(self.problem.value),
+            duals=[_dual(r) for r in self.rows],
+            box_upper_dual=_dual(self.box_upper),
+            box_lower_dual=_dual(self.box_lower),
+            objective=float(self.problem.value) / OBJECTIVE_SCALE,
             solve_seconds=min(solve_seconds, wall),
             setup_seconds=max(wall - solve_seconds, 0.0),
             iterations=getattr(stats, "num_iters", None),
         )
+
+
+def _dual(constraint: cp.Constraint) -> np.ndarray:
+    """Non-negative multipliers of ``constraint`` in the unscaled objective's units."""
+    value = np.asarray(constraint.dual_value, dtype=float).reshape(-1)
+    return np.maximum(value, 0.0) / OBJECTIVE_SCALE
 
 
 class ProgramCache:

@@ -1,0 +1,134 @@
+"""One test per label where the right answer is known by construction, and attribution."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from constraints.config import ConstraintSet
+from optimizer import rebalance
+from tests.helpers import decisions, hand_book
+
+PRICES = {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0, "DDD": 10.0}
+
+
+def policy(**changes: object) -> ConstraintSet:
+    base = ConstraintSet.from_dict(
+        {
+            "name": "test",
+            "position": {"max_weight": 0.05},
+            "exposure": {"gross": {"max": 1.0}, "net": {"min": None, "max": None}},
+            "trading": {"max_trade_pct_adv": 1.0},
+        }
+    )
+    return base.replace(**changes) if changes else base
+
+
+def action(result, decision_id: str) -> dict:  # type: ignore[no-untyped-def]
+    row = result.actions.set_index("decision_id").loc[decision_id]
+    return {**row.to_dict(), "details": json.loads(row["details_json"])}
+
+
+def test_ok_when_the_proposal_satisfies_every_limit() -> None:
+    book = hand_book(PRICES, {("s1", "AAA"): 0.02})
+    result = rebalance(
+        book, decisions([("D1", "s1", "AAA", 0.03), ("D2", "s1", "BBB", -0.01)]), policy()
+    )
+    assert result.status == "OPTIMAL"
+    assert set(result.actions["action_type"]) == {"OK"}
+    targets = result.targets.set_index("ticker")
+    assert targets.loc["AAA", "target_weight"] == pytest.approx(0.03, abs=1e-9)
+    assert targets.loc["BBB", "target_weight"] == pytest.approx(-0.01, abs=1e-9)
+
+
+def test_capped_by_the_names_own_cap_with_attribution() -> None:
+    book = hand_book(PRICES, {("s1", "AAA"): 0.02})
+    result = rebalance(
+        book, decisions([("D1", "s1", "AAA", 0.08), ("D2", "s1", "BBB", 0.01)]), policy()
+    )
+    a = action(result, "D1")
+    assert a["action_type"] == "CAPPED"
+    assert a["final_weight"] == pytest.approx(0.05, abs=1e-6)
+    assert "per-name cap" in a["reason"] and "8.00% → 5.00%" in a["reason"]
+    top = a["details"]["attribution"][0]
+    assert top["constraint"] == "position.max_weight"
+    assert top["share"] == pytest.approx(1.0, abs=1e-4)
+    assert action(result, "D2")["action_type"] == "OK"
+
+
+def test_scaled_down_by_gross_cap() -> None:
+    book = hand_book(PRICES)
+    cs = policy(**{"exposure.gross.max": 0.06})
+    result = rebalance(book, decisions([("D1", "s1", "AAA", 0.04), ("D2", "s1", "BBB", -0.04)]), cs)
+    assert result.run.exposures_after["gross"] == pytest.approx(0.06, abs=1e-6)
+    for d in ("D1", "D2"):
+        a = action(result, d)
+        assert a["action_type"] == "SCALED_DOWN"
+        assert a["details"]["attribution"][0]["constraint"] == "exposure.gross.max"
+        assert abs(a["final_weight"]) == pytest.approx(0.03, abs=1e-6)
+
+
+def test_scaled_down_by_risk_aversion() -> None:
+    book = hand_book(PRICES)
+    result = rebalance(book, decisions([("D1", "s1", "AAA", 0.04)]), policy(), risk_aversion=2.0)
+    a = action(result, "D1")
+    assert a["action_type"] == "SCALED_DOWN"
+    assert 0 < a["final_weight"] < 0.04
+    assert a["details"]["attribution"][0]["constraint"] == "risk_aversion"
+
+
+def test_rejected_when_no_trade_toward_the_proposal_is_possible() -> None:
+    # AAA already sits at its cap: a decision to add is rejected, and says why.
+    # DDD has no liquidity at all: the trade limit allows no trade.
+    book = hand_book(PRICES, {("s1", "AAA"): 0.05, ("s1", "DDD"): 0.01}, adv_shares={"DDD": 0.0})
+    result = rebalance(
+        book, decisions([("D1", "s1", "AAA", 0.07), ("D2", "s1", "DDD", 0.03)]), policy()
+    )
+    a1, a2 = action(result, "D1"), action(result, "D2")
+    assert a1["action_type"] == "REJECTED" and "per-name cap" in a1["reason"]
+    assert a2["action_type"] == "REJECTED" and "trade limit" in a2["reason"]
+    targets = result.targets.set_index("ticker")
+    assert targets.loc["DDD", "delta_position"] == 0
+
+
+def test_capped_by_the_trade_limit() -> None:
+    # 1% of ADV of BBB is 2,000 shares = $100k = 1% of NAV.
+    book = hand_book(PRICES, adv_shares={"BBB": 200_000})
+    cs = policy(**{"trading.max_trade_pct_adv": 0.01})
+    result = rebalance(book, decisions([("D1", "s1", "BBB", 0.04)]), cs)
+    a = action(result, "D1")
+    assert a["action_type"] == "CAPPED"
+    assert a["final_weight"] == pytest.approx(0.01, abs=1e-9)
+    assert a["details"]["attribution"][0]["constraint"] == "trading.max_trade_pct_adv"
+    assert "max trade 1.00% of NAV" in a["reason"]
+
+
+def test_attribution_adds_up_to_the_deviation(sample) -> None:  # type: ignore[no-untyped-def]
+    book, dec = sample
+    for gamma in (0.0, 1.0, 5.0):
+        result = rebalance(book, dec, "default", risk_aversion=gamma)
+        attribution = result.attribution
+        targets = result.targets.set_index("ticker").loc[attribution.index]
+        deviation = targets["target_weight"] - targets["proposed_weight"]
+        lot_weight = (
+            book.market.loc[attribution.index, "lot_size"]
+            * book.market.loc[attribution.index, "price"]
+            / book.nav
+        )
+        # The columns add up to the continuous deviation; lots move it by at most one lot.
+        assert np.all(np.abs(attribution.sum(axis=1) - deviation) <= lot_weight + 1e-9)
+        # What no limit explains is solver tolerance, far below a basis point.
+        assert attribution["numerical"].abs().max() < 2e-6
+
+
+def test_attribution_shares_are_exact_for_two_binding_limits() -> None:
+    # AAA: proposal 8% with a 5% cap and a gross cap that binds too.
+    book = hand_book(PRICES)
+    cs = policy(**{"exposure.gross.max": 0.07})
+    result = rebalance(book, decisions([("D1", "s1", "AAA", 0.08), ("D2", "s1", "BBB", 0.04)]), cs)
+    row = result.attribution.loc["AAA"]
+    final = result.targets.set_index("ticker").loc["AAA", "target_weight"]
+    assert row.sum() == pytest.approx(final - 0.08, abs=1e-7)
+    assert row["position.max_weight"] < 0 and row["exposure.gross.max"] < 0

@@ -1,0 +1,185 @@
+"""Properties of the gate over generated books, decisions and constraint sets.
+
+* every hard limit holds on every output (to 1e-7 in weight, and in shares after lots);
+* a proposal that already satisfies every limit passes unchanged, every label OK;
+* tightening a limit never increases the exposure it caps;
+* the same inputs give the same outputs, from a cached or a freshly built program.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from constraints.config import ConstraintSet
+from data.synthetic import make_universe
+from optimizer import rebalance
+from optimizer.program import ProgramCache
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple:  # type: ignore[type-arg]
+    n = draw(st.integers(12, 40))
+    k = draw(st.integers(1, 4))
+    seed = draw(st.integers(0, 10_000))
+    nav = draw(st.sampled_from([1e7, 1e8, 1e9]))
+    universe = make_universe(n, k, seed, nav=nav, years=0.2, with_returns=False)
+    cs = ConstraintSet.from_dict(
+        {
+            "name": "drawn",
+            "position": {"max_weight": draw(st.floats(0.01, 0.1))},
+            "exposure": {
+                "gross": {"max": draw(st.floats(0.2, 2.0))},
+                "net": {"min": None, "max": None},
+                "long": {"max": draw(st.one_of(st.none(), st.floats(0.1, 1.5)))},
+                "short": {"max": draw(st.one_of(st.none(), st.floats(0.1, 1.5)))},
+            },
+            "trading": {"max_trade_pct_adv": draw(st.floats(0.001, 0.5))},
+        }
+    )
+    gamma = draw(st.sampled_from([0.0, 0.5, 5.0]))
+    return universe.book, universe.decisions, cs, gamma
+
+
+def _trade_limits_hold(book, result, cs) -> None:  # type: ignore[no-untyped-def]
+    targets = result.targets.set_index("ticker")
+    market = book.market.loc[targets.index]
+    traded = (targets["target_position"] - targets["current_position"]).abs()
+    limit = cs.trading.max_trade_pct_adv * market["adv_shares"]
+    assert (traded <= limit * (1 + 1e-9) + 1e-7).all()
+    # In weight, the same limit to 1e-7.
+    trade_w = traded * market["price"] / book.nav
+    assert (trade_w <= limit * market["price"] / book.nav + 1e-7).all()
+    # Whole lots traded, except closing an odd-lot holding to zero.
+    lots = (targets["delta_position"] / market["lot_size"]).to_numpy()
+    closing = targets["target_position"].to_numpy() == 0
+    assert (np.isclose(lots, np.round(lots), atol=1e-6) | closing).all()
+
+
+@SETTINGS
+@given(cases())
+def test_every_hard_limit_holds(case) -> None:  # type: ignore[no-untyped-def]
+    book, decisions, cs, gamma = case
+    result = rebalance(book, decisions, cs, risk_aversion=gamma)
+    assert result.status in ("OPTIMAL", "RELAXED")
+    _trade_limits_hold(book, result, cs)
+    # Policy limits hold whenever the run reports no breach (up to one lot per name).
+    if result.status == "OPTIMAL":
+        after = result.run.exposures_after
+        lots = (book.market["lot_size"] * book.market["price"] / book.nav).sum()
+        assert after["gross"] <= cs.exposure.gross.max + lots + 1e-7
+        w = result.targets["target_weight"].abs()
+        lot_w = (
+            (book.market["lot_size"] * book.market["price"] / book.nav)
+            .reindex(result.targets["ticker"])
+            .to_numpy()
+        )
+        assert (w.to_numpy() <= cs.position.max_weight + lot_w + 1e-7).all()
+    else:
+        assert result.breaches and all(b["breach"] > 0 for b in result.breaches)
+
+
+@st.composite
+def compliant_cases(draw: st.DrawFn) -> tuple:  # type: ignore[type-arg]
+    n = draw(st.integers(12, 40))
+    seed = draw(st.integers(0, 10_000))
+    universe = make_universe(n, 2, seed, nav=1e9, years=0.2, with_returns=False)
+    book, dec = universe.book, universe.decisions
+    # Decisions within the caps; a set loose enough for them all.
+    dec = dec.assign(target_weight=dec["target_weight"].clip(-0.03, 0.03))
+    return book, dec
+
+
+@SETTINGS
+@given(compliant_cases())
+def test_a_compliant_proposal_passes_unchanged(case) -> None:  # type: ignore[no-untyped-def]
+    book, dec = case
+    loose = rebalance(
+        book,
+        dec,
+        ConstraintSet.from_dict(
+            {
+                "name": "loose",
+                "position": {"max_weight": 1.0},
+                "exposure": {"gross": {"max": 10.0}, "net": {"min": None, "max": None}},
+                "trading": {"max_trade_pct_adv": None},
+            }
+        ),
+    )
+    proposed = loose.targets.set_index("ticker")["proposed_weight"]
+    gross, net = proposed.abs().sum(), proposed.sum()
+    market = book.market.loc[proposed.index]
+    current = loose.targets.set_index("ticker")["current_weight"]
+    pct_adv = float(
+        ((proposed - current).abs() * book.nav / market["price"] / market["adv_shares"]).max()
+    )
+    cs = ConstraintSet.from_dict(
+        {
+            "name": "just_enough",
+            "position": {"max_weight": float(proposed.abs().max()) + 1e-6},
+            "exposure": {
+                "gross": {"max": gross + 1e-6},
+                "net": {"min": net - 1e-6, "max": net + 1e-6},
+            },
+            "trading": {"max_trade_pct_adv": pct_adv * (1 + 1e-6) + 1e-9},
+        }
+    )
+    result = rebalance(book, dec, cs)
+    assert result.status == "OPTIMAL"
+    assert (result.actions["action_type"] == "OK").all()
+    final = result.targets.set_index("ticker").loc[proposed.index, "target_weight"]
+    lot_w = market["lot_size"] * market["price"] / book.nav
+    assert ((final - proposed).abs() <= lot_w + 1e-7).all()
+
+
+@st.composite
+def tightening(draw: st.DrawFn) -> tuple:  # type: ignore[type-arg]
+    book, dec, cs, gamma = draw(cases())
+    key = draw(
+        st.sampled_from(
+            ["exposure.gross.max", "exposure.long.max", "exposure.short.max", "position.max_weight"]
+        )
+    )
+    factor = draw(st.floats(0.3, 0.95))
+    return book, dec, cs, gamma, key, factor
+
+
+def _exposure(result, key: str) -> float:  # type: ignore[no-untyped-def]
+    after = result.run.exposures_after
+    if key == "position.max_weight":
+        return float(result.targets["target_weight"].abs().max())
+    return float(after[key.split(".")[1]])
+
+
+@SETTINGS
+@given(tightening())
+def test_tightening_a_limit_never_increases_its_exposure(case) -> None:  # type: ignore[no-untyped-def]
+    book, dec, cs, gamma, key, factor = case
+    section, *rest = key.split(".")
+    current = getattr(cs.exposure, rest[0]).max if section == "exposure" else cs.position.max_weight
+    if current is None:
+        current = 1.0
+    tighter = cs.replace(**{key: current * factor})
+    loose = rebalance(book, dec, cs, risk_aversion=gamma)
+    tight = rebalance(book, dec, tighter, risk_aversion=gamma)
+    lots = float((book.market["lot_size"] * book.market["price"] / book.nav).max())
+    assert _exposure(tight, key) <= _exposure(loose, key) + lots + 1e-6
+
+
+@settings(max_examples=10, deadline=None)
+@given(cases())
+def test_same_inputs_same_outputs(case) -> None:  # type: ignore[no-untyped-def]
+    book, dec, cs, gamma = case
+    shared = ProgramCache()
+    first = rebalance(book, dec, cs, risk_aversion=gamma, cache=shared)
+    second = rebalance(book, dec, cs, risk_aversion=gamma, cache=shared)
+    cold = rebalance(book, dec, cs, risk_aversion=gamma, cache=None)
+    assert shared.builds == 1
+    for other in (second, cold):
+        pd.testing.assert_frame_equal(first.targets, other.targets)
+        cols = ["decision_id", "ticker", "action_type", "final_weight", "reason"]
+        pd.testing.assert_frame_equal(first.actions[cols], other.actions[cols])
