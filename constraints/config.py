@@ -68,7 +68,7 @@ class PositionConfig(_Section):
 
 
 class MaxLimit(_Section):
-    max: float | None = None
+    max: float | None = Field(None, ge=0)
     tier: Tier = Field(1, ge=1)
 
 

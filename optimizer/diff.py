@@ -194,7 +194,8 @@ def attribute(
 
 
 def _pct(x: float) -> str:
-    return f"{100.0 * x:.2f}%"
+    # round first and add 0.0 so that a value of -1e-13 never reads "-0.00%"
+    return f"{round(100.0 * x, 2) + 0.0:.2f}%"
 
 
 def label_trades(

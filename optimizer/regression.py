@@ -1,0 +1,177 @@
+"""Golden regression of fixed portfolios: run, compare with the stored output, explain.
+
+A fixture is a folder holding ``book/``, ``decisions.csv``, ``constraints.toml``,
+``fixture.toml`` (``risk_aversion``) and the golden outputs ``golden_targets.csv``,
+``golden_actions.csv`` and ``golden_binding.csv``. :func:`check_fixture` reruns the gate
+and returns a table of every difference: targets beyond the share/weight tolerances,
+labels that changed, and binding constraints that appeared or went away.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from constraints.config import ConstraintSet
+from data.loaders import load_book, load_decisions
+from optimizer.rebalance import rebalance
+from optimizer.result import RebalanceResult
+
+GOLDEN_FILES = ("golden_targets.csv", "golden_actions.csv", "golden_binding.csv")
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    shares_lots: float = 1.0
+    """Allowed difference in target shares, in lots."""
+    weight: float = 1e-6
+    """Allowed difference in target weight."""
+
+
+def run_fixture(directory: str | Path) -> RebalanceResult:
+    directory = Path(directory)
+    meta = tomllib.loads((directory / "fixture.toml").read_text())
+    return rebalance(
+        load_book(directory / "book"),
+        load_decisions(directory / "decisions.csv"),
+        ConstraintSet.load(directory / "constraints.toml"),
+        risk_aversion=float(meta.get("risk_aversion", 0.0)),
+        run_id=directory.name,
+        cache=None,
+    )
+
+
+def golden_tables(result: RebalanceResult) -> dict[str, pd.DataFrame]:
+    targets = result.targets[
+        ["ticker", "current_position", "target_position", "target_weight", "action_type"]
+    ]
+    actions = result.actions[
+        ["decision_id", "ticker", "strategy_id", "action_type", "final_weight", "reason"]
+    ]
+    binding = (
+        result.binding.groupby("constraint", as_index=False)
+        .agg(rows=("label", "size"))
+        .sort_values("constraint")
+    )
+    return {
+        "golden_targets.csv": targets.sort_values("ticker").reset_index(drop=True),
+        "golden_actions.csv": actions[actions["decision_id"].notna()]
+        .sort_values("decision_id")
+        .reset_index(drop=True),
+        "golden_binding.csv": binding.reset_index(drop=True),
+    }
+
+
+def write_golden(directory: str | Path, result: RebalanceResult | None = None) -> None:
+    directory = Path(directory)
+    result = result if result is not None else run_fixture(directory)
+    for name, table in golden_tables(result).items():
+        table.to_csv(directory / name, index=False, float_format="%.10g")
+
+
+def check_fixture(directory: str | Path, tol: Tolerances = Tolerances()) -> pd.DataFrame:
+    """Differences between a fresh run and the golden output (empty when none)."""
+    directory = Path(directory)
+    result = run_fixture(directory)
+    fresh = golden_tables(result)
+    rows: list[dict[str, object]] = []
+
+    golden_t = pd.read_csv(directory / "golden_targets.csv").set_index("ticker")
+    new_t = fresh["golden_targets.csv"].set_index("ticker")
+    lots = load_book(directory / "book").market["lot_size"]
+    for ticker in sorted(set(golden_t.index) | set(new_t.index)):
+        if ticker not in new_t.index or ticker not in golden_t.index:
+            rows.append(
+                {
+                    "what": "target",
+                    "key": ticker,
+                    "field": "presence",
+                    "golden": ticker in golden_t.index,
+                    "now": ticker in new_t.index,
+                    "why": "",
+                }
+            )
+            continue
+        g, n = golden_t.loc[ticker], new_t.loc[ticker]
+        lot = float(lots.get(ticker, 1))
+        if abs(n["target_position"] - g["target_position"]) > tol.shares_lots * lot + 1e-9:
+            rows.append(
+                {
+                    "what": "target",
+                    "key": ticker,
+                    "field": "target_position",
+                    "golden": g["target_position"],
+                    "now": n["target_position"],
+                    "why": "",
+                }
+            )
+        elif abs(n["target_weight"] - g["target_weight"]) > tol.weight:
+            rows.append(
+                {
+                    "what": "target",
+                    "key": ticker,
+                    "field": "target_weight",
+                    "golden": g["target_weight"],
+                    "now": n["target_weight"],
+                    "why": "",
+                }
+            )
+        if n["action_type"] != g["action_type"]:
+            rows.append(
+                {
+                    "what": "target",
+                    "key": ticker,
+                    "field": "action_type",
+                    "golden": g["action_type"],
+                    "now": n["action_type"],
+                    "why": "",
+                }
+            )
+
+    golden_a = pd.read_csv(directory / "golden_actions.csv").set_index("decision_id")
+    new_a = fresh["golden_actions.csv"].set_index("decision_id")
+    both = golden_a.index.intersection(new_a.index)
+    changed = both[(golden_a.loc[both, "action_type"] != new_a.loc[both, "action_type"]).to_numpy()]
+    for decision in changed:
+        rows.append(
+            {
+                "what": "decision",
+                "key": decision,
+                "field": "action_type",
+                "golden": golden_a.loc[decision, "action_type"],
+                "now": new_a.loc[decision, "action_type"],
+                "why": new_a.loc[decision, "reason"],
+            }
+        )
+
+    golden_b = set(pd.read_csv(directory / "golden_binding.csv")["constraint"])
+    new_b = set(fresh["golden_binding.csv"]["constraint"])
+    for name in sorted(golden_b ^ new_b):
+        rows.append(
+            {
+                "what": "binding",
+                "key": name,
+                "field": "binds",
+                "golden": name in golden_b,
+                "now": name in new_b,
+                "why": "binds now, not in golden" if name in new_b else "bound in golden, not now",
+            }
+        )
+    out = pd.DataFrame(rows, columns=["what", "key", "field", "golden", "now", "why"])
+    return out
+
+
+def format_differences(name: str, diff: pd.DataFrame) -> str:
+    if diff.empty:
+        return f"{name}: matches golden"
+    with pd.option_context(
+        "display.max_rows", 200, "display.width", 200, "display.max_colwidth", 120
+    ):
+        return f"{name}: {len(diff)} difference(s)\n{diff.to_string(index=False)}"
+
+
+def fixtures(root: str | Path) -> list[Path]:
+    return sorted(p for p in Path(root).iterdir() if (p / "fixture.toml").exists())

@@ -1,0 +1,96 @@
+"""The command line: the demo runs; every user error is one line and exit status 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from optimizer.cli import SAMPLES, app
+
+runner = CliRunner()
+
+
+def test_demo_writes_outputs_and_prints_the_summary(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for label in ("OK", "SCALED_DOWN", "CAPPED", "REJECTED"):
+        assert label in result.output
+    assert "largest overrides" in result.output and "binding constraints" in result.output
+    targets = pd.read_csv(out / "targets.csv")
+    assert list(targets["priority"]) == sorted(targets["priority"])
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] in ("OPTIMAL", "RELAXED")
+    assert (out / "riskopt.sqlite").exists()
+
+
+def test_rebalance_command(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        [
+            "rebalance",
+            "--book",
+            str(SAMPLES / "book"),
+            "--decisions",
+            str(SAMPLES / "decisions.csv"),
+            "--constraints",
+            "default",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(out / "actions.csv")) >= len(pd.read_csv(SAMPLES / "decisions.csv"))
+
+
+def test_user_errors_are_one_line(tmp_path: Path) -> None:
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("[position]\nmax_weight = -1\n")
+    bad_decisions = tmp_path / "d.csv"
+    bad_decisions.write_text("ticker\nAAA\n")
+    cases = [
+        [
+            "rebalance",
+            "--book",
+            str(tmp_path / "nope"),
+            "--decisions",
+            str(SAMPLES / "decisions.csv"),
+        ],
+        [
+            "rebalance",
+            "--book",
+            str(SAMPLES / "book"),
+            "--decisions",
+            str(tmp_path / "missing.csv"),
+        ],
+        ["rebalance", "--book", str(SAMPLES / "book"), "--decisions", str(bad_decisions)],
+        [
+            "rebalance",
+            "--book",
+            str(SAMPLES / "book"),
+            "--decisions",
+            str(SAMPLES / "decisions.csv"),
+            "--constraints",
+            str(bad_toml),
+        ],
+        [
+            "rebalance",
+            "--book",
+            str(SAMPLES / "book"),
+            "--decisions",
+            str(SAMPLES / "decisions.csv"),
+            "--risk-aversion",
+            "-1",
+        ],
+        ["check-constraints", "no_such_set"],
+    ]
+    for args in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("riskopt: error:"), result.output
