@@ -137,7 +137,10 @@ class GateProgram:
         self.h0 = cp.Parameter(s.n, name="h0")
         self.kappa = cp.Parameter(s.n, nonneg=True, name="kappa")
         if s.costs:
-            objective = objective + self.kappa @ cp.abs(self.h - self.h0)
+            # |h − h0| through an explicit trade-size variable keeps the program DPP.
+            trade = cp.Variable(s.n, nonneg=True, name="trade_size")
+            constraints += [trade >= self.h - self.h0, trade >= self.h0 - self.h]
+            objective = objective + self.kappa @ trade
 
         aux: dict[str, cp.Variable] = {}
 

@@ -132,3 +132,18 @@ def test_attribution_shares_are_exact_for_two_binding_limits() -> None:
     final = result.targets.set_index("ticker").loc["AAA", "target_weight"]
     assert row.sum() == pytest.approx(final - 0.08, abs=1e-7)
     assert row["position.max_weight"] < 0 and row["exposure.gross.max"] < 0
+
+
+def test_trading_costs_stop_a_small_trade_short_and_are_attributed() -> None:
+    # κ = half-spread (2.5 bp) + 5 bp commission: with c = 1 the gate stops κ/2c short.
+    book = hand_book(PRICES, {("s1", "AAA"): 0.01})
+    cs = policy(**{"objective.costs": True, "objective.commission_bps": 5.0})
+    result = rebalance(
+        book, decisions([("D1", "s1", "AAA", 0.03), ("D2", "s1", "BBB", 0.00002)]), cs
+    )
+    kappa = (2.5 + 5.0) * 1e-4
+    row = result.attribution.loc["AAA"]
+    assert row.sum() == pytest.approx(-kappa / 2, abs=1e-7)
+    assert row["costs"] == pytest.approx(-kappa / 2, abs=1e-7)
+    # A trade smaller than the cost band is not worth making: BBB stays at zero.
+    assert result.targets.set_index("ticker").loc["BBB", "target_position"] == 0
