@@ -1,10 +1,13 @@
 """Round lots after the solve, repaired so every hard limit still holds.
 
 The *trade* of each name is rounded to a whole number of lots (so an odd-lot holding
-stays odd-lot unless it is closed). Where the rounded target would leave the hard box
-``[lo, hi]`` the trade is stepped back toward zero, which always ends inside the box
-because the box contains the current position. A name the solver closes (``|h| <`` half a
-lot) goes to exactly zero. Policy limits may move by at most one lot per name.
+stays odd-lot unless it is closed), toward the smaller absolute position: rounding never
+makes a name larger than the solver left it, so per-name caps and gross/long/short
+limits that held continuously still hold. Where the rounded target would leave the hard
+box ``[lo, hi]`` the trade is stepped back toward zero, which always ends inside the box
+because the box contains the current position (only then can a target exceed the solved
+one, by less than a lot). A name the solver closes (``|h| <`` half a lot) goes to exactly
+zero. The net exposure may move by at most one lot per name.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ import numpy as np
 
 EPS_LOTS = 1e-9
 """Slack, in lots, for floating-point error in the box comparison."""
+SOLVER_NOISE = 1e-8
+"""Accuracy of the solved weights, in NAV: a rounded target may exceed the solved one
+by at most this much."""
 
 
 def round_to_lots(
@@ -29,7 +35,15 @@ def round_to_lots(
     to_shares = nav / price
     target_cont = h * to_shares
     lot = lot_size
-    k = np.round((target_cont - current) / lot)
+    # Truncate toward zero *position*: a rounded target is never larger in absolute value
+    # than the solved one, so |h|-based limits (per-name caps, gross, long, short) that
+    # held before rounding still hold after it.
+    # Solver noise (SOLVER_NOISE in weight) must not cost a whole lot: within that band
+    # of a lot boundary the trade rounds to it. Where a lot is smaller than the noise
+    # (penny names in a large book) this becomes plain rounding to the nearest lot.
+    eps = np.clip(SOLVER_NOISE * to_shares / lot, EPS_LOTS, 0.5)
+    x = (target_cont - current) / lot
+    k = np.where(target_cont >= 0, np.floor(x + eps), np.ceil(x - eps))
     # The largest and smallest whole-lot trades that stay inside the hard box; 0 is
     # always admissible since lo ≤ h0 ≤ hi.
     k_hi = np.floor((hi * to_shares - current) / lot + EPS_LOTS)
