@@ -8,10 +8,26 @@ from constraints.base import HardBound, LinearLimit, ProgramData
 from constraints.config import ConstraintSet
 from constraints.errors import ConfigError
 from constraints.exposure import ExposureLimits
+from constraints.factors import FactorBands
+from constraints.groups import GroupCaps
+from constraints.liquidity import LiquidityLimits
 from constraints.position import PositionCaps
+from constraints.restricted import RestrictedList
+from constraints.risk import VolatilityLimit
+from constraints.sleeves import SleeveBudgets
 from constraints.trading import TradeLimit
 
-FAMILIES = (PositionCaps(), ExposureLimits(), TradeLimit())
+FAMILIES = (
+    PositionCaps(),
+    LiquidityLimits(),
+    RestrictedList(),
+    ExposureLimits(),
+    GroupCaps(),
+    FactorBands(),
+    VolatilityLimit(),
+    SleeveBudgets(),
+    TradeLimit(),
+)
 """Every family the gate applies, in report order."""
 
 __all__ = [

@@ -26,7 +26,7 @@ from typing import Literal, Protocol
 import numpy as np
 import scipy.sparse as sp
 
-Transform = Literal["id", "abs", "pos", "neg"]
+Transform = Literal["id", "abs", "pos", "neg", "vol"]
 Scope = Literal["name", "portfolio"]
 
 NO_LIMIT = 10.0
@@ -66,6 +66,10 @@ class ProgramData:
     factor_cov: np.ndarray | None = None
     specific_var: np.ndarray | None = None
     factors: tuple[str, ...] = ()
+    drawdown: float | None = None
+    """Current drawdown of the book's NAV (``None`` without a NAV history)."""
+    strategy_drawdown: dict[str, float] = field(default_factory=dict)
+    """Current drawdown of each strategy's own NAV path, where given."""
 
     @property
     def n(self) -> int:
@@ -138,6 +142,8 @@ class LinearLimit:
     A: sp.csr_matrix | None = None
     sense: Literal["max", "min"] = "max"
     """``"min"`` rows are stored negated (``-x ≤ -min``); reports show them un-negated."""
+    on: Literal["h", "w"] = "h"
+    """Rows over ticker weights ``h`` (N columns) or sleeve-pair weights ``w`` (P columns)."""
 
     def __post_init__(self) -> None:
         m = len(self.rhs)
@@ -155,14 +161,17 @@ class LinearLimit:
     def m(self) -> int:
         return len(self.rhs)
 
-    def lhs(self, h: np.ndarray) -> np.ndarray:
-        """The rows' left-hand side at ticker weights ``h``."""
-        x = apply_transform(self.transform, h)
+    def lhs(self, h: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+        """The rows' left-hand side at ticker weights ``h`` (and pair weights ``w``)."""
+        v = h if self.on == "h" else w
+        if v is None:
+            raise ValueError(f"{self.name}: rows over pair weights need w")
+        x = apply_transform(self.transform, v)
         return x if self.A is None else np.asarray(self.A @ x)
 
-    def residual(self, h: np.ndarray) -> np.ndarray:
-        """How far ``h`` breaks each row (0 where it holds)."""
-        return np.maximum(self.lhs(h) - self.rhs, 0.0)
+    def residual(self, h: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+        """How far the weights break each row (0 where it holds)."""
+        return np.maximum(self.lhs(h, w) - self.rhs, 0.0)
 
     def structure_key(self) -> tuple[object, ...]:
         """What fixes the compiled program: the rows' shape and ``A``'s values, not ``rhs``."""
@@ -174,7 +183,31 @@ class LinearLimit:
             for arr in (a.indptr, a.indices, a.data):
                 digest.update(np.ascontiguousarray(arr).tobytes())
             a_key = f"{a.shape}:{digest.hexdigest()}"
-        return (self.name, self.transform, self.m, a_key)
+        return (self.name, self.transform, self.on, self.m, a_key)
+
+
+@dataclass(frozen=True)
+class VolatilityCap(LinearLimit):
+    """``sqrt(hᵀ(B F Bᵀ + diag d)h) ≤ rhs``: the one second-order cone of the program."""
+
+    loadings: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    factor_cov: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    specific_var: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def lhs(self, h: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+        f = self.loadings.T @ h
+        return np.array(
+            [np.sqrt(max(f @ self.factor_cov @ f + (self.specific_var * h * h).sum(), 0.0))]
+        )
+
+    def gradient(self, h: np.ndarray) -> np.ndarray:
+        """``Σh / vol(h)`` (zero at ``h = 0``)."""
+        vol = float(self.lhs(h)[0])
+        if vol <= 0:
+            return np.zeros_like(h)
+        return (
+            self.loadings @ (self.factor_cov @ (self.loadings.T @ h)) + self.specific_var * h
+        ) / vol
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ last to give way). Unknown keys are errors, so a typo never silently drops a lim
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -93,6 +94,115 @@ class TradingConfig(_Section):
     max_trade_pct_adv: float | None = Field(0.10, gt=0)
 
 
+class GroupLimit(_Section):
+    """Caps per group: ``|Σ_{i∈g} h_i| ≤ max_net`` and ``Σ_{i∈g} |h_i| ≤ max_gross``."""
+
+    max_net: float | None = Field(None, ge=0)
+    max_gross: float | None = Field(None, ge=0)
+    tier: Tier = Field(3, ge=1)
+    net_overrides: dict[str, float] = Field(default_factory=dict)
+    gross_overrides: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _non_negative_overrides(self) -> GroupLimit:
+        bad = [k for d in (self.net_overrides, self.gross_overrides) for k, v in d.items() if v < 0]
+        if bad:
+            raise ValueError(f"overrides must be >= 0: {', '.join(sorted(bad))}")
+        return self
+
+    @property
+    def active(self) -> bool:
+        return bool(
+            self.max_net is not None
+            or self.max_gross is not None
+            or self.net_overrides
+            or self.gross_overrides
+        )
+
+
+class ClusterLimit(GroupLimit):
+    """Correlation-cluster caps; clusters come from the book's ``cluster`` column when
+    given, else from its returns: average-linkage clustering on ``1 − ρ``, cut so that
+    names in one cluster correlate at about ``correlation`` or more."""
+
+    correlation: float = Field(0.6, gt=0, lt=1)
+
+
+class GroupsConfig(_Section):
+    sector: GroupLimit = GroupLimit()
+    country: GroupLimit = GroupLimit()
+    cluster: ClusterLimit = ClusterLimit()
+
+
+class FactorsConfig(_Section):
+    """Exposure bands ``lower ≤ (Bᵀh)_k ≤ upper`` per factor of the risk model."""
+
+    tier: Tier = Field(3, ge=1)
+    bands: dict[str, tuple[float, float]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FactorsConfig:
+        bad = [k for k, (lo, hi) in self.bands.items() if lo > hi]
+        if bad:
+            raise ValueError(f"band lower above upper: {', '.join(sorted(bad))}")
+        return self
+
+
+class LiquidityConfig(_Section):
+    """Liquidity: position cap in days of ADV (policy), hard gates, volatility-scaled caps."""
+
+    max_position_pct_adv: float | None = Field(None, gt=0)
+    """A position may be at most this share of ADV times ``liquidation_days``."""
+    liquidation_days: float = Field(5.0, gt=0)
+    position_tier: Tier = Field(2, ge=1)
+    max_spread_bps: float | None = Field(None, gt=0)
+    """Hard gate: names quoted wider than this may not grow."""
+    max_tick_to_price: float | None = Field(None, gt=0)
+    """Hard gate: names whose tick is a larger share of price than this may not grow."""
+    min_price: float | None = Field(None, gt=0)
+    """Hard gate: names priced below this may not grow."""
+    volatility_budget: float | None = Field(None, gt=0)
+    """Per-name risk cap: ``|h_i| σ_i ≤ volatility_budget``."""
+    volatility_tier: Tier = Field(2, ge=1)
+
+
+class RiskConfig(_Section):
+    """Ex-ante volatility cap from the factor model (a second-order cone)."""
+
+    max_volatility: float | None = Field(None, gt=0)
+    tier: Tier = Field(2, ge=1)
+
+
+class DrawdownConfig(_Section):
+    """Grossman–Zhou risk budget ``m(d) = max(floor, (D − d)/(D(1 − d)))`` from the NAV path.
+
+    ``m`` multiplies the volatility cap and the gross cap; ``strategy_budget`` does the
+    same to each strategy's sleeve gross budget from that strategy's own NAV path.
+    """
+
+    budget: float | None = Field(None, gt=0, lt=1)
+    floor: float = Field(0.25, ge=0, le=1)
+    strategy_budget: float | None = Field(None, gt=0, lt=1)
+
+
+class StrategyBudget(_Section):
+    """A strategy sleeve's own budget, over its pairs: ``Σ|w|`` and ``Σw``."""
+
+    max_gross: float | None = Field(None, ge=0)
+    min_net: float | None = None
+    max_net: float | None = None
+    tier: Tier = Field(2, ge=1)
+
+
+class RestrictedConfig(_Section):
+    """Restricted names: ``reduce_only`` may only shrink (hard); ``close`` must go to zero
+    as fast as the trade limit allows (hard reduce-only plus a tier-``close_tier`` cap of 0)."""
+
+    reduce_only: list[str] = Field(default_factory=list)
+    close: list[str] = Field(default_factory=list)
+    close_tier: Tier = Field(1, ge=1)
+
+
 class SanityConfig(_Section):
     """Decisions beyond these are rejected as absurd before the solve."""
 
@@ -123,6 +233,13 @@ class ConstraintSet(_Section):
     position: PositionConfig = PositionConfig()
     exposure: ExposureConfig = ExposureConfig()
     trading: TradingConfig = TradingConfig()
+    groups: GroupsConfig = GroupsConfig()
+    factors: FactorsConfig = FactorsConfig()
+    liquidity: LiquidityConfig = LiquidityConfig()
+    risk: RiskConfig = RiskConfig()
+    drawdown: DrawdownConfig = DrawdownConfig()
+    strategies: dict[str, StrategyBudget] = Field(default_factory=dict)
+    restricted: RestrictedConfig = RestrictedConfig()
     sanity: SanityConfig = SanityConfig()
     labels: LabelConfig = LabelConfig()
     solver: SolverConfig = SolverConfig()
@@ -185,6 +302,46 @@ def resolve_set_path(path: str | Path) -> Path:
     return candidate
 
 
+def book_problems(
+    cs: ConstraintSet,
+    *,
+    tickers: set[str],
+    sectors: set[str],
+    countries: set[str],
+    clusters: set[str],
+    factors: set[str],
+    strategies: set[str],
+    has_risk_model: bool,
+) -> list[str]:
+    """Names in the set that the book does not have, and limits the book cannot support.
+
+    Unlike a warning, an unknown sector or ticker here is an error: a typo must never
+    silently switch a limit off.
+    """
+    problems: list[str] = []
+
+    def unknown(key: str, names: Iterable[str], known: set[str], what: str) -> None:
+        missing = sorted(set(names) - known)
+        if missing:
+            problems.append(f"{key}: {what} not in the book: {', '.join(missing[:10])}")
+
+    unknown("position.overrides", cs.position.overrides, tickers, "tickers")
+    for kind, known in (("sector", sectors), ("country", countries), ("cluster", clusters)):
+        group = getattr(cs.groups, kind)
+        unknown(f"groups.{kind}.net_overrides", group.net_overrides, known, f"{kind}s")
+        unknown(f"groups.{kind}.gross_overrides", group.gross_overrides, known, f"{kind}s")
+    unknown("factors.bands", cs.factors.bands, factors, "factors")
+    unknown("restricted.reduce_only", cs.restricted.reduce_only, tickers, "tickers")
+    unknown("restricted.close", cs.restricted.close, tickers, "tickers")
+    unknown("strategies", cs.strategies, strategies, "strategies")
+    if not has_risk_model:
+        if cs.risk.max_volatility is not None:
+            problems.append("risk.max_volatility: the book has no risk model (loadings or returns)")
+        if cs.factors.bands:
+            problems.append("factors.bands: the book has no risk model (loadings or returns)")
+    return problems
+
+
 def consistency_problems(cs: ConstraintSet) -> list[str]:
     """Contradictions between limits, each named by its TOML key."""
     problems: list[str] = []
@@ -209,6 +366,37 @@ def consistency_problems(cs: ConstraintSet) -> list[str]:
         problems.append(
             f"exposure.net.max: {net.max} needs more short than exposure.short.max ({short_max})"
         )
+    for name, budget in cs.strategies.items():
+        key = f"strategies.{name}"
+        if (
+            budget.min_net is not None
+            and budget.max_net is not None
+            and budget.min_net > budget.max_net
+        ):
+            problems.append(f"{key}: min_net {budget.min_net} > max_net {budget.max_net}")
+        if budget.max_gross is not None and gross is not None and budget.max_gross > gross:
+            problems.append(
+                f"{key}.max_gross: {budget.max_gross} is above the book's exposure.gross.max ({gross})"
+            )
+        if budget.max_gross is not None:
+            for side, value in (("min_net", budget.min_net), ("max_net", budget.max_net)):
+                if value is not None and abs(value) > budget.max_gross:
+                    problems.append(
+                        f"{key}.{side}: {value} lies outside ±max_gross ({budget.max_gross})"
+                    )
+    for kind in ("sector", "country", "cluster"):
+        group = getattr(cs.groups, kind)
+        if (
+            group.max_net is not None
+            and group.max_gross is not None
+            and group.max_net > group.max_gross
+        ):
+            problems.append(
+                f"groups.{kind}.max_net: {group.max_net} above max_gross ({group.max_gross})"
+            )
+    both = sorted(set(cs.restricted.reduce_only) & set(cs.restricted.close))
+    if both:
+        problems.append(f"restricted: listed as both reduce_only and close: {', '.join(both)}")
     for tier_key, tier in _tiers(cs):
         if tier > cs.tiers.lowest:
             problems.append(f"{tier_key}: tier {tier} is below tiers.lowest ({cs.tiers.lowest})")
@@ -222,6 +410,15 @@ def _tiers(cs: ConstraintSet) -> list[tuple[str, int]]:
         ("exposure.net.tier", cs.exposure.net.tier),
         ("exposure.long.tier", cs.exposure.long.tier),
         ("exposure.short.tier", cs.exposure.short.tier),
+        ("groups.sector.tier", cs.groups.sector.tier),
+        ("groups.country.tier", cs.groups.country.tier),
+        ("groups.cluster.tier", cs.groups.cluster.tier),
+        ("factors.tier", cs.factors.tier),
+        ("liquidity.position_tier", cs.liquidity.position_tier),
+        ("liquidity.volatility_tier", cs.liquidity.volatility_tier),
+        ("risk.tier", cs.risk.tier),
+        ("restricted.close_tier", cs.restricted.close_tier),
+        *((f"strategies.{k}.tier", v.tier) for k, v in cs.strategies.items()),
     ]
 
 

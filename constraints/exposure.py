@@ -7,6 +7,7 @@ import scipy.sparse as sp
 
 from constraints.base import HardBound, LinearLimit, ProgramData, Transform
 from constraints.config import ConstraintSet
+from constraints.drawdown import risk_budget_multiplier
 
 
 class ExposureLimits:
@@ -42,7 +43,9 @@ class ExposureLimits:
             )
 
         if cfg.gross.max is not None:
-            add("gross.max", "abs", ones, cfg.gross.max, cfg.gross.tier, "gross exposure cap")
+            m = risk_budget_multiplier(data.drawdown, cs.drawdown.budget, cs.drawdown.floor)
+            label = "gross exposure cap" + (f" (drawdown-scaled ×{m:.2f})" if m < 1 else "")
+            add("gross.max", "abs", ones, cfg.gross.max * m, cfg.gross.tier, label)
         if cfg.net.max is not None:
             add("net.max", "id", ones, cfg.net.max, cfg.net.tier, "net exposure cap")
         if cfg.net.min is not None:

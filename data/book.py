@@ -59,6 +59,8 @@ class Book:
     """NAV by date, for drawdown; may be empty."""
     returns: pd.DataFrame | None = None
     """Daily returns, dates × tickers; optional (risk-model estimation, clustering)."""
+    strategy_nav: pd.DataFrame | None = None
+    """Per-strategy NAV paths, dates × strategies; optional (per-strategy drawdown)."""
 
     @classmethod
     def create(
@@ -71,6 +73,7 @@ class Book:
         risk_model: RiskModel | None = None,
         nav_history: pd.DataFrame | pd.Series | None = None,
         returns: pd.DataFrame | None = None,
+        strategy_nav: pd.DataFrame | None = None,
     ) -> Book:
         """Validate every table and assemble a Book (all problems reported at once)."""
         problems: list[str] = []
@@ -100,6 +103,13 @@ class Book:
                 problems.append(f"positions.ticker: not in market: {_show(unknown)}")
         if market_v is not None and risk_model is not None:
             problems.extend(_check_risk_model(risk_model, market_v.index))
+        if strategy_nav is not None:
+            values = strategy_nav.to_numpy(dtype=float)
+            if not (
+                np.isfinite(values[~np.isnan(values)]).all()
+                and (values[~np.isnan(values)] > 0).all()
+            ):
+                problems.append("strategy_nav: values must be finite and > 0")
         if problems:
             raise ValidationError("book", problems)
         assert market_v is not None and positions_v is not None
@@ -114,6 +124,7 @@ class Book:
             else _align_risk_model(risk_model, market_v.index),
             nav_history=history,
             returns=returns,
+            strategy_nav=strategy_nav,
         )
 
     @property

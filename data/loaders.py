@@ -14,6 +14,7 @@ file               required  contents
 ``specific_var``   no        ``ticker, specific_var`` (annualized)
 ``nav_history``    no        ``date, nav``
 ``returns``        no        ``date`` then one column per ticker (daily returns)
+``strategy_nav``   no        ``date, strategy_id, nav`` (per-strategy drawdown)
 =================  ========  ==========================================================
 
 Without ``loadings`` the risk model is estimated from ``returns``
@@ -88,6 +89,16 @@ def load_book(directory: str | Path) -> Book:
         returns.index = pd.to_datetime(returns.index)
         returns.columns = [str(c) for c in returns.columns]
 
+    strategy_nav = _table(directory, "strategy_nav", required=False)
+    if strategy_nav is not None:
+        missing_cols = {"date", "strategy_id", "nav"} - set(strategy_nav.columns)
+        if missing_cols:
+            raise ValidationError(
+                "strategy_nav", [f"missing column {c!r}" for c in sorted(missing_cols)]
+            )
+        strategy_nav = strategy_nav.assign(date=pd.to_datetime(strategy_nav["date"])).pivot(
+            index="date", columns="strategy_id", values="nav"
+        )
     loadings = _table(directory, "loadings", required=False)
     model: RiskModel | None = None
     if loadings is not None:
@@ -110,6 +121,7 @@ def load_book(directory: str | Path) -> Book:
         risk_model=model,
         nav_history=nav_history,
         returns=returns,
+        strategy_nav=strategy_nav,
     )
 
 
@@ -134,6 +146,13 @@ def save_book(book: Book, directory: str | Path, *, returns_format: str = "parqu
         book.risk_model.specific_var.rename_axis("ticker").reset_index().to_csv(
             directory / "specific_var.csv", index=False, float_format="%.8g"
         )
+    if book.strategy_nav is not None:
+        long = (
+            book.strategy_nav.rename_axis("date")
+            .reset_index()
+            .melt(id_vars="date", var_name="strategy_id", value_name="nav")
+        )
+        long.dropna().to_csv(directory / "strategy_nav.csv", index=False, date_format="%Y-%m-%d")
     if book.returns is not None:
         frame = book.returns.rename_axis("date").reset_index()
         if returns_format == "parquet":

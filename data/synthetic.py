@@ -121,6 +121,10 @@ def make_universe(
     positions, weights0 = _positions(rng, market, nav, coverage)
     decisions = _decisions(rng, market, weights0, decision_share)
     nav_history = _nav_history(rng, dates, nav)
+    strategy_nav = pd.DataFrame(
+        {s: _nav_history(rng, dates, nav / len(STRATEGIES)).to_numpy() for s in STRATEGIES},
+        index=dates,
+    )
 
     book = Book.create(
         as_of=as_of,
@@ -130,6 +134,7 @@ def make_universe(
         risk_model=model,
         nav_history=nav_history,
         returns=returns,
+        strategy_nav=strategy_nav,
     )
     return SyntheticUniverse(book=book, decisions=decisions)
 

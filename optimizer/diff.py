@@ -23,13 +23,13 @@ cap, trade %ADV, gate) and ``SCALED_DOWN`` when it is a portfolio limit or risk 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from constraints.base import HardBound, LinearLimit, ProgramData, transform_slope
+from constraints.base import HardBound, LinearLimit, ProgramData, VolatilityCap, transform_slope
 
 KINK_EPS = 1e-6
 """Positions (and trades) this close to zero, in NAV, count as sitting on the kink."""
@@ -61,6 +61,8 @@ class Attribution:
     deviation: np.ndarray
     limit_value: dict[str, np.ndarray]
     """Per cause, the limit value that applies to each name (for reasons)."""
+    group: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per group-level cause, the group (sector, factor, sleeve...) that binds each name."""
 
     def frame(self, tickers: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame(
@@ -78,6 +80,7 @@ class Attribution:
 def attribute(
     data: ProgramData,
     h: np.ndarray,
+    w: np.ndarray,
     *,
     c: np.ndarray,
     gamma: float,
@@ -103,6 +106,7 @@ def attribute(
     kink_lo: list[np.ndarray] = []
     kink_hi: list[np.ndarray] = []
     limit_value: dict[str, np.ndarray] = {}
+    group: dict[str, np.ndarray] = {}
 
     def add(
         cause: Cause,
@@ -139,8 +143,16 @@ def attribute(
                 "max_trade_weight", np.where(deviation > 0, b.hi, b.lo)
             )
 
+    inv2c = 1.0 / (2.0 * c)
     for limit, lam in zip(limits, duals, strict=True):
-        slope, kink = transform_slope(limit.transform, h, KINK_EPS)
+        cause = Cause(limit.name, limit.description, limit.scope, limit.tier)
+        sign = -1.0 if limit.sense == "min" else 1.0
+        if isinstance(limit, VolatilityCap):
+            add(cause, lam[0] * limit.gradient(h))
+            limit_value[limit.name] = np.full(n, limit.rhs[0])
+            continue
+        v = h if limit.on == "h" else w
+        slope, kink = transform_slope(limit.transform, v, KINK_EPS)
         if limit.A is None:
             weight, weight_abs = lam, lam
         else:
@@ -148,15 +160,28 @@ def attribute(
             weight_abs = np.asarray(abs(limit.A).T @ lam)
         force = weight * slope
         cap = np.where(kink, weight_abs, 0.0)
+        if limit.on == "w":
+            # Pair forces as ticker-equivalent forces: Σ_p f_p / (2c_p) / H_i.
+            force = np.asarray(data.M @ (force * inv2c)) / H
+            cap = np.asarray(data.M @ (cap * inv2c)) / H
         span = {"abs": (-1.0, 1.0), "pos": (0.0, 1.0), "neg": (-1.0, 0.0), "id": (0.0, 0.0)}[
             limit.transform
         ]
-        add(Cause(limit.name, limit.description, limit.scope, limit.tier), force, cap, span)
-        limit_value[limit.name] = (
-            limit.rhs if limit.A is None else np.full(n, limit.rhs[0] if limit.m == 1 else np.nan)
-        )
-        if limit.sense == "min":
-            limit_value[limit.name] = -limit_value[limit.name]
+        add(cause, force, cap, span)
+        if limit.A is None:
+            limit_value[limit.name] = sign * limit.rhs
+        else:
+            # The row that pushes each name hardest names its group (sector, factor, sleeve).
+            pushes = abs(limit.A).multiply(lam[:, None]).tocsr()
+            if limit.on == "w":
+                pushes = (pushes @ data.M.T).tocsr()
+            owner: np.ndarray = np.asarray(pushes.argmax(axis=0)).reshape(-1)
+            has = np.asarray(pushes.max(axis=0).todense()).reshape(-1) > 0
+            labels = np.asarray(limit.labels, dtype=object)
+            owners = labels[owner].copy()
+            owners[~has] = None
+            group[limit.name] = owners
+            limit_value[limit.name] = np.where(has, sign * limit.rhs[owner], np.nan)
 
     risk = np.zeros(n)
     if gamma > 0 and data.loadings is not None and data.factor_cov is not None:
@@ -190,7 +215,7 @@ def attribute(
     causes.append(Cause(NUMERICAL, "solver tolerance", "portfolio"))
     F = np.column_stack([F, leftover])
     contributions = -F * H[:, None]
-    return Attribution(tuple(causes), contributions, deviation, limit_value)
+    return Attribution(tuple(causes), contributions, deviation, limit_value, group)
 
 
 def _pct(x: float) -> str:
@@ -239,10 +264,12 @@ def reasons(
         shares = _shares(contrib[i], dev[i])
         value = attribution.limit_value.get(cause.name)
         shown = "" if value is None or not np.isfinite(value[i]) else _pct(float(value[i]))
+        where = attribution.group.get(cause.name)
+        at = f" {where[i]}" if where is not None and where[i] is not None else ""
         if cause.value_label and shown:
-            main = f"{cause.description} ({cause.value_label} {shown} of NAV)"
+            main = f"{cause.description}{at} ({cause.value_label} {shown} of NAV)"
         else:
-            main = f"{cause.description} ({cause.name}" + (f" {shown}" if shown else "") + ")"
+            main = f"{cause.description}{at} ({cause.name}" + (f" {shown}" if shown else "") + ")"
         others = [
             f"{attribution.causes[j].description} {shares[j]:.0%}"
             for j in np.argsort(-shares)
@@ -284,6 +311,9 @@ def attribution_details(
         value = attribution.limit_value.get(cause.name)
         if value is not None and np.isfinite(value[i]):
             entry["limit"] = float(value[i])
+        where = attribution.group.get(cause.name)
+        if where is not None and where[i] is not None:
+            entry["group"] = str(where[i])
         out.append(entry)
     return out
 

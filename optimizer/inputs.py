@@ -14,8 +14,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from constraints.base import ProgramData
-from constraints.config import ConstraintSet
+from constraints.config import ConstraintSet, book_problems
+from constraints.drawdown import drawdown
+from constraints.errors import ConfigError
 from data.book import Book
+from data.clusters import estimate_clusters
 from data.contracts import check_decision_columns
 
 
@@ -70,6 +73,23 @@ def triage_decisions(decisions: pd.DataFrame, book: Book, cs: ConstraintSet) -> 
     return d
 
 
+def _clusters(
+    book: Book, cs: ConstraintSet, tickers: np.ndarray, market: pd.DataFrame
+) -> np.ndarray:
+    """The book's cluster column where it labels every name, else clusters from returns."""
+    given = market["cluster"].astype(object).where(market["cluster"].notna(), "")
+    if not cs.groups.cluster.active or (given != "").all():
+        return given.to_numpy()
+    if book.returns is None:
+        raise ConfigError(
+            cs.name,
+            ["groups.cluster: the book has neither a cluster column for every name nor returns"],
+        )
+    columns = [t for t in tickers if t in book.returns.columns]
+    labels = estimate_clusters(book.returns[columns], cs.groups.cluster.correlation)
+    return labels.reindex(tickers).fillna("").astype(object).to_numpy()
+
+
 def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedInputs:
     """Align book and valid decisions on the program's names and sleeve pairs."""
     d = triage_decisions(decisions, book, cs)
@@ -120,7 +140,12 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
     elif book.risk_model is None:
         warnings.append("the book has no risk model: the risk-aversion terms are off")
 
-    cluster = mk["cluster"].astype(object).where(mk["cluster"].notna(), "").to_numpy()
+    cluster = _clusters(book, cs, tickers, mk)
+    nav_path = book.nav_history.to_numpy(dtype=float)
+    strategy_dd: dict[str, float] = {}
+    if book.strategy_nav is not None:
+        for name in book.strategy_nav.columns:
+            strategy_dd[str(name)] = drawdown(book.strategy_nav[name].dropna().to_numpy())
     data = ProgramData(
         tickers=tickers,
         nav=book.nav,
@@ -145,7 +170,22 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
         factor_cov=factor_cov,
         specific_var=specific,
         factors=factors,
+        drawdown=drawdown(nav_path) if len(nav_path) else None,
+        strategy_drawdown=strategy_dd,
     )
+    problems = book_problems(
+        cs,
+        tickers=set(map(str, market.index)),
+        sectors=set(map(str, market["sector"])),
+        countries=set(map(str, market["country"])),
+        clusters={str(c) for c in cluster if c},
+        factors=set(book.risk_model.factors) if book.risk_model is not None else set(),
+        strategies=set(map(str, book.positions["strategy_id"]))
+        | set(map(str, valid["strategy_id"])),
+        has_risk_model=book.risk_model is not None,
+    )
+    if problems:
+        raise ConfigError(cs.name, problems)
     pair_lookup = pd.Series(np.arange(p), index=pair_keys)
     d["pair"] = -1
     ok = d["reject_reason"].isna()

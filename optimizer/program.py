@@ -53,7 +53,8 @@ class Structure:
     M: sp.csr_matrix
     loadings: np.ndarray | None
     chol: np.ndarray | None
-    blocks: tuple[tuple[str, Transform, int, sp.csr_matrix | None], ...]
+    specific: np.ndarray | None
+    blocks: tuple[tuple[str, Transform, str, int, sp.csr_matrix | None], ...]
     costs: bool
 
     @classmethod
@@ -68,7 +69,7 @@ class Structure:
             data.n,
             data.p,
             _digest(m.indptr, m.indices),
-            None if not has_risk else _digest(data.loadings, data.factor_cov),  # type: ignore[arg-type]
+            None if not has_risk else _digest(data.loadings, data.factor_cov, data.specific_var),  # type: ignore[arg-type]
             tuple(limit.structure_key() for limit in limits),
             costs,
         )
@@ -80,7 +81,8 @@ class Structure:
             M=m,
             loadings=data.loadings if has_risk else None,
             chol=chol,
-            blocks=tuple((lim.name, lim.transform, lim.m, lim.A) for lim in limits),
+            specific=data.specific_var if has_risk else None,
+            blocks=tuple((lim.name, lim.transform, lim.on, lim.m, lim.A) for lim in limits),
             costs=costs,
         )
 
@@ -142,28 +144,36 @@ class GateProgram:
             constraints += [trade >= self.h - self.h0, trade >= self.h0 - self.h]
             objective = objective + self.kappa @ trade
 
-        aux: dict[str, cp.Variable] = {}
+        aux: dict[tuple[str, str], cp.Variable] = {}
 
-        def transformed(transform: Transform) -> cp.Expression:
+        def transformed(transform: Transform, on: str) -> cp.Expression:
+            base = self.h if on == "h" else self.w
             if transform == "id":
-                return self.h
-            if transform not in aux:
-                var = cp.Variable(s.n, name=f"h_{transform}", nonneg=transform != "abs")
-                aux[transform] = var
+                return base
+            if transform == "vol":
+                if s.chol is None or s.specific is None:
+                    raise ValueError("a volatility cap needs a risk model")
+                parts = cp.hstack([s.chol.T @ self.f, cp.multiply(np.sqrt(s.specific), self.h)])
+                return cp.reshape(cp.norm(parts, 2), (1,), order="C")
+            key = (transform, on)
+            if key not in aux:
+                size = s.n if on == "h" else s.p
+                var = cp.Variable(size, name=f"{on}_{transform}", nonneg=transform != "abs")
+                aux[key] = var
                 if transform == "abs":
-                    constraints.extend([var >= self.h, var >= -self.h])
+                    constraints.extend([var >= base, var >= -base])
                 elif transform == "pos":
-                    constraints.append(var >= self.h)
+                    constraints.append(var >= base)
                 else:
-                    constraints.append(var >= -self.h)
-            return aux[transform]
+                    constraints.append(var >= -base)
+            return aux[key]
 
         self.rhs: list[cp.Parameter] = []
         self.rho: list[cp.Parameter] = []
         self.slack: list[cp.Variable] = []
         self.rows: list[cp.Constraint] = []
-        for name, transform, m, a in s.blocks:
-            x = transformed(transform)
+        for name, transform, on, m, a in s.blocks:
+            x = transformed(transform, on)
             lhs = x if a is None else a @ x
             rhs = cp.Parameter(m, name=f"rhs[{name}]")
             rho = cp.Parameter(nonneg=True, name=f"rho[{name}]")

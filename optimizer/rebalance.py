@@ -149,6 +149,7 @@ def rebalance(
         attribution = attribute(
             data,
             solved.h,
+            solved.w,
             c=c,
             gamma=gamma,
             gamma_i=gamma_i,
@@ -178,7 +179,7 @@ def rebalance(
     share = (1.0 / (2.0 * c)) / H[data.pair_ticker] if data.p else np.zeros(0)
     w_final = w_star + (h_final - h_star)[data.pair_ticker] * share if data.p else w_star
 
-    breaches = _breaches(limits, h_star)
+    breaches = _breaches(limits, h_star, w_star)
     status = FALLBACK if solved is None and data.n else (RELAXED if breaches else OPTIMAL)
     run_id = run_id or uuid.uuid4().hex[:16]
     created = dt.datetime.now(dt.UTC)
@@ -313,14 +314,14 @@ def _accuracy_problem(solved: Solved, lo: np.ndarray, hi: np.ndarray) -> str | N
     return None
 
 
-def _breaches(limits: list[LinearLimit], h: np.ndarray) -> list[dict[str, Any]]:
+def _breaches(limits: list[LinearLimit], h: np.ndarray, w: np.ndarray) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for limit in limits:
-        resid = limit.residual(h)
+        resid = limit.residual(h, w)
         rows = np.flatnonzero(resid > BREACH_TOL)
         if not len(rows):
             continue
-        lhs = limit.lhs(h)
+        lhs = limit.lhs(h, w)
         sign = -1.0 if limit.sense == "min" else 1.0
         for r in rows:
             out.append(
