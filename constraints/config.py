@@ -310,13 +310,14 @@ def book_problems(
     countries: set[str],
     clusters: set[str],
     factors: set[str],
-    strategies: set[str],
     has_risk_model: bool,
 ) -> list[str]:
     """Names in the set that the book does not have, and limits the book cannot support.
 
     Unlike a warning, an unknown sector or ticker here is an error: a typo must never
-    silently switch a limit off.
+    silently switch a limit off. Strategy budgets are the exception: a firm-wide set lists
+    every strategy, and a budget for a strategy this book does not run simply does not
+    apply.
     """
     problems: list[str] = []
 
@@ -333,7 +334,6 @@ def book_problems(
     unknown("factors.bands", cs.factors.bands, factors, "factors")
     unknown("restricted.reduce_only", cs.restricted.reduce_only, tickers, "tickers")
     unknown("restricted.close", cs.restricted.close, tickers, "tickers")
-    unknown("strategies", cs.strategies, strategies, "strategies")
     if not has_risk_model:
         if cs.risk.max_volatility is not None:
             problems.append("risk.max_volatility: the book has no risk model (loadings or returns)")

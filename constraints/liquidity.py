@@ -67,22 +67,26 @@ class LiquidityLimits:
 
     def bounds(self, cs: ConstraintSet, data: ProgramData) -> list[HardBound]:
         cfg = cs.liquidity
+        # (key, limit, the name's value, the value it must not exceed, description)
         gates = (
-            ("liquidity.max_spread_bps", cfg.max_spread_bps, data.spread_bps, "spread gate"),
+            ("liquidity.max_spread_bps", cfg.max_spread_bps, data.spread_bps, 1.0, "spread gate"),
             (
                 "liquidity.max_tick_to_price",
                 cfg.max_tick_to_price,
                 data.tick_size / data.price,
+                1.0,
                 "tick-size gate",
             ),
-            ("liquidity.min_price", cfg.min_price, -data.price, "minimum-price gate"),
+            ("liquidity.min_price", cfg.min_price, data.price, -1.0, "minimum-price gate"),
         )
         out = []
-        for name, limit, value, description in gates:
+        for name, limit, value, sign, description in gates:
             if limit is None:
                 continue
-            failing = value < -limit if name == "liquidity.min_price" else value > limit
+            failing = sign * value > sign * limit
             if failing.any():
                 lo, hi = reduce_only_box(data, failing)
-                out.append(HardBound(name=name, description=description, lo=lo, hi=hi))
+                out.append(
+                    HardBound(name=name, description=f"{description} ({limit:g})", lo=lo, hi=hi)
+                )
         return out

@@ -139,9 +139,8 @@ def attribute(
                 ),
                 force,
             )
-            limit_value[b.name] = b.detail.get(
-                "max_trade_weight", np.where(deviation > 0, b.hi, b.lo)
-            )
+            if "max_trade_weight" in b.detail:
+                limit_value[b.name] = b.detail["max_trade_weight"]
 
     inv2c = 1.0 / (2.0 * c)
     for limit, lam in zip(limits, duals, strict=True):

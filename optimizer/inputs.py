@@ -75,19 +75,22 @@ def triage_decisions(decisions: pd.DataFrame, book: Book, cs: ConstraintSet) -> 
 
 def _clusters(
     book: Book, cs: ConstraintSet, tickers: np.ndarray, market: pd.DataFrame
-) -> np.ndarray:
-    """The book's cluster column where it labels every name, else clusters from returns."""
+) -> tuple[np.ndarray, str | None]:
+    """The book's cluster column where it labels every name, else clusters from returns.
+
+    With neither, cluster caps cannot apply: the labels are empty and a warning says so.
+    """
     given = market["cluster"].astype(object).where(market["cluster"].notna(), "")
     if not cs.groups.cluster.active or (given != "").all():
-        return given.to_numpy()
+        return given.to_numpy(), None
     if book.returns is None:
-        raise ConfigError(
-            cs.name,
-            ["groups.cluster: the book has neither a cluster column for every name nor returns"],
+        return np.full(len(tickers), "", dtype=object), (
+            "groups.cluster: the book has neither a cluster column for every name nor returns; "
+            "cluster caps are not applied"
         )
     columns = [t for t in tickers if t in book.returns.columns]
     labels = estimate_clusters(book.returns[columns], cs.groups.cluster.correlation)
-    return labels.reindex(tickers).fillna("").astype(object).to_numpy()
+    return labels.reindex(tickers).fillna("").astype(object).to_numpy(), None
 
 
 def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedInputs:
@@ -140,7 +143,9 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
     elif book.risk_model is None:
         warnings.append("the book has no risk model: the risk-aversion terms are off")
 
-    cluster = _clusters(book, cs, tickers, mk)
+    cluster, cluster_warning = _clusters(book, cs, tickers, mk)
+    if cluster_warning:
+        warnings.append(cluster_warning)
     nav_path = book.nav_history.to_numpy(dtype=float)
     strategy_dd: dict[str, float] = {}
     if book.strategy_nav is not None:
@@ -180,8 +185,6 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
         countries=set(map(str, market["country"])),
         clusters={str(c) for c in cluster if c},
         factors=set(book.risk_model.factors) if book.risk_model is not None else set(),
-        strategies=set(map(str, book.positions["strategy_id"]))
-        | set(map(str, valid["strategy_id"])),
         has_risk_model=book.risk_model is not None,
     )
     if problems:

@@ -217,7 +217,7 @@ class GateProgram:
         for param, value in zip(self.rho, rho, strict=True):
             param.value = value * scale
 
-    def solve(self, solver: str, *, max_iters: int, warm_start: bool = True) -> Solved:
+    def solve(self, solver: str, *, max_iters: int, warm_start: bool = False) -> Solved:
         """Solve with one solver; raises ``cp.SolverError`` on failure."""
         options: dict[str, object] = {}
         if solver == "CLARABEL":

@@ -119,8 +119,8 @@ def test_attribution_adds_up_to_the_deviation(sample) -> None:  # type: ignore[n
         )
         # The columns add up to the continuous deviation; lots move it by at most one lot.
         assert np.all(np.abs(attribution.sum(axis=1) - deviation) <= lot_weight + 1e-9)
-        # What no limit explains is solver tolerance, far below a basis point.
-        assert attribution["numerical"].abs().max() < 2e-6
+        # What no limit explains is solver tolerance, a tenth of a basis point at most.
+        assert attribution["numerical"].abs().max() < 1e-5
 
 
 def test_attribution_shares_are_exact_for_two_binding_limits() -> None:
