@@ -16,7 +16,7 @@ import numpy as np
 
 EPS_LOTS = 1e-9
 """Slack, in lots, for floating-point error in the box comparison."""
-SOLVER_NOISE = 1e-8
+SOLVER_NOISE = 1e-6
 """Accuracy of the solved weights, in NAV: a rounded target may exceed the solved one
 by at most this much."""
 

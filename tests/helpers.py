@@ -19,6 +19,12 @@ def hand_book(
     lot_size: Mapping[str, int] | int = 1,
     sectors: Mapping[str, str] | None = None,
     with_risk: bool = True,
+    columns: Mapping[str, Mapping[str, object]] | None = None,
+    loadings: Mapping[str, Sequence[float]] | None = None,
+    factor_vol: Sequence[float] = (0.2,),
+    nav_history: pd.Series | None = None,
+    strategy_nav: pd.DataFrame | None = None,
+    returns: pd.DataFrame | None = None,
 ) -> Book:
     """A book of the given names; ``holdings`` maps (strategy, ticker) to *weights*."""
     tickers = list(prices)
@@ -42,6 +48,12 @@ def hand_book(
             "tick_size": 0.01,
         }
     )
+    for column, values in (columns or {}).items():
+        default = market[column] if column in market.columns else None
+        market[column] = [
+            values.get(t, None if default is None else default.iloc[k])
+            for k, t in enumerate(tickers)
+        ]
     rows = []
     for (strategy, ticker), weight in (holdings or {}).items():
         rows.append(
@@ -51,13 +63,27 @@ def hand_book(
     model = None
     if with_risk:
         n = len(tickers)
+        k = len(factor_vol)
+        names = ["MARKET", *[f"F{j}" for j in range(1, k)]]
+        b = (
+            np.ones((n, k))
+            if loadings is None
+            else np.array([loadings[t] for t in tickers], dtype=float)
+        )
         model = RiskModel(
-            loadings=pd.DataFrame(np.ones((n, 1)), index=tickers, columns=["MARKET"]),
-            factor_cov=pd.DataFrame([[0.04]], index=["MARKET"], columns=["MARKET"]),
+            loadings=pd.DataFrame(b, index=tickers, columns=names),
+            factor_cov=pd.DataFrame(np.diag(np.square(factor_vol)), index=names, columns=names),
             specific_var=pd.Series(0.09, index=tickers),
         )
     return Book.create(
-        as_of="2026-11-20", nav=nav, positions=positions, market=market, risk_model=model
+        as_of="2026-11-20",
+        nav=nav,
+        positions=positions,
+        market=market,
+        risk_model=model,
+        nav_history=nav_history,
+        returns=returns,
+        strategy_nav=strategy_nav,
     )
 
 
