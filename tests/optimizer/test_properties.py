@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +20,11 @@ from data.synthetic import make_universe
 from optimizer import rebalance
 from optimizer.program import ProgramCache
 
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = int(os.environ.get("RISKOPT_EXAMPLES", "25"))
+"""Examples per property; raise it for a thorough local run (RISKOPT_EXAMPLES=200)."""
+SETTINGS = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @st.composite
@@ -27,7 +33,8 @@ def cases(draw: st.DrawFn) -> tuple:  # type: ignore[type-arg]
     k = draw(st.integers(1, 4))
     seed = draw(st.integers(0, 10_000))
     nav = draw(st.sampled_from([1e7, 1e8, 1e9]))
-    universe = make_universe(n, k, seed, nav=nav, years=0.2, with_returns=False)
+    universe = make_universe(n, k, seed, nav=nav, years=0.4, with_returns=True)
+    maybe = st.one_of(st.none(), st.floats(0.05, 1.0))
     cs = ConstraintSet.from_dict(
         {
             "name": "drawn",
@@ -39,10 +46,37 @@ def cases(draw: st.DrawFn) -> tuple:  # type: ignore[type-arg]
                 "short": {"max": draw(st.one_of(st.none(), st.floats(0.1, 1.5)))},
             },
             "trading": {"max_trade_pct_adv": draw(st.floats(0.001, 0.5))},
+            "groups": {
+                "sector": {"max_gross": draw(maybe), "tier": draw(st.integers(1, 4))},
+                "country": {"max_gross": draw(maybe)},
+                "cluster": {"max_gross": draw(maybe)},
+            },
+            "liquidity": {
+                "max_position_pct_adv": draw(st.one_of(st.none(), st.floats(0.05, 1.0))),
+                "max_spread_bps": draw(st.one_of(st.none(), st.floats(5.0, 40.0))),
+                "volatility_budget": draw(st.one_of(st.none(), st.floats(0.005, 0.05))),
+            },
+            "risk": {"max_volatility": draw(st.one_of(st.none(), st.floats(0.01, 0.2)))},
+            "drawdown": {"budget": draw(st.one_of(st.none(), st.floats(0.05, 0.3)))},
+            "strategies": {
+                "value": {"max_gross": draw(st.one_of(st.none(), st.floats(0.05, 0.2)))}
+            },
         }
     )
     gamma = draw(st.sampled_from([0.0, 0.5, 5.0]))
     return universe.book, universe.decisions, cs, gamma
+
+
+def _gates_hold(book, result, cs) -> None:  # type: ignore[no-untyped-def]
+    """Names failing the spread gate never grow and never flip."""
+    limit = cs.liquidity.max_spread_bps
+    if limit is None:
+        return
+    targets = result.targets.set_index("ticker")
+    gated = book.market.loc[targets.index, "spread_bps"] > limit
+    t = targets[gated.to_numpy()]
+    assert (t["target_position"].abs() <= t["current_position"].abs() + 1e-9).all()
+    assert (t["target_position"] * t["current_position"] >= 0).all()
 
 
 def _trade_limits_hold(book, result, cs) -> None:  # type: ignore[no-untyped-def]
@@ -67,6 +101,7 @@ def test_every_hard_limit_holds(case) -> None:  # type: ignore[no-untyped-def]
     result = rebalance(book, decisions, cs, risk_aversion=gamma)
     assert result.status in ("OPTIMAL", "RELAXED")
     _trade_limits_hold(book, result, cs)
+    _gates_hold(book, result, cs)
     # Policy limits hold whenever the run reports no breach (up to one lot per name).
     if result.status == "OPTIMAL":
         after = result.run.exposures_after
@@ -79,6 +114,14 @@ def test_every_hard_limit_holds(case) -> None:  # type: ignore[no-untyped-def]
             .to_numpy()
         )
         assert (w.to_numpy() <= cs.position.max_weight + lot_w + 1e-7).all()
+        if cs.risk.max_volatility is not None:
+            assert after["volatility"] <= cs.risk.max_volatility + 1e-6
+        if cs.groups.sector.max_gross is not None:
+            frame = result.targets.assign(
+                sector=book.market.loc[result.targets["ticker"], "sector"].to_numpy()
+            )
+            sector_gross = frame.groupby("sector")["target_weight"].apply(lambda x: x.abs().sum())
+            assert (sector_gross <= cs.groups.sector.max_gross + 1e-6).all()
     else:
         assert result.breaches and all(b["breach"] > 0 for b in result.breaches)
 
@@ -148,26 +191,39 @@ def tightening(draw: st.DrawFn) -> tuple:  # type: ignore[type-arg]
     return book, dec, cs, gamma, key, factor
 
 
-def _exposure(result, key: str) -> float:  # type: ignore[no-untyped-def]
-    after = result.run.exposures_after
+def _exposure(book, result, key: str) -> float:  # type: ignore[no-untyped-def]
+    """The exposure a limit caps, measured on the final targets."""
+    targets = result.targets
+    w = targets["target_weight"].to_numpy()
+    market = book.market.loc[targets["ticker"]]
     if key == "position.max_weight":
-        return float(result.targets["target_weight"].abs().max())
-    return float(after[key.split(".")[1]])
+        return float(np.abs(w).max())
+    if key == "groups.sector.max_gross":
+        return float(pd.Series(np.abs(w)).groupby(market["sector"].to_numpy()).sum().max())
+    if key == "liquidity.volatility_budget":
+        return float((np.abs(w) * market["volatility"].to_numpy()).max())
+    if key == "risk.max_volatility":
+        return float(result.run.exposures_after["volatility"])
+    return float(result.run.exposures_after[key.split(".")[1]])
+
+
+def _value(cs: ConstraintSet, key: str) -> float | None:
+    node: object = cs.model_dump()
+    for part in key.split("."):
+        node = node[part]  # type: ignore[index]
+    return node  # type: ignore[return-value]
 
 
 @SETTINGS
 @given(tightening())
 def test_tightening_a_limit_never_increases_its_exposure(case) -> None:  # type: ignore[no-untyped-def]
     book, dec, cs, gamma, key, factor = case
-    section, *rest = key.split(".")
-    current = getattr(cs.exposure, rest[0]).max if section == "exposure" else cs.position.max_weight
-    if current is None:
-        current = 1.0
-    tighter = cs.replace(**{key: current * factor})
+    current = _value(cs, key)
+    tighter = cs.replace(**{key: (1.0 if current is None else current) * factor})
     loose = rebalance(book, dec, cs, risk_aversion=gamma)
     tight = rebalance(book, dec, tighter, risk_aversion=gamma)
     lots = float((book.market["lot_size"] * book.market["price"] / book.nav).max())
-    assert _exposure(tight, key) <= _exposure(loose, key) + lots + 1e-6
+    assert _exposure(book, tight, key) <= _exposure(book, loose, key) + lots + 1e-6
 
 
 @settings(max_examples=10, deadline=None)
