@@ -15,6 +15,7 @@ from constraints.position import PositionCaps
 from constraints.restricted import RestrictedList
 from constraints.risk import VolatilityLimit
 from constraints.sleeves import SleeveBudgets
+from constraints.states import CalmerStateEnvelope, StateRestrictions
 from constraints.trading import TradeLimit
 
 FAMILIES = (
@@ -26,6 +27,8 @@ FAMILIES = (
     FactorBands(),
     VolatilityLimit(),
     SleeveBudgets(),
+    StateRestrictions(),
+    CalmerStateEnvelope(),
     TradeLimit(),
 )
 """Every family the gate applies, in report order."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -62,9 +62,9 @@ class PositionConfig(_Section):
 
     @model_validator(mode="after")
     def _positive_overrides(self) -> PositionConfig:
-        bad = [k for k, v in self.overrides.items() if not v > 0]
+        bad = [k for k, v in self.overrides.items() if not v >= 0]
         if bad:
-            raise ValueError(f"overrides must be > 0: {', '.join(bad)}")
+            raise ValueError(f"overrides must be >= 0: {', '.join(bad)}")
         return self
 
 
@@ -203,6 +203,93 @@ class RestrictedConfig(_Section):
     close_tier: Tier = Field(1, ge=1)
 
 
+class StateSOP(_Section):
+    """The standard operating procedure of one black-swan state: it only ever tightens.
+
+    Multipliers (each in (0, 1]) scale a family's caps toward zero; the other fields add
+    restrictions. EMERGENCY must be at least as strict as ELEVATED, field by field.
+    """
+
+    position: float = Field(1.0, gt=0, le=1, description="per-name caps (position, liquidity)")
+    gross: float = Field(1.0, gt=0, le=1, description="gross, long and short caps")
+    net: float = Field(1.0, gt=0, le=1, description="the net band, shrunk toward zero")
+    groups: float = Field(1.0, gt=0, le=1, description="sector, country and cluster caps")
+    volatility: float = Field(1.0, gt=0, le=1, description="ex-ante volatility cap and budgets")
+    strategies: float = Field(1.0, gt=0, le=1, description="sleeve gross budgets")
+    risk_aversion_floor: float = Field(0.0, ge=0)
+    no_new_positions: bool = False
+    derisk_only: bool = False
+    """Every name may only move toward zero, never grow or flip sign."""
+    forced_derisk: float = Field(0.0, ge=0, lt=1)
+    """Gross must fall by this fraction of the current gross (as far as liquidity allows)."""
+    forced_derisk_tier: Tier = Field(1, ge=1)
+
+    MULTIPLIERS: ClassVar[tuple[str, ...]] = (
+        "position",
+        "gross",
+        "net",
+        "groups",
+        "volatility",
+        "strategies",
+    )
+
+    def stricter_than(self, other: StateSOP) -> list[str]:
+        """Fields in which ``self`` is looser than ``other`` (empty: at least as strict)."""
+        looser = [f for f in self.MULTIPLIERS if getattr(self, f) > getattr(other, f)]
+        if self.risk_aversion_floor < other.risk_aversion_floor:
+            looser.append("risk_aversion_floor")
+        looser += [
+            f
+            for f in ("no_new_positions", "derisk_only")
+            if getattr(other, f) and not getattr(self, f)
+        ]
+        if self.forced_derisk < other.forced_derisk:
+            looser.append("forced_derisk")
+        return looser
+
+
+class StatesConfig(_Section):
+    """SOPs per black-swan state, and how a missing or stale state is treated."""
+
+    ELEVATED: StateSOP = StateSOP()
+    EMERGENCY: StateSOP = StateSOP()
+    default_state: Literal["NORMAL", "ELEVATED", "EMERGENCY"] = "ELEVATED"
+    """The state assumed when none is given or the given one is stale."""
+    never_exceed_calmer: bool = True
+    """Cap each stricter state's exposures at the calmer state's outcome (EnvelopeConfig)."""
+    max_age_hours: float = Field(24.0, gt=0)
+    """A state older than this (against the run's clock) is stale."""
+
+    @model_validator(mode="after")
+    def _emergency_tightens(self) -> StatesConfig:
+        looser = self.EMERGENCY.stricter_than(self.ELEVATED)
+        if looser:
+            raise ValueError(
+                f"states.EMERGENCY: looser than states.ELEVATED in {', '.join(looser)}"
+            )
+        return self
+
+    def sop(self, state: str) -> StateSOP:
+        return StateSOP() if state == "NORMAL" else getattr(self, state)
+
+
+class EnvelopeConfig(_Section):
+    """The calmer state's outcome, which a stricter state may not exceed (set by the gate).
+
+    Under ELEVATED the gate first solves the same inputs under NORMAL, and under
+    EMERGENCY under ELEVATED; that outcome's gross, |net|, per-name |weight| and ex-ante
+    volatility become tier-``tier`` limits here, so exposures never increase from one
+    state to the next whenever the stricter state can reach them.
+    """
+
+    source_state: str | None = None
+    gross: float | None = Field(None, ge=0)
+    abs_net: float | None = Field(None, ge=0)
+    volatility: float | None = Field(None, ge=0)
+    per_name: dict[str, float] = Field(default_factory=dict)
+    tier: Tier = Field(1, ge=1)
+
+
 class SanityConfig(_Section):
     """Decisions beyond these are rejected as absurd before the solve."""
 
@@ -240,6 +327,10 @@ class ConstraintSet(_Section):
     drawdown: DrawdownConfig = DrawdownConfig()
     strategies: dict[str, StrategyBudget] = Field(default_factory=dict)
     restricted: RestrictedConfig = RestrictedConfig()
+    states: StatesConfig = StatesConfig()
+    active_state: Literal["NORMAL", "ELEVATED", "EMERGENCY"] = "NORMAL"
+    envelope: EnvelopeConfig = EnvelopeConfig()
+    """The state this set has been tightened for (set by the gate, not by hand)."""
     sanity: SanityConfig = SanityConfig()
     labels: LabelConfig = LabelConfig()
     solver: SolverConfig = SolverConfig()

@@ -89,13 +89,13 @@ def _describe(err: SchemaErrors, table: pd.DataFrame, key: str | None) -> list[s
         if len(idx):
             rows = [int(i) for i in idx if isinstance(i, (int, np.integer))]
             if key is not None and key in table.columns and rows:
-                names = table[key].iloc[[r for r in rows if r < len(table)]].astype(str).tolist()
+                names = [str(x) for x in table[key].iloc[[r for r in rows if r < len(table)]]]
                 shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
                 where = f" for {key} {shown}"
             elif rows:
                 where = f" at rows {rows[:10]}" + (" ..." if len(rows) > 10 else "")
         elif len(group):
-            values = group["failure_case"].astype(str).tolist()
+            values = [str(x) for x in group["failure_case"]]
             where = f": {', '.join(values[:10])}"
         lines.append(f"{table_name(err)}.{col}: {check}{where}")
     return lines

@@ -138,13 +138,13 @@ def save_book(book: Book, directory: str | Path, *, returns_format: str = "parqu
         )
     if book.risk_model is not None:
         book.risk_model.loadings.rename_axis("ticker").reset_index().to_csv(
-            directory / "loadings.csv", index=False, float_format="%.8g"
+            directory / "loadings.csv", index=False
         )
         book.risk_model.factor_cov.rename_axis("factor").reset_index().to_csv(
-            directory / "factor_cov.csv", index=False, float_format="%.10g"
+            directory / "factor_cov.csv", index=False
         )
         book.risk_model.specific_var.rename_axis("ticker").reset_index().to_csv(
-            directory / "specific_var.csv", index=False, float_format="%.8g"
+            directory / "specific_var.csv", index=False
         )
     if book.strategy_nav is not None:
         long = (
@@ -158,7 +158,7 @@ def save_book(book: Book, directory: str | Path, *, returns_format: str = "parqu
         if returns_format == "parquet":
             frame.to_parquet(directory / "returns.parquet", index=False)
         else:
-            frame.to_csv(directory / "returns.csv", index=False, float_format="%.6g")
+            frame.to_csv(directory / "returns.csv", index=False)
     return directory
 
 

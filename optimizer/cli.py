@@ -87,6 +87,8 @@ def _run(
     out: Path,
     risk_aversion: float,
     store: str | None,
+    state: str | None = None,
+    drill: bool = False,
 ) -> None:
     from data.loaders import load_book, load_decisions
     from optimizer.rebalance import rebalance
@@ -96,15 +98,48 @@ def _run(
         book = steps.run(0, lambda: load_book(book_dir))
         decisions = load_decisions(decisions_file)
         cs = steps.run(1, lambda: ConstraintSet.load(constraints))
-        result = steps.run(2, lambda: rebalance(book, decisions, cs, risk_aversion=risk_aversion))
+        result = steps.run(
+            2, lambda: rebalance(book, decisions, cs, risk_aversion=risk_aversion, state=state)
+        )
         steps.run(3, lambda: _write_outputs(result, out, store=store))
+        others = {}
+        if drill and state not in (None, "NORMAL"):
+            for other in ("NORMAL", "ELEVATED", "EMERGENCY"):
+                if other != state:
+                    others[other] = rebalance(
+                        book, decisions, cs, risk_aversion=risk_aversion, state=other
+                    )
     finally:
         steps.close()
     typer.echo(result.summary())
+    if others:
+        runs = {**others, str(state): result}
+        typer.echo("\nemergency drill: the same decisions under each state")
+        typer.echo(f"{'':<12}" + "".join(f"{s:>12}" for s in ("NORMAL", "ELEVATED", "EMERGENCY")))
+        for key in ("gross", "net", "long", "short", "volatility"):
+            cells = "".join(
+                f"{runs[s].run.exposures_after.get(key, float('nan')):>12.2%}"
+                for s in ("NORMAL", "ELEVATED", "EMERGENCY")
+            )
+            typer.echo(f"{key:<12}{cells}")
+        for label in ("OK", "SCALED_DOWN", "CAPPED", "REJECTED"):
+            cells = "".join(
+                f"{int(runs[s].label_counts()[label]):>12}"
+                for s in ("NORMAL", "ELEVATED", "EMERGENCY")
+            )
+            typer.echo(f"{label:<12}{cells}")
     typer.echo(
         f"\noutputs written to {out}/ (targets.csv, actions.csv, run.json"
         + (", riskopt.sqlite)" if store and "riskopt.sqlite" in store else ")")
     )
+
+
+def _check_state(state: str | None) -> str | None:
+    if state is None:
+        return None
+    if state.upper() not in ("NORMAL", "ELEVATED", "EMERGENCY"):
+        raise ValidationError("state", [f"must be NORMAL, ELEVATED or EMERGENCY, got {state!r}"])
+    return state.upper()
 
 
 @app.command()
@@ -114,8 +149,15 @@ def demo(
         str, typer.Option(help="constraint set: a TOML path or a shipped name")
     ] = "default",
     risk_aversion: Annotated[float, typer.Option(help="portfolio risk aversion γ")] = 1.0,
+    state: Annotated[
+        str, typer.Option(help="black-swan state: NORMAL, ELEVATED or EMERGENCY")
+    ] = "NORMAL",
 ) -> None:
-    """Run the shipped sample book through the gate and print a summary."""
+    """Run the shipped sample book through the gate and print a summary.
+
+    Under ``--state ELEVATED`` or ``EMERGENCY`` the summary ends with the drill: the same
+    decisions under every state, side by side.
+    """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     with _user_errors():
         out.mkdir(parents=True, exist_ok=True)
@@ -127,6 +169,8 @@ def demo(
             out,
             risk_aversion,
             f"sqlite:///{db}",
+            state=_check_state(state),
+            drill=True,
         )
 
 
@@ -140,13 +184,16 @@ def rebalance_cmd(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out/rebalance"),
     risk_aversion: Annotated[float, typer.Option(help="portfolio risk aversion γ")] = 0.0,
     store: Annotated[str | None, typer.Option(help="SQLAlchemy URL to store the run")] = None,
+    state: Annotated[
+        str | None, typer.Option(help="black-swan state; without it the set's default (ELEVATED)")
+    ] = None,
 ) -> None:
     """Run one book's decisions through the gate; write targets, actions and the run."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     with _user_errors():
         if risk_aversion < 0:
             raise ValidationError("risk_aversion", [f"must be >= 0, got {risk_aversion}"])
-        _run(book, decisions, constraints, out, risk_aversion, store)
+        _run(book, decisions, constraints, out, risk_aversion, store, state=_check_state(state))
 
 
 @app.command()

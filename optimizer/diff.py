@@ -31,7 +31,7 @@ import pandas as pd
 
 from constraints.base import HardBound, LinearLimit, ProgramData, VolatilityCap, transform_slope
 
-KINK_EPS = 1e-6
+KINK_EPS = 1e-5
 """Positions (and trades) this close to zero, in NAV, count as sitting on the kink."""
 OK, SCALED_DOWN, CAPPED, REJECTED = "OK", "SCALED_DOWN", "CAPPED", "REJECTED"
 LABEL_ORDER = (OK, SCALED_DOWN, CAPPED, REJECTED)

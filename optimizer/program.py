@@ -19,6 +19,7 @@ import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import cvxpy as cp
 import numpy as np
@@ -151,10 +152,7 @@ class GateProgram:
             if transform == "id":
                 return base
             if transform == "vol":
-                if s.chol is None or s.specific is None:
-                    raise ValueError("a volatility cap needs a risk model")
-                parts = cp.hstack([s.chol.T @ self.f, cp.multiply(np.sqrt(s.specific), self.h)])
-                return cp.reshape(cp.norm(parts, 2), (1,), order="C")
+                raise ValueError("the volatility cone is built by its block")
             key = (transform, on)
             if key not in aux:
                 size = s.n if on == "h" else s.p
@@ -173,12 +171,16 @@ class GateProgram:
         self.slack: list[cp.Variable] = []
         self.rows: list[cp.Constraint] = []
         for name, transform, on, m, a in s.blocks:
-            x = transformed(transform, on)
-            lhs = x if a is None else a @ x
             rhs = cp.Parameter(m, name=f"rhs[{name}]")
             rho = cp.Parameter(nonneg=True, name=f"rho[{name}]")
             slack = cp.Variable(m, nonneg=True, name=f"s[{name}]")
-            row = lhs <= rhs + slack
+            row: cp.Constraint
+            if transform == "vol":
+                row = self._volatility_cone(rhs, slack, constraints)
+            else:
+                x = transformed(transform, on)
+                lhs = x if a is None else a @ x
+                row = lhs <= rhs + slack
             constraints.append(row)
             objective = objective + rho * cp.sum(slack)
             self.rhs.append(rhs)
@@ -187,6 +189,21 @@ class GateProgram:
             self.rows.append(row)
         self.problem = cp.Problem(cp.Minimize(objective), constraints)
         self.solves = 0
+        # cvxpy's DPP path restructures its whole parameter tensor when the program has a
+        # cone: 7 s of compile at N = 1,000 against 1 s without DPP. Programs with the
+        # volatility cone are therefore compiled from values on each solve; those
+        # without keep DPP, where a re-solve costs little more than the solver.
+        self.use_dpp = not any(transform == "vol" for _, transform, _, _, _ in s.blocks)
+
+    def _volatility_cone(
+        self, rhs: cp.Parameter, slack: cp.Variable, constraints: list[cp.Constraint]
+    ) -> cp.Constraint:
+        """``‖(Lᵀf, √d ∘ h)‖ ≤ rhs + s``: the ex-ante volatility cap (one cone)."""
+        s = self.structure
+        if s.chol is None or s.specific is None:
+            raise ValueError("a volatility cap needs a risk model")
+        parts = cp.hstack([s.chol.T @ self.f, cp.multiply(np.sqrt(s.specific), self.h)])
+        return cp.reshape(cp.norm(parts, 2), (1,), order="C") <= rhs + slack
 
     def set_values(
         self,
@@ -217,10 +234,11 @@ class GateProgram:
         for param, value in zip(self.rho, rho, strict=True):
             param.value = value * scale
 
-    def solve(self, solver: str, *, max_iters: int, warm_start: bool = False) -> Solved:
-        """Solve with one solver; raises ``cp.SolverError`` on failure."""
+    def solve(self, solver: str | Any, *, max_iters: int, warm_start: bool = False) -> Solved:
+        """Solve with one solver (a name or a cvxpy solver instance); raises on failure."""
         options: dict[str, object] = {}
-        if solver == "CLARABEL":
+        name = solver if isinstance(solver, str) else str(solver.name())
+        if name == "CLARABEL":
             options = {
                 "max_iter": max_iters,
                 "tol_gap_abs": 1e-9,
@@ -228,9 +246,16 @@ class GateProgram:
                 "tol_feas": 1e-9,
                 "tol_ktratio": 1e-8,
             }
-        elif solver == "SCS":
-            options = {"max_iters": max_iters * 100, "eps_abs": 1e-9, "eps_rel": 1e-9}
-        elif solver == "OSQP":
+        elif name == "SCS":
+            # A first-order method: bounded in iterations and in time, so that a chain
+            # that reaches it after an interior-point failure still ends promptly.
+            options = {
+                "max_iters": max_iters * 20,
+                "eps_abs": 1e-9,
+                "eps_rel": 1e-9,
+                "time_limit_secs": 30.0,
+            }
+        elif name == "OSQP":
             options = {
                 "max_iter": max_iters * 100,
                 "eps_abs": 1e-9,
@@ -241,17 +266,19 @@ class GateProgram:
         with warnings.catch_warnings():
             # An inaccurate status is handled by the caller's chain, not a warning.
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-            self.problem.solve(solver=solver, warm_start=warm_start, **options)
+            self.problem.solve(
+                solver=solver, warm_start=warm_start, ignore_dpp=not self.use_dpp, **options
+            )
         wall = time.perf_counter() - start
         self.solves += 1
         status = self.problem.status
         if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or self.w.value is None:
-            raise cp.SolverError(f"{solver} returned status {status}")
+            raise cp.SolverError(f"{name} returned status {status}")
         stats = self.problem.solver_stats
         solve_seconds = float(stats.solve_time) if stats.solve_time is not None else wall
         return Solved(
             status=status,
-            solver=solver,
+            solver=name,
             w=np.asarray(self.w.value, dtype=float),
             h=np.asarray(self.h.value, dtype=float),
             slacks=[np.asarray(s.value, dtype=float) for s in self.slack],
@@ -267,7 +294,8 @@ class GateProgram:
 
 def _dual(constraint: cp.Constraint) -> np.ndarray:
     """Non-negative multipliers of ``constraint`` in the unscaled objective's units."""
-    value = np.asarray(constraint.dual_value, dtype=float).reshape(-1)
+    raw = constraint.dual_value
+    value = np.asarray(raw, dtype=float).reshape(-1)
     return np.maximum(value, 0.0) / OBJECTIVE_SCALE
 
 

@@ -22,8 +22,18 @@ import pandas as pd
 from constraints import FAMILIES
 from constraints.base import HardBound, LinearLimit, ProgramData
 from constraints.config import ConstraintSet
+from constraints.errors import ConfigError
+from constraints.states import (
+    BlackSwanState,
+    ResolvedState,
+    resolve_state,
+    tightened,
+    with_envelope,
+)
 from data.book import Book
-from data.errors import ValidationError
+from data.contracts import check_decision_columns
+from data.errors import BookLoadError, ValidationError
+from data.loaders import load_book
 from optimizer.diff import (
     COSTS,
     OK,
@@ -40,7 +50,16 @@ from optimizer.diff import (
 from optimizer.inputs import PreparedInputs, prepare
 from optimizer.lots import round_to_lots
 from optimizer.program import DEFAULT_CACHE, ProgramCache, Solved, Structure
-from optimizer.result import FALLBACK, OPTIMAL, RELAXED, RebalanceResult, RunInfo, exposures
+from optimizer.result import (
+    DEGRADED,
+    FALLBACK,
+    OPTIMAL,
+    RELAXED,
+    TARGET_COLUMNS,
+    RebalanceResult,
+    RunInfo,
+    exposures,
+)
 
 log = logging.getLogger("riskopt")
 
@@ -50,31 +69,40 @@ DUAL_TOL = 1e-7
 
 
 def rebalance(
-    book: Book,
+    book: Book | str | Path,
     decisions: pd.DataFrame,
     constraint_set: ConstraintSet | str | Path = "default",
     *,
+    state: str | BlackSwanState | None = None,
     risk_aversion: float = 0.0,
     name_risk_aversion: float | Mapping[str, float] | np.ndarray | None = None,
     run_id: str | None = None,
     store: str | None = None,
     cache: ProgramCache | None = DEFAULT_CACHE,
-    solvers: list[str] | None = None,
+    solvers: list[str | Any] | None = None,
+    strict: bool = False,
+    now: dt.datetime | None = None,
 ) -> RebalanceResult:
     """Run the risk gate on ``book`` for ``decisions`` under ``constraint_set``.
 
     Parameters
     ----------
     book
-        The portfolio state and market snapshot (:class:`data.Book`).
+        The portfolio state and market snapshot (:class:`data.Book`), or a book
+        directory. A directory that cannot be loaded (missing file, unreadable table,
+        NAV ≤ 0) gives a ``DEGRADED`` run: no new risk, every decision ``REJECTED``.
     decisions
         One row per proposed decision: ``decision_id, ticker, strategy_id,
         target_weight`` and optional ``confidence`` ∈ (0, 1]. Bad rows are ``REJECTED``
         with a reason; the rest proceed.
     constraint_set
         A :class:`ConstraintSet`, a TOML path, or the name of a shipped set.
+    state
+        The black-swan monitor's state (``"NORMAL"``, ``"ELEVATED"``, ``"EMERGENCY"`` or a
+        :class:`BlackSwanState` with ``as_of`` and overrides). Missing or stale: the set's
+        ``states.default_state`` (``ELEVATED`` in the shipped sets); the run says so.
     risk_aversion
-        Portfolio risk aversion ``γ`` ≥ 0. At 0 the gate is a pure projection: a
+        Portfolio risk aversion ``γ`` ≥ 0 (raised to the state's floor). At 0 the gate is a pure projection: a
         proposal that satisfies every limit passes unchanged.
     name_risk_aversion
         Per-name multipliers ``γ_i`` of the specific-risk term (scalar, ``{ticker:
@@ -87,18 +115,66 @@ def rebalance(
     cache
         Compiled-program cache (``None`` builds a fresh program).
     solvers
-        Overrides the constraint set's solver chain.
+        Overrides the constraint set's solver chain (names, or cvxpy solver instances).
+    strict
+        Raise :class:`ConfigError` for a constraint set that does not fit the book,
+        instead of the production behaviour: alert, fall back to ``conservative.toml``
+        tightened by the current state, status ``DEGRADED``.
+    now
+        The run's clock, for the staleness of ``state`` (default: the current time).
     """
     t_start = time.perf_counter()
-    cs = (
-        constraint_set
-        if isinstance(constraint_set, ConstraintSet)
-        else ConstraintSet.load(constraint_set)
-    )
-    if not isinstance(book, Book):
-        raise ValidationError("book", [f"expected a Book, got {type(book).__name__}"])
     gamma = _check_gamma(risk_aversion)
-    prepared = prepare(book, decisions, cs)
+    if isinstance(book, str | Path):
+        try:
+            book = load_book(book)
+        except (BookLoadError, ValidationError) as err:
+            return degraded_result(
+                decisions,
+                f"portfolio state could not be loaded: {_one_line(err)}",
+                run_id=run_id,
+                store=store,
+            )
+    if not isinstance(book, Book):
+        raise ValidationError(
+            "book", [f"expected a Book or a book directory, got {type(book).__name__}"]
+        )
+
+    alerts: list[str] = []
+    degraded = False
+    try:
+        base = (
+            constraint_set
+            if isinstance(constraint_set, ConstraintSet)
+            else ConstraintSet.load(constraint_set)
+        )
+        resolved = resolve_state(state, base, now=now)
+        cs = _envelope(
+            book,
+            decisions,
+            base,
+            tightened(base, resolved),
+            resolved,
+            risk_aversion=gamma,
+            name_risk_aversion=name_risk_aversion,
+            cache=cache,
+            solvers=solvers,
+            alerts=alerts,
+        )
+        prepared = prepare(book, decisions, cs)
+    except ConfigError as err:
+        if strict:
+            raise
+        alert = f"inconsistent constraint set ({err.one_line()}): using conservative.toml under the current state"
+        log.error(alert)
+        alerts.append(alert)
+        degraded = True
+        base = _conservative_for(book)
+        resolved = resolve_state(state, base, now=now)
+        cs = tightened(base, resolved)
+        prepared = prepare(book, decisions, cs)
+    alerts.extend(resolved.alerts)
+    gamma = max(gamma, resolved.sop.risk_aversion_floor)
     data = prepared.data
     gamma_i = _name_gamma(name_risk_aversion, data)
 
@@ -114,6 +190,7 @@ def rebalance(
     t_prepared = time.perf_counter()
 
     chain: list[dict[str, str]] = []
+    prepared_warnings: list[str] = []
     solved: Solved | None = None
     program_built = False
     if data.n:
@@ -124,24 +201,41 @@ def rebalance(
         program.set_values(
             data, limits, c=c, lo=lo, hi=hi, gamma=gamma, gamma_i=gamma_i, kappa=kappa, rho=rho
         )
+        inaccurate: Solved | None = None
         for solver in solvers or list(cs.solver.chain):
-            if solver not in cp.installed_solvers():
-                chain.append({"solver": solver, "outcome": "not installed"})
+            name = solver if isinstance(solver, str) else str(solver.name())
+            if isinstance(solver, str) and solver not in cp.installed_solvers():
+                chain.append({"solver": name, "outcome": "not installed"})
                 continue
             try:
                 candidate = program.solve(solver, max_iters=cs.solver.max_iters)
             except (cp.SolverError, ValueError, ArithmeticError) as err:
-                chain.append({"solver": solver, "outcome": f"failed: {err}"})
-                log.warning("solver %s failed: %s", solver, err)
+                chain.append({"solver": name, "outcome": f"failed: {err}"})
+                log.warning("solver %s failed: %s", name, err)
                 continue
             problem = _accuracy_problem(candidate, lo, hi)
             if problem:
-                chain.append({"solver": solver, "outcome": f"inaccurate: {problem}"})
-                log.warning("solver %s inaccurate: %s", solver, problem)
+                chain.append({"solver": name, "outcome": f"inaccurate: {problem}"})
+                log.warning("solver %s inaccurate: %s", name, problem)
+                if inaccurate is None and _box_violation(candidate, lo, hi) <= 1e-6:
+                    inaccurate = candidate
                 continue
-            chain.append({"solver": solver, "outcome": candidate.status})
+            chain.append({"solver": name, "outcome": candidate.status})
             solved = candidate
             break
+        if solved is None and inaccurate is not None:
+            # Better than the fallback: a solution that missed the solver's own tolerance
+            # but keeps every hard limit to 1e-6 (and is clipped into the box below).
+            solved = inaccurate
+            chain.append(
+                {
+                    "solver": inaccurate.solver,
+                    "outcome": "accepted: inaccurate but within the hard limits",
+                }
+            )
+            prepared_warnings.append(
+                f"solver {inaccurate.solver} solution accepted at reduced accuracy"
+            )
     t_solved = time.perf_counter()
 
     if solved is not None:
@@ -181,6 +275,8 @@ def rebalance(
 
     breaches = _breaches(limits, h_star, w_star)
     status = FALLBACK if solved is None and data.n else (RELAXED if breaches else OPTIMAL)
+    if degraded:
+        status = DEGRADED
     run_id = run_id or uuid.uuid4().hex[:16]
     created = dt.datetime.now(dt.UTC)
     before = exposures(data.h0, data.loadings, data.factor_cov, data.specific_var)
@@ -200,6 +296,8 @@ def rebalance(
         fallback=solved is None,
         exposures_before=before,
         exposures_after=after,
+        state=resolved.state,
+        h_solved=h_star,
     )
     binding = _binding(limits, bounds, solved, data) if solved is not None else _empty_binding()
     t_done = time.perf_counter()
@@ -222,8 +320,11 @@ def rebalance(
             "diff": t_done - t_solved,
             "total": t_done - t_start,
         },
-        warnings=list(prepared.warnings),
+        warnings=[*prepared.warnings, *prepared_warnings],
         program_built=program_built,
+        state=resolved.state,
+        state_source=resolved.source,
+        alerts=alerts,
     )
     result = RebalanceResult(
         run=run,
@@ -239,6 +340,68 @@ def rebalance(
 
         store_result(result, store)
     return result
+
+
+# -- states ---------------------------------------------------------------------------------
+
+CALMER = {"ELEVATED": "NORMAL", "EMERGENCY": "ELEVATED"}
+
+
+def _envelope(
+    book: Book,
+    decisions: pd.DataFrame,
+    base: ConstraintSet,
+    cs: ConstraintSet,
+    resolved: ResolvedState,
+    *,
+    risk_aversion: float,
+    name_risk_aversion: float | Mapping[str, float] | np.ndarray | None,
+    cache: ProgramCache | None,
+    solvers: list[str | Any] | None,
+    alerts: list[str],
+) -> ConstraintSet:
+    """Cap a stricter state's exposures at the calmer state's outcome on the same inputs.
+
+    ELEVATED is capped by NORMAL's outcome and EMERGENCY by ELEVATED's (which is itself
+    capped by NORMAL's), so gross, |net|, every |weight| and the ex-ante volatility never
+    increase from one state to the next wherever the stricter state can reach them; where
+    it cannot (de-risk-only cannot add the hedge that lowered the calmer state's net), the
+    residual is reported as a breach of ``state.envelope.*``.
+    """
+    calmer = CALMER.get(resolved.state)
+    if calmer is None or not base.states.never_exceed_calmer:
+        return cs
+    if resolved.sop == base.states.sop(calmer):
+        return cs  # the same procedure gives the same outcome: nothing to cap
+    outcome = rebalance(
+        book,
+        decisions,
+        base,
+        state=calmer,
+        risk_aversion=risk_aversion,
+        name_risk_aversion=name_risk_aversion,
+        cache=cache,
+        solvers=solvers,
+        strict=True,
+    )
+    if outcome.status not in (OPTIMAL, RELAXED):
+        alerts.append(f"the {calmer} run ended {outcome.status}: no calmer-state envelope applied")
+        return cs
+    # The solver's continuous weights (before lots), plus the breach tolerance, so that an
+    # envelope which merely coincides with the stricter state's own solution stays slack.
+    solved = outcome.targets.dropna(subset=["solved_weight"]).set_index("ticker")["solved_weight"]
+    h = solved.to_numpy(dtype=float)
+    model = book.risk_model
+    envelope = exposures(
+        h,
+        None if model is None else model.loadings.loc[solved.index].to_numpy(dtype=float),
+        None if model is None else model.factor_cov.to_numpy(dtype=float),
+        None if model is None else model.specific_var.loc[solved.index].to_numpy(dtype=float),
+    )
+    envelope = {k: v + BREACH_TOL for k, v in envelope.items()}
+    envelope["net"] = abs(float(h.sum())) + BREACH_TOL
+    per_name = dict(zip(solved.index, np.abs(h) + BREACH_TOL, strict=True))
+    return with_envelope(cs, calmer, envelope, per_name)
 
 
 # -- inputs to the program ---------------------------------------------------------------
@@ -303,10 +466,16 @@ def _current_shares(book: Book, data: ProgramData) -> np.ndarray:
     return pos.reindex(data.tickers).fillna(0.0).to_numpy(dtype=float)
 
 
+def _box_violation(solved: Solved, lo: np.ndarray, hi: np.ndarray) -> float:
+    if not (np.isfinite(solved.w).all() and np.isfinite(solved.h).all()):
+        return float("inf")
+    return float(np.max(np.maximum(solved.h - hi, lo - solved.h), initial=0.0))
+
+
 def _accuracy_problem(solved: Solved, lo: np.ndarray, hi: np.ndarray) -> str | None:
     if not (np.isfinite(solved.w).all() and np.isfinite(solved.h).all()):
         return "non-finite solution"
-    box = float(np.max(np.maximum(solved.h - hi, lo - solved.h), initial=0.0))
+    box = _box_violation(solved, lo, hi)
     if box > 1e-6:
         return f"hard box violated by {box:.2e}"
     if solved.status != cp.OPTIMAL:
@@ -454,6 +623,8 @@ def _diff_tables(
     fallback: bool,
     exposures_before: dict[str, float],
     exposures_after: dict[str, float],
+    state: str = "NORMAL",
+    h_solved: np.ndarray | None = None,
 ) -> dict[str, pd.DataFrame]:
     data = prepared.data
     tol_t = cs.labels.weight_tol + cs.labels.lot_tol * data.lot_weight
@@ -484,8 +655,12 @@ def _diff_tables(
     )
     conf = np.zeros(data.n)
     np.maximum.at(conf, pt, np.where(data.has_decision, data.confidence, 0.0))
+    # Under EMERGENCY the largest de-risking trades, by stand-alone risk removed, go first.
+    risk_removed = (
+        (np.abs(data.h0) - np.abs(h_final)) * data.volatility if state == "EMERGENCY" else None
+    )
     priority = execution_priority(
-        data.tickers, current_shares, target_shares, data.adv_shares, conf
+        data.tickers, current_shares, target_shares, data.adv_shares, conf, risk_removed
     )
     targets = pd.DataFrame(
         {
@@ -496,6 +671,7 @@ def _diff_tables(
             "current_weight": data.h0,
             "target_weight": h_final,
             "proposed_weight": h_tilde,
+            "solved_weight": h_solved,
             "priority": priority,
             "action_type": ticker_labels,
             "risk_reasoning_summary": ticker_reasons,
@@ -513,6 +689,7 @@ def _diff_tables(
                 "current_weight": np.nan,
                 "target_weight": np.nan,
                 "proposed_weight": np.nan,
+                "solved_weight": np.nan,
                 "priority": np.arange(len(targets) + 1, len(targets) + 1 + len(carried)),
                 "action_type": OK,
                 "risk_reasoning_summary": "carried unchanged: no valid price",
@@ -539,7 +716,7 @@ def _diff_tables(
     rows: list[dict[str, Any]] = []
     common = {
         "gamma": gamma,
-        "state": "NORMAL",
+        "state": state,
         "exposures_before": exposures_before,
         "exposures_after": exposures_after,
     }
@@ -662,3 +839,84 @@ def _pair_action(
         float(data.w0[pair]),
         details,
     )
+
+
+# -- degraded runs ---------------------------------------------------------------------------
+
+
+def _one_line(err: Exception) -> str:
+    return err.one_line() if isinstance(err, ValidationError | ConfigError) else str(err)
+
+
+def _conservative_for(book: Book) -> ConstraintSet:
+    """The conservative set, stripped of what this book cannot support (logged)."""
+    cs = ConstraintSet.load("conservative")
+    if book.risk_model is None:
+        log.warning(
+            "conservative fallback: the book has no risk model, the volatility cap is not applied"
+        )
+        cs = cs.replace(**{"risk.max_volatility": None})
+    return cs
+
+
+def degraded_result(
+    decisions: pd.DataFrame,
+    reason: str,
+    *,
+    run_id: str | None = None,
+    store: str | None = None,
+    as_of: dt.date | None = None,
+) -> RebalanceResult:
+    """The run when the portfolio state is unavailable: no trade at all, every decision
+    ``REJECTED`` with the reason. Without positions no trade can be sized, so holding
+    (taking no new risk) is the only safe action."""
+    log.error(reason)
+    d = check_decision_columns(decisions)
+    run_id = run_id or uuid.uuid4().hex[:16]
+    created = dt.datetime.now(dt.UTC)
+    rows = [
+        _action(
+            rec["ticker"],
+            rec["decision_id"],
+            rec["strategy_id"],
+            REJECTED,
+            float(rec["target_weight"]),
+            np.nan,
+            np.nan,
+            {"reason": f"REJECTED: {reason}; no new risk is taken", "state": None},
+        )
+        for rec in d.to_dict("records")
+    ]
+    actions = pd.DataFrame(rows, columns=list(_ACTION_COLUMNS))
+    actions.insert(0, "action_id", [f"{run_id}-{k:05d}" for k in range(len(actions))])
+    actions.insert(1, "run_id", run_id)
+    actions.insert(2, "timestamp", created)
+    run = RunInfo(
+        run_id=run_id,
+        as_of=as_of or created.date(),
+        created_at=created,
+        status=DEGRADED,
+        constraint_set="-",
+        solver=None,
+        solver_chain=[],
+        gamma=0.0,
+        state="UNKNOWN",
+        warnings=[reason],
+        alerts=[reason],
+        program_built=False,
+    )
+    targets = pd.DataFrame(columns=list(TARGET_COLUMNS))
+    result = RebalanceResult(
+        run=run,
+        targets=targets,
+        sleeve_targets=pd.DataFrame(),
+        actions=actions,
+        binding=_empty_binding(),
+        attribution=pd.DataFrame(),
+    )
+    run.counts = {str(k): int(v) for k, v in result.label_counts().items()}
+    if store is not None:
+        from optimizer.store import store_result
+
+        store_result(result, store)
+    return result

@@ -1,7 +1,7 @@
 """Golden regression of fixed portfolios: run, compare with the stored output, explain.
 
 A fixture is a folder holding ``book/``, ``decisions.csv``, ``constraints.toml``,
-``fixture.toml`` (``risk_aversion``) and the golden outputs ``golden_targets.csv``,
+``fixture.toml`` (``risk_aversion`` and the black-swan ``state``, default NORMAL) and the golden outputs ``golden_targets.csv``,
 ``golden_actions.csv`` and ``golden_binding.csv``. :func:`check_fixture` reruns the gate
 and returns a table of every difference: targets beyond the share/weight tolerances,
 labels that changed, and binding constraints that appeared or went away.
@@ -39,6 +39,7 @@ def run_fixture(directory: str | Path) -> RebalanceResult:
         load_decisions(directory / "decisions.csv"),
         ConstraintSet.load(directory / "constraints.toml"),
         risk_aversion=float(meta.get("risk_aversion", 0.0)),
+        state=str(meta.get("state", "NORMAL")),
         run_id=directory.name,
         cache=None,
     )

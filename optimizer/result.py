@@ -12,6 +12,19 @@ import pandas as pd
 from optimizer.diff import LABEL_ORDER
 
 OPTIMAL, RELAXED, FALLBACK, DEGRADED = "OPTIMAL", "RELAXED", "FALLBACK", "DEGRADED"
+TARGET_COLUMNS = (
+    "ticker",
+    "current_position",
+    "target_position",
+    "delta_position",
+    "current_weight",
+    "target_weight",
+    "proposed_weight",
+    "solved_weight",
+    "priority",
+    "action_type",
+    "risk_reasoning_summary",
+)
 
 
 @dataclass
@@ -34,6 +47,10 @@ class RunInfo:
     warnings: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     program_built: bool = True
+    state_source: str = "given"
+    """How the state was decided: ``"given"``, ``"missing"`` or ``"stale"``."""
+    alerts: list[str] = field(default_factory=list)
+    """Alerts raised by the run (also logged at WARNING or above)."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -90,7 +107,8 @@ class RebalanceResult:
         """A plain-text summary for a terminal."""
         run = self.run
         lines = [
-            f"run {run.run_id}  as of {run.as_of}  set {run.constraint_set}  state {run.state}",
+            f"run {run.run_id}  as of {run.as_of}  set {run.constraint_set}  state {run.state}"
+            + ("" if run.state_source == "given" else f" ({run.state_source})"),
             f"status {run.status}  solver {run.solver or '-'}  γ = {run.gamma:.4g}  "
             f"total {run.timings.get('total', float('nan')):.3f}s (solver {run.timings.get('solver', 0.0):.3f}s)",
         ]
@@ -132,6 +150,9 @@ class RebalanceResult:
                 )
         for w in run.warnings:
             lines.append(f"warning: {w}")
+        for a in run.alerts:
+            if a not in run.warnings:
+                lines.append(f"ALERT: {a}")
         return "\n".join(lines)
 
 

@@ -280,7 +280,7 @@ def test_names_the_book_lacks_are_config_errors() -> None:
         position={"max_weight": 0.05, "overrides": {"QQQ": 0.1}},
     )
     with pytest.raises(ConfigError) as err:
-        rebalance(book, decisions([("D1", "s1", "AAA", 0.01)]), cs)
+        rebalance(book, decisions([("D1", "s1", "AAA", 0.01)]), cs, strict=True)
     text = "\n".join(err.value.problems)
     for key in (
         "groups.sector.net_overrides",

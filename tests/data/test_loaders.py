@@ -19,8 +19,8 @@ def test_saved_book_loads_back_to_the_same_result(tmp_path: Path) -> None:
     save_book(universe.book, tmp_path / "book")
     loaded = load_book(tmp_path / "book")
     assert loaded.nav == universe.book.nav and loaded.as_of == universe.book.as_of
-    a = rebalance(universe.book, universe.decisions, "default", risk_aversion=1.0)
-    b = rebalance(loaded, universe.decisions, "default", risk_aversion=1.0)
+    a = rebalance(universe.book, universe.decisions, "default", risk_aversion=1.0, state="NORMAL")
+    b = rebalance(loaded, universe.decisions, "default", risk_aversion=1.0, state="NORMAL")
     pd.testing.assert_series_equal(a.targets["target_position"], b.targets["target_position"])
 
 

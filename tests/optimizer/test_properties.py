@@ -12,10 +12,11 @@ import os
 
 import numpy as np
 import pandas as pd
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from constraints.config import ConstraintSet
+from constraints.errors import ConfigError
 from data.synthetic import make_universe
 from optimizer import rebalance
 from optimizer.program import ProgramCache
@@ -120,8 +121,12 @@ def test_every_hard_limit_holds(case) -> None:  # type: ignore[no-untyped-def]
             frame = result.targets.assign(
                 sector=book.market.loc[result.targets["ticker"], "sector"].to_numpy()
             )
-            sector_gross = frame.groupby("sector")["target_weight"].apply(lambda x: x.abs().sum())
-            assert (sector_gross <= cs.groups.sector.max_gross + 1e-6).all()
+            by_sector = frame.groupby("sector")["target_weight"]
+            sector_gross = by_sector.apply(lambda x: x.abs().sum())
+            # Rounding to lots may leave each name up to 1e-6 of NAV above its solved weight.
+            assert (
+                sector_gross <= cs.groups.sector.max_gross + 1e-6 * (by_sector.size() + 1)
+            ).all()
     else:
         assert result.breaches and all(b["breach"] > 0 for b in result.breaches)
 
@@ -219,7 +224,11 @@ def _value(cs: ConstraintSet, key: str) -> float | None:
 def test_tightening_a_limit_never_increases_its_exposure(case) -> None:  # type: ignore[no-untyped-def]
     book, dec, cs, gamma, key, factor = case
     current = _value(cs, key)
-    tighter = cs.replace(**{key: (1.0 if current is None else current) * factor})
+    try:
+        tighter = cs.replace(**{key: (1.0 if current is None else current) * factor})
+    except ConfigError:
+        assume(False)  # the tighter value contradicts another limit (say, a sleeve budget)
+        return
     loose = rebalance(book, dec, cs, risk_aversion=gamma)
     tight = rebalance(book, dec, tighter, risk_aversion=gamma)
     lots = float((book.market["lot_size"] * book.market["price"] / book.nav).max())

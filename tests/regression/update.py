@@ -33,7 +33,7 @@ def _long_short(directory: Path) -> None:
         DEFAULT_SET.replace('name = "default"', 'name = "long_short_small"')
     )
     (directory / "fixture.toml").write_text(
-        "# A 130/30-like multi-strategy book under the default set.\nrisk_aversion = 1.0\n"
+        '# A 130/30-like multi-strategy book under the default set.\nrisk_aversion = 1.0\nstate = "NORMAL"\n'
     )
 
 
@@ -65,7 +65,7 @@ def _breached(directory: Path) -> None:
     text = text.replace("max_trade_pct_adv = 0.10", "max_trade_pct_adv = 0.05")
     (directory / "constraints.toml").write_text(text)
     (directory / "fixture.toml").write_text(
-        "# Holdings breach the per-name cap by more than the trade limit allows to fix.\nrisk_aversion = 0.0\n"
+        '# Holdings breach the per-name cap by more than the trade limit allows to fix.\nrisk_aversion = 0.0\nstate = "NORMAL"\n'
     )
 
 

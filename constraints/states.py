@@ -1,0 +1,307 @@
+"""Black-swan states and their standard operating procedures (SOPs).
+
+The monitor declares ``NORMAL``, ``ELEVATED`` or ``EMERGENCY`` (:class:`BlackSwanState`).
+The constraint set's ``[states.ELEVATED]`` and ``[states.EMERGENCY]`` say what each means:
+multipliers that shrink caps, a risk-aversion floor, no new positions, de-risk only, and
+a forced cut of gross exposure. States only ever tighten:
+
+* a missing state, or one older than ``states.max_age_hours``, is taken as
+  ``states.default_state`` (``ELEVATED`` in the shipped sets), or as the stale state
+  itself when that is stricter, and the run says so;
+* an override from the monitor that would loosen the SOP is refused, with a logged
+  alert, and the stricter value kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData
+from constraints.config import ConstraintSet, StateSOP
+
+log = logging.getLogger("riskopt")
+
+STATES = ("NORMAL", "ELEVATED", "EMERGENCY")
+
+
+@dataclass(frozen=True)
+class BlackSwanState:
+    """What the black-swan monitor declares, with optional SOP overrides."""
+
+    state: str
+    as_of: dt.datetime | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResolvedState:
+    state: str
+    sop: StateSOP
+    source: str
+    """``"given"``, ``"missing"`` or ``"stale"``."""
+    alerts: tuple[str, ...] = ()
+
+
+def _rank(state: str) -> int:
+    return STATES.index(state)
+
+
+def resolve_state(
+    given: str | BlackSwanState | None, cs: ConstraintSet, *, now: dt.datetime | None = None
+) -> ResolvedState:
+    """The state a run uses, its effective SOP and every alert raised on the way."""
+    alerts: list[str] = []
+    default: str = cs.states.default_state
+    if given is None:
+        state, source = default, "missing"
+        alerts.append(f"no black-swan state given: treated as {default}")
+        monitor = BlackSwanState(default)
+    else:
+        monitor = given if isinstance(given, BlackSwanState) else BlackSwanState(str(given))
+        name = str(monitor.state).upper()
+        if name not in STATES:
+            state, source = default, "missing"
+            alerts.append(f"unknown black-swan state {monitor.state!r}: treated as {default}")
+        else:
+            state, source = name, "given"
+            if monitor.as_of is not None:
+                clock = now or dt.datetime.now(dt.UTC)
+                as_of = (
+                    monitor.as_of if monitor.as_of.tzinfo else monitor.as_of.replace(tzinfo=dt.UTC)
+                )
+                age = (clock - as_of).total_seconds() / 3600.0
+                if age > cs.states.max_age_hours:
+                    stricter = max(state, default, key=_rank)
+                    alerts.append(
+                        f"black-swan state {state} is stale ({age:.1f} h old, limit "
+                        f"{cs.states.max_age_hours:g} h): treated as {stricter}"
+                    )
+                    state, source = stricter, "stale"
+    sop, refused = _with_overrides(cs.states.sop(state), monitor.overrides)
+    alerts.extend(refused)
+    for alert in alerts:
+        log.warning(alert)
+    return ResolvedState(state=state, sop=sop, source=source, alerts=tuple(alerts))
+
+
+def _with_overrides(sop: StateSOP, overrides: dict[str, Any]) -> tuple[StateSOP, list[str]]:
+    """Apply the monitor's overrides that tighten; refuse (and report) those that loosen."""
+    values = sop.model_dump()
+    refused: list[str] = []
+    for key, value in overrides.items():
+        if key not in values:
+            refused.append(f"override {key!r} refused: not an SOP field")
+            continue
+        current = values[key]
+        if key in StateSOP.MULTIPLIERS:
+            tighter = float(value) <= current
+        elif key in ("no_new_positions", "derisk_only"):
+            tighter = bool(value) or not current
+        elif key in ("risk_aversion_floor", "forced_derisk"):
+            tighter = float(value) >= current
+        else:
+            tighter = value == current
+        if tighter:
+            values[key] = value
+        else:
+            refused.append(
+                f"override {key}={value!r} refused: it would loosen the SOP ({key}={current!r} kept)"
+            )
+    try:
+        return StateSOP.model_validate(values), refused
+    except ValueError as err:
+        return sop, [*refused, f"overrides refused as a whole: {err}"]
+
+
+def tightened(cs: ConstraintSet, resolved: ResolvedState) -> ConstraintSet:
+    """The constraint set with the state's SOP applied: every multiplier shrinks its caps."""
+    sop = resolved.sop
+    raw = cs.model_dump()
+
+    def scale(section: dict[str, Any], key: str, m: float) -> None:
+        if section.get(key) is not None:
+            section[key] = section[key] * m
+
+    pos = raw["position"]
+    scale(pos, "max_weight", sop.position)
+    pos["overrides"] = {k: v * sop.position for k, v in pos["overrides"].items()}
+    scale(raw["liquidity"], "max_position_pct_adv", sop.position)
+    for key in ("gross", "long", "short"):
+        scale(raw["exposure"][key], "max", sop.gross)
+    # A net band shrinks at least as much as the gross it must lie within.
+    net_m = min(sop.net, sop.gross)
+    scale(raw["exposure"]["net"], "min", net_m)
+    scale(raw["exposure"]["net"], "max", net_m)
+    for kind in ("sector", "country", "cluster"):
+        group = raw["groups"][kind]
+        scale(group, "max_net", sop.groups)
+        scale(group, "max_gross", sop.groups)
+        group["net_overrides"] = {k: v * sop.groups for k, v in group["net_overrides"].items()}
+        group["gross_overrides"] = {k: v * sop.groups for k, v in group["gross_overrides"].items()}
+    scale(raw["risk"], "max_volatility", sop.volatility)
+    scale(raw["liquidity"], "volatility_budget", sop.volatility)
+    for budget in raw["strategies"].values():
+        for key in ("max_gross", "min_net", "max_net"):
+            scale(budget, key, sop.strategies)
+    raw["active_state"] = resolved.state
+    if resolved.state != "NORMAL":
+        raw["states"][resolved.state] = sop.model_dump()
+        if resolved.state == "ELEVATED":
+            # Keep EMERGENCY at least as strict as the (possibly overridden) ELEVATED.
+            emergency = raw["states"]["EMERGENCY"]
+            for f in StateSOP.MULTIPLIERS:
+                emergency[f] = min(emergency[f], getattr(sop, f))
+            emergency["risk_aversion_floor"] = max(
+                emergency["risk_aversion_floor"], sop.risk_aversion_floor
+            )
+            emergency["forced_derisk"] = max(emergency["forced_derisk"], sop.forced_derisk)
+            for flag in ("no_new_positions", "derisk_only"):
+                emergency[flag] = emergency[flag] or getattr(sop, flag)
+    return ConstraintSet.from_dict(raw, source=f"{cs.name} under {resolved.state}")
+
+
+class StateRestrictions:
+    """The SOP's own limits: no new positions, de-risk only, forced de-risking."""
+
+    name = "state"
+
+    def limits(self, cs: ConstraintSet, data: ProgramData) -> list[LinearLimit]:
+        sop = cs.states.sop(cs.active_state)
+        if sop.forced_derisk <= 0 or data.n == 0:
+            return []
+        current_gross = float(np.abs(data.h0).sum())
+        return [
+            LinearLimit(
+                name="state.forced_derisk",
+                family=self.name,
+                transform="abs",
+                rhs=np.array([(1.0 - sop.forced_derisk) * current_gross]),
+                labels=("portfolio",),
+                tier=sop.forced_derisk_tier,
+                scope="portfolio",
+                description=f"{cs.active_state} forced de-risking (gross −{sop.forced_derisk:.0%})",
+                A=sp.csr_matrix(np.ones((1, data.n))),
+            )
+        ]
+
+    def bounds(self, cs: ConstraintSet, data: ProgramData) -> list[HardBound]:
+        sop = cs.states.sop(cs.active_state)
+        out = []
+        if sop.derisk_only:
+            out.append(
+                HardBound(
+                    name="state.derisk_only",
+                    description=f"{cs.active_state}: de-risk only",
+                    lo=np.minimum(0.0, data.h0),
+                    hi=np.maximum(0.0, data.h0),
+                )
+            )
+        if sop.no_new_positions:
+            new = data.h0 == 0
+            out.append(
+                HardBound(
+                    name="state.no_new_positions",
+                    description=f"{cs.active_state}: no new positions",
+                    lo=np.where(new, 0.0, -np.inf),
+                    hi=np.where(new, 0.0, np.inf),
+                )
+            )
+        return out
+
+
+class CalmerStateEnvelope:
+    """Limits from the calmer state's outcome: gross, |net|, per-name |w|, volatility."""
+
+    name = "envelope"
+
+    def limits(self, cs: ConstraintSet, data: ProgramData) -> list[LinearLimit]:
+        env = cs.envelope
+        if env.source_state is None or data.n == 0:
+            return []
+        source = env.source_state
+        ones = sp.csr_matrix(np.ones((1, data.n)))
+        out: list[LinearLimit] = []
+
+        def add(
+            key: str,
+            transform: str,
+            rhs: np.ndarray,
+            a: sp.csr_matrix | None,
+            labels: tuple[str, ...],
+            scope: str,
+            what: str,
+            sense: str = "max",
+        ) -> None:
+            out.append(
+                LinearLimit(
+                    name=f"state.envelope.{key}",
+                    family=self.name,
+                    transform=transform,  # type: ignore[arg-type]
+                    rhs=rhs,
+                    labels=labels,
+                    tier=env.tier,
+                    scope=scope,  # type: ignore[arg-type]
+                    description=f"{cs.active_state}: {what} not above its {source} outcome",
+                    A=a,
+                    sense=sense,  # type: ignore[arg-type]
+                )
+            )
+
+        # Rows already implied by the set's own caps are left out: duplicate active rows
+        # make the program degenerate and interior-point solvers lose accuracy.
+        gross_cap = cs.exposure.gross.max
+        if env.gross is not None and (gross_cap is None or env.gross < gross_cap):
+            add("gross", "abs", np.array([env.gross]), ones, ("portfolio",), "portfolio", "gross")
+        if env.abs_net is not None:
+            add("net", "id", np.array([env.abs_net]), ones, ("portfolio",), "portfolio", "net")
+            add(
+                "net_short",
+                "id",
+                np.array([env.abs_net]),
+                sp.csr_matrix(-ones),
+                ("portfolio",),
+                "portfolio",
+                "short net",
+                "min",
+            )
+        if env.per_name:
+            own = np.full(
+                data.n, NO_LIMIT if cs.position.max_weight is None else cs.position.max_weight
+            )
+            for k, t in enumerate(data.tickers):
+                own[k] = cs.position.overrides.get(str(t), own[k])
+            cap = np.array([env.per_name.get(str(t), NO_LIMIT) for t in data.tickers])
+            cap = np.where(cap < own - 1e-12, cap, NO_LIMIT)
+            add("per_name", "abs", cap, None, tuple(map(str, data.tickers)), "name", "position")
+        return out
+
+    def bounds(self, cs: ConstraintSet, data: ProgramData) -> list[HardBound]:
+        return []
+
+
+def with_envelope(
+    cs: ConstraintSet, calmer_state: str, exposures: dict[str, float], per_name: dict[str, float]
+) -> ConstraintSet:
+    """``cs`` with the calmer state's outcome as its envelope (volatility joins the cap)."""
+    raw = cs.model_dump()
+    raw["envelope"] = {
+        "source_state": calmer_state,
+        "gross": exposures.get("gross"),
+        "abs_net": abs(exposures["net"]) if "net" in exposures else None,
+        "volatility": exposures.get("volatility"),
+        "per_name": per_name,
+        "tier": raw["envelope"]["tier"],
+    }
+    if exposures.get("volatility") is not None:
+        current = raw["risk"]["max_volatility"]
+        raw["risk"]["max_volatility"] = (
+            min(current, exposures["volatility"]) if current else exposures["volatility"]
+        )
+        raw["risk"]["max_volatility"] = max(raw["risk"]["max_volatility"], 1e-6)
+    return ConstraintSet.from_dict(raw, source=f"{cs.name} under {cs.active_state}")

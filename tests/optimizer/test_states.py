@@ -1,0 +1,253 @@
+"""Black-swan states, the emergency drill, and every failure mode of DESIGN.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from cvxpy.error import SolverError
+from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import CLARABEL
+
+from constraints.config import ConstraintSet
+from constraints.errors import ConfigError
+from constraints.states import BlackSwanState, resolve_state
+from data.loaders import save_book
+from optimizer import rebalance
+from tests.helpers import decisions, hand_book
+
+NOW = dt.datetime(2026, 11, 20, 16, 0, tzinfo=dt.UTC)
+
+
+# -- the emergency drill -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def drill(sample):  # type: ignore[no-untyped-def]
+    book, dec = sample
+    return book, {
+        s: rebalance(book, dec, "default", state=s, risk_aversion=1.0)
+        for s in ("NORMAL", "ELEVATED", "EMERGENCY")
+    }
+
+
+def _measures(book, result) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    w = result.targets["target_weight"]
+    return {
+        "gross": result.run.exposures_after["gross"],
+        "abs_net": abs(result.run.exposures_after["net"]),
+        "max_name": float(w.abs().max()),
+        "volatility": result.run.exposures_after["volatility"],
+    }
+
+
+def test_exposures_never_increase_with_the_state(drill) -> None:  # type: ignore[no-untyped-def]
+    book, results = drill
+    m = {s: _measures(book, r) for s, r in results.items()}
+    for key in ("gross", "abs_net", "max_name", "volatility"):
+        assert m["ELEVATED"][key] <= m["NORMAL"][key] + 1e-6, key
+        assert m["EMERGENCY"][key] <= m["ELEVATED"][key] + 1e-6, key
+    assert {r.run.state for r in results.values()} == {"NORMAL", "ELEVATED", "EMERGENCY"}
+
+
+def test_emergency_only_ever_reduces(drill) -> None:  # type: ignore[no-untyped-def]
+    _, results = drill
+    t = results["EMERGENCY"].targets
+    current, target = t["current_position"], t["target_position"]
+    assert (target[current == 0] == 0).all()  # no new name
+    assert (target.abs() <= current.abs() + 1e-9).all()  # no position grows
+    assert (target * current >= 0).all()  # none flips sign
+
+
+def test_emergency_forces_gross_down_as_far_as_liquidity_allows(drill) -> None:  # type: ignore[no-untyped-def]
+    book, results = drill
+    result = results["EMERGENCY"]
+    cs = ConstraintSet.load("default")
+    fraction = cs.states.EMERGENCY.forced_derisk
+    before, after = result.run.exposures_before["gross"], result.run.exposures_after["gross"]
+    required = (1 - fraction) * before
+    breach = [b for b in result.breaches if b["constraint"] == "state.forced_derisk"]
+    if after <= required + 1e-6:
+        assert not breach
+    else:
+        # Liquidity stopped the cut: the breach report covers exactly the rest, and every
+        # name still held could not sell more today.
+        (b,) = breach
+        assert b["breach"] == pytest.approx(after - required, abs=1e-5)
+        t = result.targets.set_index("ticker")
+        held = t[t["target_position"] != 0]
+        adv = book.market.loc[held.index, "adv_shares"]
+        sold = held["current_position"].abs() - held["target_position"].abs()
+        lot = book.market.loc[held.index, "lot_size"]
+        assert (sold >= cs.trading.max_trade_pct_adv * 0.5 * adv - lot - 1e-9).all()
+
+
+def test_emergency_priority_puts_the_largest_risk_reduction_first(drill) -> None:  # type: ignore[no-untyped-def]
+    book, results = drill
+    t = results["EMERGENCY"].targets.sort_values("priority")
+    vol = book.market.loc[t["ticker"], "volatility"].to_numpy()
+    removed = (t["current_weight"].abs() - t["target_weight"].abs()).to_numpy() * vol
+    trading = (t["delta_position"] != 0).to_numpy()
+    head = removed[trading]
+    assert (np.diff(head) <= 1e-12).all()
+
+
+# -- resolving the state --------------------------------------------------------------------
+
+
+def test_missing_stale_and_unknown_states_are_the_default() -> None:
+    cs = ConstraintSet.load("default")
+    missing = resolve_state(None, cs, now=NOW)
+    assert (missing.state, missing.source) == ("ELEVATED", "missing") and missing.alerts
+    stale = resolve_state(BlackSwanState("NORMAL", as_of=NOW - dt.timedelta(hours=30)), cs, now=NOW)
+    assert (stale.state, stale.source) == ("ELEVATED", "stale")
+    stale_emergency = resolve_state(
+        BlackSwanState("EMERGENCY", as_of=NOW - dt.timedelta(days=3)), cs, now=NOW
+    )
+    assert stale_emergency.state == "EMERGENCY"  # a stale state never relaxes below the default
+    fresh = resolve_state(BlackSwanState("NORMAL", as_of=NOW - dt.timedelta(hours=1)), cs, now=NOW)
+    assert (fresh.state, fresh.source, fresh.alerts) == ("NORMAL", "given", ())
+    assert resolve_state("PANIC", cs, now=NOW).state == "ELEVATED"
+
+
+def test_a_run_without_a_state_says_so() -> None:
+    book = hand_book({"AAA": 100.0})
+    result = rebalance(book, decisions([("D1", "s1", "AAA", 0.01)]), "default")
+    assert result.run.state == "ELEVATED" and result.run.state_source == "missing"
+    assert any("no black-swan state" in a for a in result.run.alerts)
+
+
+def test_loosening_overrides_are_refused_with_an_alert(caplog: pytest.LogCaptureFixture) -> None:
+    cs = ConstraintSet.load("default")
+    monitor = BlackSwanState(
+        "EMERGENCY", as_of=NOW, overrides={"gross": 0.9, "derisk_only": False, "forced_derisk": 0.4}
+    )
+    with caplog.at_level(logging.WARNING, logger="riskopt"):
+        resolved = resolve_state(monitor, cs, now=NOW)
+    assert resolved.sop.gross == cs.states.EMERGENCY.gross  # the stricter value kept
+    assert resolved.sop.derisk_only is True
+    assert resolved.sop.forced_derisk == 0.4  # a tightening override applies
+    refused = [a for a in resolved.alerts if "refused" in a]
+    assert len(refused) == 2
+    assert sum("refused" in r.message for r in caplog.records if r.levelno >= logging.WARNING) == 2
+
+
+def test_an_emergency_looser_than_elevated_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"looser than states\.ELEVATED"):
+        ConstraintSet.from_dict(
+            {"states": {"ELEVATED": {"gross": 0.5}, "EMERGENCY": {"gross": 0.8}}}
+        )
+    with pytest.raises(ConfigError, match="gross"):
+        ConstraintSet.from_dict({"states": {"EMERGENCY": {"gross": 1.5}}})
+
+
+def test_state_risk_aversion_floor_applies() -> None:
+    book = hand_book({"AAA": 100.0, "BBB": 50.0})
+    result = rebalance(book, decisions([("D1", "s1", "AAA", 0.02)]), "default", state="EMERGENCY")
+    assert result.run.gamma == ConstraintSet.load("default").states.EMERGENCY.risk_aversion_floor
+
+
+# -- failure modes -----------------------------------------------------------------------------
+
+
+def test_an_unloadable_book_gives_a_degraded_run(tmp_path: Path) -> None:
+    dec = decisions([("D1", "s1", "AAA", 0.02), ("D2", "s1", "BBB", 0.0)])
+    url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
+    result = rebalance(tmp_path / "no_such_book", dec, "default", store=url, run_id="gone")
+    assert result.status == "DEGRADED"
+    assert (result.actions["action_type"] == "REJECTED").all()
+    assert result.actions["reason"].str.contains("could not be loaded").all()
+    assert result.targets.empty
+    import sqlalchemy as sa
+
+    with sa.create_engine(url).connect() as conn:
+        assert conn.execute(sa.text("select status from risk_runs")).scalar_one() == "DEGRADED"
+        assert conn.execute(sa.text("select count(*) from risk_actions")).scalar_one() == 2
+
+
+def test_a_book_with_non_positive_nav_is_degraded(tmp_path: Path) -> None:
+    book = hand_book({"AAA": 100.0}, {("s1", "AAA"): 0.01})
+    directory = save_book(book, tmp_path / "book")
+    (directory / "book.toml").write_text("as_of = 2026-11-20\nnav = -5.0\n")
+    result = rebalance(directory, decisions([("D1", "s1", "AAA", 0.02)]), "default")
+    assert result.status == "DEGRADED"
+    assert "nav" in result.actions["reason"].iloc[0]
+
+
+def test_an_inconsistent_set_falls_back_to_conservative(caplog: pytest.LogCaptureFixture) -> None:
+    book = hand_book({"AAA": 100.0, "BBB": 50.0})
+    bad = ConstraintSet.load("default").replace(
+        **{"groups.sector.net_overrides": {"Nonexistent": 0.1}}
+    )
+    with caplog.at_level(logging.WARNING, logger="riskopt"):
+        result = rebalance(book, decisions([("D1", "s1", "AAA", 0.06)]), bad, state="NORMAL")
+    assert result.status == "DEGRADED"
+    assert result.run.constraint_set == "conservative"
+    assert any("inconsistent constraint set" in a for a in result.run.alerts)
+    assert any(
+        "inconsistent constraint set" in r.message
+        for r in caplog.records
+        if r.levelno >= logging.WARNING
+    )
+    conservative_cap = ConstraintSet.load("conservative").position.max_weight
+    assert result.targets.set_index("ticker").loc["AAA", "target_weight"] <= conservative_cap + 1e-7
+    with pytest.raises(ConfigError):
+        rebalance(book, decisions([("D1", "s1", "AAA", 0.06)]), bad, state="NORMAL", strict=True)
+
+
+def test_the_conservative_fallback_is_tightened_by_the_state() -> None:
+    book = hand_book({"AAA": 100.0, "BBB": 50.0})
+    bad = ConstraintSet.load("default").replace(**{"position.overrides": {"ZZZ": 0.1}})
+    result = rebalance(book, decisions([("D1", "s1", "AAA", 0.06)]), bad, state="ELEVATED")
+    conservative = ConstraintSet.load("conservative")
+    cap = conservative.position.max_weight * conservative.states.ELEVATED.position
+    assert result.targets.set_index("ticker").loc["AAA", "target_weight"] <= cap + 1e-7
+    assert result.run.state == "ELEVATED"
+
+
+class ExplodingClarabel(CLARABEL):
+    """A real solver interface whose solve fails, as a broken installation would."""
+
+    def name(self) -> str:  # type: ignore[override]
+        return "EXPLODING_CLARABEL"
+
+    def solve_via_data(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise SolverError("injected failure")
+
+
+def test_a_failing_solver_chain_gives_a_fallback_that_keeps_every_hard_limit() -> None:
+    book = hand_book(
+        {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0},
+        {("s1", "AAA"): 0.09, ("s1", "BBB"): -0.02},
+        adv_shares={"AAA": 20_000, "BBB": 20_000, "CCC": 20_000},
+    )
+    dec = decisions(
+        [("D1", "s1", "AAA", 0.12), ("D2", "s1", "BBB", 0.0), ("D3", "s1", "CCC", 0.03)]
+    )
+    result = rebalance(
+        book, dec, "default", state="NORMAL", solvers=[ExplodingClarabel(), ExplodingClarabel()]
+    )
+    assert result.status == "FALLBACK"
+    assert [c["solver"] for c in result.run.solver_chain] == ["EXPLODING_CLARABEL"] * 2
+    assert all("injected failure" in c["outcome"] for c in result.run.solver_chain)
+    t = result.targets.set_index("ticker")
+    market = book.market.loc[t.index]
+    traded = (t["target_position"] - t["current_position"]).abs()
+    assert (traded <= 0.10 * market["adv_shares"] + 1e-9).all()  # the trade limit holds
+    assert (t["target_position"].abs() <= t["current_position"].abs() + 1e-9).all()  # de-risk only
+    assert t.loc["AAA", "target_weight"] < 0.09  # the over-cap name was cut toward its cap
+    actions = result.actions.set_index("decision_id")
+    assert (
+        actions.loc["D1", "action_type"] == "REJECTED"
+        and actions.loc["D3", "action_type"] == "REJECTED"
+    )
+
+
+def test_empty_and_degenerate_tables_do_not_crash() -> None:
+    book = hand_book({"AAA": 100.0})
+    empty = pd.DataFrame(columns=["decision_id", "ticker", "strategy_id", "target_weight"])
+    result = rebalance(book, empty, "default", state="NORMAL")
+    assert result.status == "OPTIMAL" and result.targets.empty
