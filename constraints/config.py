@@ -278,8 +278,8 @@ class EnvelopeConfig(_Section):
 
     Under ELEVATED the gate first solves the same inputs under NORMAL, and under
     EMERGENCY under ELEVATED; that outcome's gross, |net|, per-name |weight| and ex-ante
-    volatility become tier-``tier`` limits here, so exposures never increase from one
-    state to the next whenever the stricter state can reach them.
+    volatility become tier-``tier`` limits here (the lowest), so exposures never increase
+    from one state to the next whenever the stricter state can reach them.
     """
 
     source_state: str | None = None
@@ -287,7 +287,9 @@ class EnvelopeConfig(_Section):
     abs_net: float | None = Field(None, ge=0)
     volatility: float | None = Field(None, ge=0)
     per_name: dict[str, float] = Field(default_factory=dict)
-    tier: Tier = Field(1, ge=1)
+    tier: Tier = Field(4, ge=1)
+    """The lowest tier by default: the state's own limits come first, and a small
+    penalty keeps the many near-active rows well conditioned."""
 
 
 class SanityConfig(_Section):
@@ -425,6 +427,24 @@ def book_problems(
     unknown("factors.bands", cs.factors.bands, factors, "factors")
     unknown("restricted.reduce_only", cs.restricted.reduce_only, tickers, "tickers")
     unknown("restricted.close", cs.restricted.close, tickers, "tickers")
+    # Group net caps must admit the net band: the most net long the groups allow is the
+    # sum of their caps; a net floor above it (or a net ceiling below minus it) cannot hold.
+    for kind, known in (("sector", sectors), ("country", countries), ("cluster", clusters)):
+        group = getattr(cs.groups, kind)
+        if group.max_net is None or not known:
+            continue
+        room = sum(group.net_overrides.get(g, group.max_net) for g in known)
+        net = cs.exposure.net
+        if net.min is not None and net.min > room:
+            problems.append(
+                f"groups.{kind}.max_net: the {kind} net caps add up to {room:g}, "
+                f"below exposure.net.min ({net.min:g})"
+            )
+        if net.max is not None and net.max < -room:
+            problems.append(
+                f"groups.{kind}.max_net: the {kind} net caps allow at most {room:g} net short, "
+                f"above -exposure.net.max ({net.max:g})"
+            )
     if not has_risk_model:
         if cs.risk.max_volatility is not None:
             problems.append("risk.max_volatility: the book has no risk model (loadings or returns)")

@@ -217,8 +217,14 @@ def rebalance(
             if problem:
                 chain.append({"solver": name, "outcome": f"inaccurate: {problem}"})
                 log.warning("solver %s inaccurate: %s", name, problem)
-                if inaccurate is None and _box_violation(candidate, lo, hi) <= 1e-6:
+                if (
+                    _box_violation(candidate, lo, hi) <= 1e-6
+                    and candidate.status == cp.OPTIMAL_INACCURATE
+                ):
+                    # An interior-point answer at reduced accuracy that keeps the hard
+                    # limits beats what a first-order method reaches in its time limit.
                     inaccurate = candidate
+                    break
                 continue
             chain.append({"solver": name, "outcome": candidate.status})
             solved = candidate

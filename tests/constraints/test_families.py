@@ -301,3 +301,13 @@ def test_contradictory_strategy_budget_is_a_config_error() -> None:
             exposure={"gross": {"max": 1.0}, "net": {"min": None, "max": None}},
             strategies={"s1": {"max_gross": 2.0}},
         )
+
+
+def test_group_caps_that_cannot_admit_the_net_floor_are_a_config_error() -> None:
+    book = hand_book(PRICES, sectors=SECTORS)
+    cs = only(
+        exposure={"gross": {"max": 2.0}, "net": {"min": 0.4, "max": 0.9}},
+        groups={"sector": {"max_net": 0.1}},  # three sectors: at most 30% net long
+    )
+    with pytest.raises(ConfigError, match=r"sector net caps add up to 0\.3"):
+        rebalance(book, decisions([("D1", "s1", "AAA", 0.01)]), cs, strict=True)

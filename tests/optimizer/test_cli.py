@@ -94,3 +94,20 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
         assert "Traceback" not in result.output
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("riskopt: error:"), result.output
+
+
+def test_demo_emergency_shows_the_drill(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "em"), "--state", "EMERGENCY"])
+    assert result.exit_code == 0, result.output
+    assert "state EMERGENCY" in result.output
+    assert "emergency drill" in result.output
+    drill = result.output.split("emergency drill", 1)[1].splitlines()
+    gross = next(line for line in drill if line.startswith("gross")).split()[1:]
+    values = [float(v.rstrip("%")) for v in gross]
+    assert values[0] >= values[1] >= values[2]  # NORMAL ≥ ELEVATED ≥ EMERGENCY
+
+
+def test_bad_state_is_one_line(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "x"), "--state", "PANIC"])
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("riskopt: error:") and "PANIC" in result.output
