@@ -292,6 +292,35 @@ class EnvelopeConfig(_Section):
     penalty keeps the many near-active rows well conditioned."""
 
 
+class DebateConfig(_Section):
+    """The risk debate that sets the program's risk aversion when the caller does not."""
+
+    max_risk_discuss_rounds: int = Field(1, ge=1, le=10)
+    base_risk_aversion: float = Field(1.0, gt=0)
+    """γ of a calm book: every analyst's proposal is a log-offset from this."""
+    min_risk_aversion: float = Field(0.1, gt=0)
+    max_risk_aversion: float = Field(50.0, gt=0)
+    min_name_risk_aversion: float = Field(0.5, gt=0)
+    max_name_risk_aversion: float = Field(10.0, gt=0)
+    vol_short_days: int = Field(21, ge=2)
+    vol_long_days: int = Field(252, ge=5)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DebateConfig:
+        problems = []
+        if not self.min_risk_aversion <= self.base_risk_aversion <= self.max_risk_aversion:
+            problems.append(
+                "debate.base_risk_aversion: must lie within [min_risk_aversion, max_risk_aversion]"
+            )
+        if self.min_name_risk_aversion > 1.0 or self.max_name_risk_aversion < 1.0:
+            problems.append("debate: the name bounds must contain 1")
+        if self.vol_short_days >= self.vol_long_days:
+            problems.append("debate.vol_short_days: must be shorter than vol_long_days")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
 class SanityConfig(_Section):
     """Decisions beyond these are rejected as absurd before the solve."""
 
@@ -332,6 +361,7 @@ class ConstraintSet(_Section):
     states: StatesConfig = StatesConfig()
     active_state: Literal["NORMAL", "ELEVATED", "EMERGENCY"] = "NORMAL"
     envelope: EnvelopeConfig = EnvelopeConfig()
+    debate: DebateConfig = DebateConfig()
     """The state this set has been tightened for (set by the gate, not by hand)."""
     sanity: SanityConfig = SanityConfig()
     labels: LabelConfig = LabelConfig()

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, TypeVar
 
+import pandas as pd
 import typer
 from tqdm import tqdm
 
@@ -85,7 +86,7 @@ def _run(
     decisions_file: Path,
     constraints: str,
     out: Path,
-    risk_aversion: float,
+    risk_aversion: float | None,
     store: str | None,
     state: str | None = None,
     drill: bool = False,
@@ -148,7 +149,10 @@ def demo(
     constraints: Annotated[
         str, typer.Option(help="constraint set: a TOML path or a shipped name")
     ] = "default",
-    risk_aversion: Annotated[float, typer.Option(help="portfolio risk aversion γ")] = 1.0,
+    risk_aversion: Annotated[
+        float | None,
+        typer.Option(help="portfolio risk aversion γ; default: the risk debate sets it"),
+    ] = None,
     state: Annotated[
         str, typer.Option(help="black-swan state: NORMAL, ELEVATED or EMERGENCY")
     ] = "NORMAL",
@@ -182,7 +186,10 @@ def rebalance_cmd(
         str, typer.Option(help="constraint set: a TOML path or a shipped name")
     ] = "default",
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out/rebalance"),
-    risk_aversion: Annotated[float, typer.Option(help="portfolio risk aversion γ")] = 0.0,
+    risk_aversion: Annotated[
+        float | None,
+        typer.Option(help="portfolio risk aversion γ; default: the risk debate sets it"),
+    ] = None,
     store: Annotated[str | None, typer.Option(help="SQLAlchemy URL to store the run")] = None,
     state: Annotated[
         str | None, typer.Option(help="black-swan state; without it the set's default (ELEVATED)")
@@ -191,7 +198,7 @@ def rebalance_cmd(
     """Run one book's decisions through the gate; write targets, actions and the run."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     with _user_errors():
-        if risk_aversion < 0:
+        if risk_aversion is not None and risk_aversion < 0:
             raise ValidationError("risk_aversion", [f"must be >= 0, got {risk_aversion}"])
         _run(book, decisions, constraints, out, risk_aversion, store, state=_check_state(state))
 
@@ -214,6 +221,41 @@ def synth(
         save_book(universe.book, out / "book")
         universe.decisions.to_csv(out / "decisions.csv", index=False)
     typer.echo(f"wrote {out}/book and {out}/decisions.csv ({n} names, {k} factors, seed {seed})")
+
+
+@app.command()
+def debate(
+    book: Annotated[Path, typer.Option(help="book directory (see README)")],
+    decisions: Annotated[Path, typer.Option(help="decisions CSV or Parquet file")],
+    constraints: Annotated[
+        str, typer.Option(help="constraint set: a TOML path or a shipped name")
+    ] = "default",
+    rounds: Annotated[int | None, typer.Option(help="rounds of Risky → Safe → Neutral")] = None,
+    state: Annotated[str, typer.Option(help="black-swan state")] = "NORMAL",
+) -> None:
+    """Run the risk debate on a book and print its transcript as a table."""
+    from data.loaders import load_book, load_decisions
+    from optimizer.debate import compute_features, run_debate
+    from optimizer.inputs import prepare
+
+    with _user_errors():
+        if rounds is not None and not 1 <= rounds <= 10:
+            raise ValidationError("rounds", [f"must be between 1 and 10, got {rounds}"])
+        the_state = _check_state(state) or "NORMAL"
+        cs = ConstraintSet.load(constraints)
+        if rounds is not None:
+            cs = cs.replace(**{"debate.max_risk_discuss_rounds": rounds})
+        the_book = load_book(book)
+        data = prepare(the_book, load_decisions(decisions), cs).data
+        floor = cs.states.sop(the_state).risk_aversion_floor
+        result = run_debate(compute_features(the_book, data, cs, the_state), cs.debate, floor=floor)
+    table = result.transcript.assign(round=result.transcript["round"].astype(object).fillna("-"))
+    with pd.option_context("display.max_colwidth", 110, "display.width", 200):
+        typer.echo(table.to_string(index=False, formatters={"risk_aversion": "{:.3g}".format}))
+    typer.echo(
+        f"\njudge: γ = {result.gamma:.3g}; per-name γ_i from {result.gamma_i.min():.2f} "
+        f"to {result.gamma_i.max():.2f} over {len(result.gamma_i)} names"
+    )
 
 
 @app.command("check-constraints")

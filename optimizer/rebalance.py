@@ -34,6 +34,7 @@ from data.book import Book
 from data.contracts import check_decision_columns
 from data.errors import BookLoadError, ValidationError
 from data.loaders import load_book
+from optimizer.debate import DebateResult, compute_features, run_debate
 from optimizer.diff import (
     COSTS,
     OK,
@@ -74,7 +75,7 @@ def rebalance(
     constraint_set: ConstraintSet | str | Path = "default",
     *,
     state: str | BlackSwanState | None = None,
-    risk_aversion: float = 0.0,
+    risk_aversion: float | None = None,
     name_risk_aversion: float | Mapping[str, float] | np.ndarray | None = None,
     run_id: str | None = None,
     store: str | None = None,
@@ -102,7 +103,8 @@ def rebalance(
         :class:`BlackSwanState` with ``as_of`` and overrides). Missing or stale: the set's
         ``states.default_state`` (``ELEVATED`` in the shipped sets); the run says so.
     risk_aversion
-        Portfolio risk aversion ``γ`` ≥ 0 (raised to the state's floor). At 0 the gate is a pure projection: a
+        Portfolio risk aversion ``γ`` ≥ 0 (raised to the state's floor). ``None``: the
+        risk debate sets ``γ`` and the per-name ``γ_i`` (:mod:`optimizer.debate`). At 0 the gate is a pure projection: a
         proposal that satisfies every limit passes unchanged.
     name_risk_aversion
         Per-name multipliers ``γ_i`` of the specific-risk term (scalar, ``{ticker:
@@ -124,7 +126,7 @@ def rebalance(
         The run's clock, for the staleness of ``state`` (default: the current time).
     """
     t_start = time.perf_counter()
-    gamma = _check_gamma(risk_aversion)
+    user_gamma = None if risk_aversion is None else _check_gamma(risk_aversion)
     if isinstance(book, str | Path):
         try:
             book = load_book(book)
@@ -155,7 +157,7 @@ def rebalance(
             base,
             tightened(base, resolved),
             resolved,
-            risk_aversion=gamma,
+            risk_aversion=user_gamma,
             name_risk_aversion=name_risk_aversion,
             cache=cache,
             solvers=solvers,
@@ -174,9 +176,21 @@ def rebalance(
         cs = tightened(base, resolved)
         prepared = prepare(book, decisions, cs)
     alerts.extend(resolved.alerts)
-    gamma = max(gamma, resolved.sop.risk_aversion_floor)
     data = prepared.data
-    gamma_i = _name_gamma(name_risk_aversion, data)
+    debate: DebateResult | None = None
+    if user_gamma is None:
+        debate = run_debate(
+            compute_features(book, data, cs, resolved.state),
+            cs.debate,
+            floor=resolved.sop.risk_aversion_floor,
+        )
+        gamma = debate.gamma
+    else:
+        gamma = max(user_gamma, resolved.sop.risk_aversion_floor)
+    if name_risk_aversion is None and debate is not None:
+        gamma_i = debate.gamma_i.to_numpy(dtype=float)
+    else:
+        gamma_i = _name_gamma(name_risk_aversion, data)
 
     limits: list[LinearLimit] = []
     bounds: list[HardBound] = []
@@ -331,6 +345,7 @@ def rebalance(
         state=resolved.state,
         state_source=resolved.source,
         alerts=alerts,
+        debate=[] if debate is None else debate.records(),
     )
     result = RebalanceResult(
         run=run,
@@ -339,6 +354,7 @@ def rebalance(
         actions=tables["actions"],
         binding=binding,
         attribution=attribution.frame(data.tickers),
+        debate=debate,
     )
     run.counts = {str(k): int(v) for k, v in result.label_counts().items()}
     if store is not None:
@@ -360,7 +376,7 @@ def _envelope(
     cs: ConstraintSet,
     resolved: ResolvedState,
     *,
-    risk_aversion: float,
+    risk_aversion: float | None,
     name_risk_aversion: float | Mapping[str, float] | np.ndarray | None,
     cache: ProgramCache | None,
     solvers: list[str | Any] | None,

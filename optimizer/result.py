@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -51,6 +52,8 @@ class RunInfo:
     """How the state was decided: ``"given"``, ``"missing"`` or ``"stale"``."""
     alerts: list[str] = field(default_factory=list)
     """Alerts raised by the run (also logged at WARNING or above)."""
+    debate: list[dict[str, Any]] = field(default_factory=list)
+    """The debate transcript (portfolio turns), when the debate set γ."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -76,6 +79,18 @@ class RebalanceResult:
     actions: pd.DataFrame
     binding: pd.DataFrame
     attribution: pd.DataFrame
+    debate: Any = None
+    """The :class:`DebateResult` when the debate set the risk aversion, else ``None``."""
+
+    def scaled_by_risk_aversion(self) -> int:
+        """Decisions scaled down by risk aversion rather than by a limit."""
+        dec = self.actions[
+            (self.actions["decision_id"].notna()) & (self.actions["action_type"] == "SCALED_DOWN")
+        ]
+        top = dec["details_json"].map(
+            lambda d: (json.loads(d).get("attribution") or [{}])[0].get("constraint")
+        )
+        return int((top == "risk_aversion").sum())
 
     @property
     def status(self) -> str:
@@ -118,6 +133,16 @@ class RebalanceResult:
         for key in ("gross", "net", "long", "short", "volatility"):
             if key in before:
                 lines.append(f"{key:<12}{before[key]:>10.2%}{after[key]:>10.2%}")
+        if self.debate is not None:
+            lines.append("")
+            lines.append(
+                f"risk debate: judge γ = {self.debate.gamma:.3g} (stress {self.debate.stress:.2f})"
+            )
+            for speaker, row in self.debate.last_proposals().iterrows():
+                lines.append(f"  {speaker:<8} γ {row['risk_aversion']:>7.3g}  {row['rationale']}")
+            lines.append(
+                f"  decisions scaled by risk aversion rather than a limit: {self.scaled_by_risk_aversion()}"
+            )
         lines.append("")
         lines.append("decisions by label")
         for label, count in self.label_counts().items():

@@ -55,6 +55,7 @@ def test_sector_net_cap_scales_down_with_its_group_named() -> None:
             [("D1", "s1", "AAA", 0.04), ("D2", "s1", "BBB", 0.04), ("D3", "s1", "CCC", 0.04)]
         ),
         cs,
+        risk_aversion=0.0,
     )
     w = weights(result)
     assert w["AAA"] + w["BBB"] == pytest.approx(0.05, abs=1e-7)
@@ -71,7 +72,7 @@ def test_sector_gross_cap_and_per_group_override() -> None:
     dec = decisions(
         [("D1", "s1", "AAA", 0.04), ("D2", "s1", "BBB", -0.04), ("D3", "s1", "CCC", 0.03)]
     )
-    result = rebalance(book, dec, cs)
+    result = rebalance(book, dec, cs, risk_aversion=0.0)
     w = weights(result)
     assert abs(w["AAA"]) + abs(w["BBB"]) == pytest.approx(0.06, abs=1e-7)
     assert abs(w["CCC"]) == pytest.approx(0.02, abs=1e-7)
@@ -88,7 +89,10 @@ def test_country_net_cap_on_the_short_side() -> None:
     book = hand_book(PRICES, columns={"country": {"AAA": "JP", "BBB": "JP"}})
     cs = only(groups={"country": {"max_net": 0.03}})
     result = rebalance(
-        book, decisions([("D1", "s1", "AAA", -0.03), ("D2", "s1", "BBB", -0.03)]), cs
+        book,
+        decisions([("D1", "s1", "AAA", -0.03), ("D2", "s1", "BBB", -0.03)]),
+        cs,
+        risk_aversion=0.0,
     )
     w = weights(result)
     assert w["AAA"] + w["BBB"] == pytest.approx(-0.03, abs=1e-7)
@@ -118,6 +122,7 @@ def test_cluster_cap_with_clusters_estimated_from_returns() -> None:
             [("D1", "s1", "AAA", 0.04), ("D2", "s1", "BBB", 0.04), ("D3", "s1", "CCC", 0.04)]
         ),
         cs,
+        risk_aversion=0.0,
     )
     w = weights(result)
     assert w["AAA"] + w["BBB"] == pytest.approx(0.05, abs=1e-7)
@@ -132,7 +137,12 @@ def test_factor_band() -> None:
         PRICES, loadings={"AAA": [1.5], "BBB": [1.0], "CCC": [0.5], "DDD": [1.0], "EEE": [1.0]}
     )
     cs = only(factors={"bands": {"MARKET": [-0.02, 0.05]}})
-    result = rebalance(book, decisions([("D1", "s1", "AAA", 0.03), ("D2", "s1", "BBB", 0.03)]), cs)
+    result = rebalance(
+        book,
+        decisions([("D1", "s1", "AAA", 0.03), ("D2", "s1", "BBB", 0.03)]),
+        cs,
+        risk_aversion=0.0,
+    )
     w = weights(result)
     exposure = 1.5 * w["AAA"] + 1.0 * w["BBB"]
     assert 0.05 - 3 * LOT <= exposure <= 0.05 + 1e-7  # rounding to shares only ever shrinks
@@ -145,7 +155,7 @@ def test_liquidity_position_cap_in_days_of_adv() -> None:
     # 20% of 10,000 shares × 5 days × $50 = $500k = 5% of a $10m book.
     book = hand_book(PRICES, adv_shares={"BBB": 10_000})
     cs = only(liquidity={"max_position_pct_adv": 0.2, "liquidation_days": 5})
-    result = rebalance(book, decisions([("D1", "s1", "BBB", 0.08)]), cs)
+    result = rebalance(book, decisions([("D1", "s1", "BBB", 0.08)]), cs, risk_aversion=0.0)
     assert weights(result)["BBB"] == pytest.approx(0.05, abs=1e-7)
     a = act(result, "D1")
     assert (
@@ -156,7 +166,7 @@ def test_liquidity_position_cap_in_days_of_adv() -> None:
 def test_volatility_scaled_cap() -> None:
     book = hand_book(PRICES, columns={"volatility": {"CCC": 0.6}})
     cs = only(liquidity={"volatility_budget": 0.015})
-    result = rebalance(book, decisions([("D1", "s1", "CCC", 0.04)]), cs)
+    result = rebalance(book, decisions([("D1", "s1", "CCC", 0.04)]), cs, risk_aversion=0.0)
     assert weights(result)["CCC"] == pytest.approx(0.025, abs=1e-7)
     a = act(result, "D1")
     assert a["action_type"] == "CAPPED" and a["top"]["constraint"] == "liquidity.volatility_budget"
@@ -175,14 +185,19 @@ def test_gates_forbid_growth_but_allow_reduction(
 ) -> None:
     book = hand_book(PRICES, {("s1", "CCC"): 0.02, ("s2", "CCC"): 0.01}, columns=columns)
     cs = only(liquidity=gate)
-    result = rebalance(book, decisions([("UP", "s1", "CCC", 0.04), ("DOWN", "s2", "CCC", 0.0)]), cs)
+    result = rebalance(
+        book,
+        decisions([("UP", "s1", "CCC", 0.04), ("DOWN", "s2", "CCC", 0.0)]),
+        cs,
+        risk_aversion=0.0,
+    )
     # Net proposal 4% against 3% held: no growth allowed, so the name stays at 3%.
     assert weights(result)["CCC"] <= 0.03 + 1e-9
     up = act(result, "UP")
     assert up["action_type"] in ("REJECTED", "CAPPED") and up["top"]["constraint"] == key
     # A decision that only reduces is not blocked by a gate.
     book2 = hand_book(PRICES, {("s1", "CCC"): 0.02}, columns=columns)
-    result2 = rebalance(book2, decisions([("DOWN", "s1", "CCC", 0.005)]), cs)
+    result2 = rebalance(book2, decisions([("DOWN", "s1", "CCC", 0.005)]), cs, risk_aversion=0.0)
     assert act(result2, "DOWN")["action_type"] == "OK"
 
 
@@ -196,7 +211,7 @@ def test_volatility_cap_is_a_cone_and_holds() -> None:
     dec = decisions(
         [("D1", "s1", "AAA", 0.05), ("D2", "s1", "BBB", 0.05), ("D3", "s1", "CCC", -0.02)]
     )
-    result = rebalance(book, dec, cs)
+    result = rebalance(book, dec, cs, risk_aversion=0.0)
     assert result.run.exposures_after["volatility"] <= 0.02 + 1e-7
     assert result.run.exposures_before["volatility"] == 0.0
     a = act(result, "D1")
@@ -214,7 +229,12 @@ def test_drawdown_scales_the_gross_cap() -> None:
         exposure={"gross": {"max": 0.10}, "net": {"min": None, "max": None}},
         drawdown={"budget": 0.2},
     )
-    result = rebalance(book, decisions([("D1", "s1", "AAA", 0.05), ("D2", "s1", "BBB", 0.05)]), cs)
+    result = rebalance(
+        book,
+        decisions([("D1", "s1", "AAA", 0.05), ("D2", "s1", "BBB", 0.05)]),
+        cs,
+        risk_aversion=0.0,
+    )
     assert 0.10 * m - 2 * LOT <= result.run.exposures_after["gross"] <= 0.10 * m + 1e-7
     a = act(result, "D1")
     assert a["action_type"] == "SCALED_DOWN" and a["top"]["constraint"] == "exposure.gross.max"
@@ -235,7 +255,7 @@ def test_sleeve_budget_binds_one_strategy_only() -> None:
     dec = decisions(
         [("D1", "s1", "AAA", 0.04), ("D2", "s1", "BBB", 0.04), ("D3", "s2", "CCC", 0.04)]
     )
-    result = rebalance(book, dec, cs)
+    result = rebalance(book, dec, cs, risk_aversion=0.0)
     sleeves = result.sleeve_targets.set_index(["strategy_id", "ticker"])["target_weight"]
     assert sleeves[("s1", "AAA")] + sleeves[("s1", "BBB")] == pytest.approx(0.05, abs=1e-7)
     assert act(result, "D3")["action_type"] == "OK"
@@ -247,7 +267,12 @@ def test_sleeve_budget_binds_one_strategy_only() -> None:
 def test_decisions_of_two_strategies_on_one_ticker_are_netted() -> None:
     book = hand_book(PRICES)
     cs = only(strategies={"s1": {"max_gross": 0.5}, "s2": {"max_gross": 0.5}})
-    result = rebalance(book, decisions([("D1", "s1", "AAA", 0.03), ("D2", "s2", "AAA", -0.01)]), cs)
+    result = rebalance(
+        book,
+        decisions([("D1", "s1", "AAA", 0.03), ("D2", "s2", "AAA", -0.01)]),
+        cs,
+        risk_aversion=0.0,
+    )
     target = result.targets.set_index("ticker").loc["AAA"]
     assert target["target_weight"] == pytest.approx(0.02, abs=1e-7)
     assert target["target_position"] == pytest.approx(0.02 * 1e7 / 100.0)
@@ -258,7 +283,12 @@ def test_restricted_reduce_only_and_close() -> None:
     cs = only(
         restricted={"reduce_only": ["AAA"], "close": ["BBB"]}, trading={"max_trade_pct_adv": 0.5}
     )
-    result = rebalance(book, decisions([("D1", "s1", "AAA", 0.04), ("D2", "s1", "BBB", 0.03)]), cs)
+    result = rebalance(
+        book,
+        decisions([("D1", "s1", "AAA", 0.04), ("D2", "s1", "BBB", 0.03)]),
+        cs,
+        risk_aversion=0.0,
+    )
     w = weights(result)
     assert w["AAA"] == pytest.approx(0.02, abs=1e-9)
     a1 = act(result, "D1")
@@ -280,7 +310,7 @@ def test_names_the_book_lacks_are_config_errors() -> None:
         position={"max_weight": 0.05, "overrides": {"QQQ": 0.1}},
     )
     with pytest.raises(ConfigError) as err:
-        rebalance(book, decisions([("D1", "s1", "AAA", 0.01)]), cs, strict=True)
+        rebalance(book, decisions([("D1", "s1", "AAA", 0.01)]), cs, strict=True, risk_aversion=0.0)
     text = "\n".join(err.value.problems)
     for key in (
         "groups.sector.net_overrides",
@@ -310,4 +340,4 @@ def test_group_caps_that_cannot_admit_the_net_floor_are_a_config_error() -> None
         groups={"sector": {"max_net": 0.1}},  # three sectors: at most 30% net long
     )
     with pytest.raises(ConfigError, match=r"sector net caps add up to 0\.3"):
-        rebalance(book, decisions([("D1", "s1", "AAA", 0.01)]), cs, strict=True)
+        rebalance(book, decisions([("D1", "s1", "AAA", 0.01)]), cs, strict=True, risk_aversion=0.0)

@@ -34,7 +34,7 @@ def test_higher_tier_first_and_breaches_are_the_residuals() -> None:
         }
     )
     empty = pd.DataFrame(columns=["decision_id", "ticker", "strategy_id", "target_weight"])
-    result = rebalance(book, empty, cs)
+    result = rebalance(book, empty, cs, risk_aversion=0.0)
     assert result.status == "RELAXED"
     w = result.targets.set_index("ticker")["target_weight"]
     # Tier 1 got everything liquidity allows: both names sold to their trade limit.
@@ -67,7 +67,7 @@ def test_swapping_tiers_swaps_who_gives_way() -> None:
         }
     )
     empty = pd.DataFrame(columns=["decision_id", "ticker", "strategy_id", "target_weight"])
-    result = rebalance(book, empty, cs)
+    result = rebalance(book, empty, cs, risk_aversion=0.0)
     w = result.targets.set_index("ticker")["target_weight"]
     assert w.sum() == pytest.approx(0.10, abs=1e-6)  # the tier-1 floor holds
     (breach,) = result.breaches

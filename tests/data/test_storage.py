@@ -32,6 +32,7 @@ def result():  # type: ignore[no-untyped-def]
         decisions([("D1", "s1", "AAA", 0.08), ("D2", "s1", "BBB", 0.01)]),
         "default",
         run_id="r1",
+        risk_aversion=0.0,
     )
 
 
@@ -83,7 +84,12 @@ def test_rebalance_store_argument(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
     book = hand_book({"AAA": 100.0})
     result = rebalance(
-        book, decisions([("D1", "s1", "AAA", 0.01)]), "default", store=url, run_id="abc"
+        book,
+        decisions([("D1", "s1", "AAA", 0.01)]),
+        "default",
+        store=url,
+        run_id="abc",
+        risk_aversion=0.0,
     )
     assert counts(url)["risk_runs"] == 1
     with sa.create_engine(url).connect() as conn:

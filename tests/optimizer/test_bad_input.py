@@ -42,7 +42,7 @@ def test_bad_decisions_are_rejected_and_the_rest_proceed() -> None:
             ("CONF", "s2", "BBB", 0.01, 1.5),
         ]
     )
-    result = rebalance(book, dec, "default", state="NORMAL")
+    result = rebalance(book, dec, "default", state="NORMAL", risk_aversion=0.0)
     actions = result.actions.set_index("decision_id")
     assert actions.loc["GOOD", "action_type"] == "OK"
     why = reasons(result)
@@ -67,6 +67,7 @@ def test_a_second_decision_for_the_same_sleeve_and_name_is_rejected() -> None:
         decisions([("D1", "s1", "AAA", 0.01), ("D2", "s1", "AAA", 0.03)]),
         "default",
         state="NORMAL",
+        risk_aversion=0.0,
     )
     why = reasons(result)
     assert result.actions.set_index("decision_id").loc["D1", "action_type"] == "OK"
@@ -99,7 +100,9 @@ def test_positions_in_names_without_market_data_are_a_book_error() -> None:
 def test_missing_decision_columns_are_one_error() -> None:
     book = hand_book(PRICES)
     with pytest.raises(ValidationError) as err:
-        rebalance(book, pd.DataFrame({"ticker": ["AAA"]}), "default", state="NORMAL")
+        rebalance(
+            book, pd.DataFrame({"ticker": ["AAA"]}), "default", state="NORMAL", risk_aversion=0.0
+        )
     assert {"missing column 'decision_id'", "missing column 'target_weight'"} <= set(
         err.value.problems
     )
@@ -115,7 +118,7 @@ def test_bad_risk_aversion_is_a_validation_error(gamma: object) -> None:
 def test_empty_decisions_keep_the_book() -> None:
     book = hand_book(PRICES, {("s1", "AAA"): 0.01, ("s1", "BBB"): -0.02})
     empty = pd.DataFrame(columns=["decision_id", "ticker", "strategy_id", "target_weight"])
-    result = rebalance(book, empty, "default", state="NORMAL")
+    result = rebalance(book, empty, "default", state="NORMAL", risk_aversion=0.0)
     assert result.status == "OPTIMAL"
     assert (result.targets["delta_position"] == 0).all()
     assert len(result.actions) == 0
@@ -132,7 +135,9 @@ def test_unpriced_holdings_are_carried_and_reported() -> None:
         market=market,
         risk_model=book.risk_model,
     )
-    result = rebalance(book, decisions([("D1", "s1", "AAA", 0.02)]), "default", state="NORMAL")
+    result = rebalance(
+        book, decisions([("D1", "s1", "AAA", 0.02)]), "default", state="NORMAL", risk_aversion=0.0
+    )
     zero = result.targets.set_index("ticker").loc["ZERO"]
     assert zero["target_position"] == zero["current_position"]
     assert any("ZERO" in w for w in result.run.warnings)
@@ -142,7 +147,9 @@ def test_holdings_beyond_what_liquidity_can_fix_give_a_relaxed_run() -> None:
     # AAA is held at 8% against a 5% cap; the trade limit lets it sell only 1% of NAV.
     book = hand_book(PRICES, {("s1", "AAA"): 0.08}, adv_shares={"AAA": 10_000})
     cs = ConstraintSet.load("default").replace(**{"trading.max_trade_pct_adv": 0.1})
-    result = rebalance(book, decisions([("D1", "s1", "BBB", 0.01)]), cs, state="NORMAL")
+    result = rebalance(
+        book, decisions([("D1", "s1", "BBB", 0.01)]), cs, state="NORMAL", risk_aversion=0.0
+    )
     assert result.status == "RELAXED"
     aaa = result.targets.set_index("ticker").loc["AAA"]
     assert aaa["target_weight"] == pytest.approx(0.07, abs=1e-9)

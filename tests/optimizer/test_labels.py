@@ -34,7 +34,10 @@ def action(result, decision_id: str) -> dict:  # type: ignore[no-untyped-def]
 def test_ok_when_the_proposal_satisfies_every_limit() -> None:
     book = hand_book(PRICES, {("s1", "AAA"): 0.02})
     result = rebalance(
-        book, decisions([("D1", "s1", "AAA", 0.03), ("D2", "s1", "BBB", -0.01)]), policy()
+        book,
+        decisions([("D1", "s1", "AAA", 0.03), ("D2", "s1", "BBB", -0.01)]),
+        policy(),
+        risk_aversion=0.0,
     )
     assert result.status == "OPTIMAL"
     assert set(result.actions["action_type"]) == {"OK"}
@@ -46,7 +49,10 @@ def test_ok_when_the_proposal_satisfies_every_limit() -> None:
 def test_capped_by_the_names_own_cap_with_attribution() -> None:
     book = hand_book(PRICES, {("s1", "AAA"): 0.02})
     result = rebalance(
-        book, decisions([("D1", "s1", "AAA", 0.08), ("D2", "s1", "BBB", 0.01)]), policy()
+        book,
+        decisions([("D1", "s1", "AAA", 0.08), ("D2", "s1", "BBB", 0.01)]),
+        policy(),
+        risk_aversion=0.0,
     )
     a = action(result, "D1")
     assert a["action_type"] == "CAPPED"
@@ -61,7 +67,12 @@ def test_capped_by_the_names_own_cap_with_attribution() -> None:
 def test_scaled_down_by_gross_cap() -> None:
     book = hand_book(PRICES)
     cs = policy(**{"exposure.gross.max": 0.06})
-    result = rebalance(book, decisions([("D1", "s1", "AAA", 0.04), ("D2", "s1", "BBB", -0.04)]), cs)
+    result = rebalance(
+        book,
+        decisions([("D1", "s1", "AAA", 0.04), ("D2", "s1", "BBB", -0.04)]),
+        cs,
+        risk_aversion=0.0,
+    )
     assert result.run.exposures_after["gross"] == pytest.approx(0.06, abs=1e-6)
     for d in ("D1", "D2"):
         a = action(result, d)
@@ -84,7 +95,10 @@ def test_rejected_when_no_trade_toward_the_proposal_is_possible() -> None:
     # DDD has no liquidity at all: the trade limit allows no trade.
     book = hand_book(PRICES, {("s1", "AAA"): 0.05, ("s1", "DDD"): 0.01}, adv_shares={"DDD": 0.0})
     result = rebalance(
-        book, decisions([("D1", "s1", "AAA", 0.07), ("D2", "s1", "DDD", 0.03)]), policy()
+        book,
+        decisions([("D1", "s1", "AAA", 0.07), ("D2", "s1", "DDD", 0.03)]),
+        policy(),
+        risk_aversion=0.0,
     )
     a1, a2 = action(result, "D1"), action(result, "D2")
     assert a1["action_type"] == "REJECTED" and "per-name cap" in a1["reason"]
@@ -97,7 +111,7 @@ def test_capped_by_the_trade_limit() -> None:
     # 1% of ADV of BBB is 2,000 shares = $100k = 1% of NAV.
     book = hand_book(PRICES, adv_shares={"BBB": 200_000})
     cs = policy(**{"trading.max_trade_pct_adv": 0.01})
-    result = rebalance(book, decisions([("D1", "s1", "BBB", 0.04)]), cs)
+    result = rebalance(book, decisions([("D1", "s1", "BBB", 0.04)]), cs, risk_aversion=0.0)
     a = action(result, "D1")
     assert a["action_type"] == "CAPPED"
     assert a["final_weight"] == pytest.approx(0.01, abs=1e-9)
@@ -126,7 +140,12 @@ def test_attribution_shares_are_exact_for_two_binding_limits() -> None:
     # AAA: proposal 8% with a 5% cap and a gross cap that binds too.
     book = hand_book(PRICES)
     cs = policy(**{"exposure.gross.max": 0.07})
-    result = rebalance(book, decisions([("D1", "s1", "AAA", 0.08), ("D2", "s1", "BBB", 0.04)]), cs)
+    result = rebalance(
+        book,
+        decisions([("D1", "s1", "AAA", 0.08), ("D2", "s1", "BBB", 0.04)]),
+        cs,
+        risk_aversion=0.0,
+    )
     row = result.attribution.loc["AAA"]
     final = result.targets.set_index("ticker").loc["AAA", "target_weight"]
     assert row.sum() == pytest.approx(final - 0.08, abs=1e-7)
@@ -138,7 +157,10 @@ def test_trading_costs_stop_a_small_trade_short_and_are_attributed() -> None:
     book = hand_book(PRICES, {("s1", "AAA"): 0.01})
     cs = policy(**{"objective.costs": True, "objective.commission_bps": 5.0})
     result = rebalance(
-        book, decisions([("D1", "s1", "AAA", 0.03), ("D2", "s1", "BBB", 0.00002)]), cs
+        book,
+        decisions([("D1", "s1", "AAA", 0.03), ("D2", "s1", "BBB", 0.00002)]),
+        cs,
+        risk_aversion=0.0,
     )
     kappa = (2.5 + 5.0) * 1e-4
     row = result.attribution.loc["AAA"]

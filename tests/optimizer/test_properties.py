@@ -157,6 +157,7 @@ def test_a_compliant_proposal_passes_unchanged(case) -> None:  # type: ignore[no
                 "trading": {"max_trade_pct_adv": None},
             }
         ),
+        risk_aversion=0.0,
     )
     proposed = loose.targets.set_index("ticker")["proposed_weight"]
     gross, net = proposed.abs().sum(), proposed.sum()
@@ -176,7 +177,7 @@ def test_a_compliant_proposal_passes_unchanged(case) -> None:  # type: ignore[no
             "trading": {"max_trade_pct_adv": pct_adv * (1 + 1e-6) + 1e-9},
         }
     )
-    result = rebalance(book, dec, cs)
+    result = rebalance(book, dec, cs, risk_aversion=0.0)
     assert result.status == "OPTIMAL"
     assert (result.actions["action_type"] == "OK").all()
     final = result.targets.set_index("ticker").loc[proposed.index, "target_weight"]

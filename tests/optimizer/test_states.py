@@ -115,7 +115,7 @@ def test_missing_stale_and_unknown_states_are_the_default() -> None:
 
 def test_a_run_without_a_state_says_so() -> None:
     book = hand_book({"AAA": 100.0})
-    result = rebalance(book, decisions([("D1", "s1", "AAA", 0.01)]), "default")
+    result = rebalance(book, decisions([("D1", "s1", "AAA", 0.01)]), "default", risk_aversion=0.0)
     assert result.run.state == "ELEVATED" and result.run.state_source == "missing"
     assert any("no black-swan state" in a for a in result.run.alerts)
 
@@ -146,7 +146,13 @@ def test_an_emergency_looser_than_elevated_is_a_config_error() -> None:
 
 def test_state_risk_aversion_floor_applies() -> None:
     book = hand_book({"AAA": 100.0, "BBB": 50.0})
-    result = rebalance(book, decisions([("D1", "s1", "AAA", 0.02)]), "default", state="EMERGENCY")
+    result = rebalance(
+        book,
+        decisions([("D1", "s1", "AAA", 0.02)]),
+        "default",
+        state="EMERGENCY",
+        risk_aversion=0.0,
+    )
     assert result.run.gamma == ConstraintSet.load("default").states.EMERGENCY.risk_aversion_floor
 
 
@@ -156,7 +162,9 @@ def test_state_risk_aversion_floor_applies() -> None:
 def test_an_unloadable_book_gives_a_degraded_run(tmp_path: Path) -> None:
     dec = decisions([("D1", "s1", "AAA", 0.02), ("D2", "s1", "BBB", 0.0)])
     url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
-    result = rebalance(tmp_path / "no_such_book", dec, "default", store=url, run_id="gone")
+    result = rebalance(
+        tmp_path / "no_such_book", dec, "default", store=url, run_id="gone", risk_aversion=0.0
+    )
     assert result.status == "DEGRADED"
     assert (result.actions["action_type"] == "REJECTED").all()
     assert result.actions["reason"].str.contains("could not be loaded").all()
@@ -172,7 +180,9 @@ def test_a_book_with_non_positive_nav_is_degraded(tmp_path: Path) -> None:
     book = hand_book({"AAA": 100.0}, {("s1", "AAA"): 0.01})
     directory = save_book(book, tmp_path / "book")
     (directory / "book.toml").write_text("as_of = 2026-11-20\nnav = -5.0\n")
-    result = rebalance(directory, decisions([("D1", "s1", "AAA", 0.02)]), "default")
+    result = rebalance(
+        directory, decisions([("D1", "s1", "AAA", 0.02)]), "default", risk_aversion=0.0
+    )
     assert result.status == "DEGRADED"
     assert "nav" in result.actions["reason"].iloc[0]
 
@@ -183,7 +193,9 @@ def test_an_inconsistent_set_falls_back_to_conservative(caplog: pytest.LogCaptur
         **{"groups.sector.net_overrides": {"Nonexistent": 0.1}}
     )
     with caplog.at_level(logging.WARNING, logger="riskopt"):
-        result = rebalance(book, decisions([("D1", "s1", "AAA", 0.06)]), bad, state="NORMAL")
+        result = rebalance(
+            book, decisions([("D1", "s1", "AAA", 0.06)]), bad, state="NORMAL", risk_aversion=0.0
+        )
     assert result.status == "DEGRADED"
     assert result.run.constraint_set == "conservative"
     assert any("inconsistent constraint set" in a for a in result.run.alerts)
@@ -195,13 +207,22 @@ def test_an_inconsistent_set_falls_back_to_conservative(caplog: pytest.LogCaptur
     conservative_cap = ConstraintSet.load("conservative").position.max_weight
     assert result.targets.set_index("ticker").loc["AAA", "target_weight"] <= conservative_cap + 1e-7
     with pytest.raises(ConfigError):
-        rebalance(book, decisions([("D1", "s1", "AAA", 0.06)]), bad, state="NORMAL", strict=True)
+        rebalance(
+            book,
+            decisions([("D1", "s1", "AAA", 0.06)]),
+            bad,
+            state="NORMAL",
+            strict=True,
+            risk_aversion=0.0,
+        )
 
 
 def test_the_conservative_fallback_is_tightened_by_the_state() -> None:
     book = hand_book({"AAA": 100.0, "BBB": 50.0})
     bad = ConstraintSet.load("default").replace(**{"position.overrides": {"ZZZ": 0.1}})
-    result = rebalance(book, decisions([("D1", "s1", "AAA", 0.06)]), bad, state="ELEVATED")
+    result = rebalance(
+        book, decisions([("D1", "s1", "AAA", 0.06)]), bad, state="ELEVATED", risk_aversion=0.0
+    )
     conservative = ConstraintSet.load("conservative")
     cap = conservative.position.max_weight * conservative.states.ELEVATED.position
     assert result.targets.set_index("ticker").loc["AAA", "target_weight"] <= cap + 1e-7
@@ -228,7 +249,12 @@ def test_a_failing_solver_chain_gives_a_fallback_that_keeps_every_hard_limit() -
         [("D1", "s1", "AAA", 0.12), ("D2", "s1", "BBB", 0.0), ("D3", "s1", "CCC", 0.03)]
     )
     result = rebalance(
-        book, dec, "default", state="NORMAL", solvers=[ExplodingClarabel(), ExplodingClarabel()]
+        book,
+        dec,
+        "default",
+        state="NORMAL",
+        solvers=[ExplodingClarabel(), ExplodingClarabel()],
+        risk_aversion=0.0,
     )
     assert result.status == "FALLBACK"
     assert [c["solver"] for c in result.run.solver_chain] == ["EXPLODING_CLARABEL"] * 2
@@ -249,5 +275,5 @@ def test_a_failing_solver_chain_gives_a_fallback_that_keeps_every_hard_limit() -
 def test_empty_and_degenerate_tables_do_not_crash() -> None:
     book = hand_book({"AAA": 100.0})
     empty = pd.DataFrame(columns=["decision_id", "ticker", "strategy_id", "target_weight"])
-    result = rebalance(book, empty, "default", state="NORMAL")
+    result = rebalance(book, empty, "default", state="NORMAL", risk_aversion=0.0)
     assert result.status == "OPTIMAL" and result.targets.empty

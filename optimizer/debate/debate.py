@@ -1,0 +1,154 @@
+"""Run the debate: ``3·R`` analyst turns, then the judge, vectorized over every name."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from constraints.config import DebateConfig
+from optimizer.debate.analysts import DEFAULT_ANALYSTS, Analyst, Proposal, portfolio_stress
+from optimizer.debate.features import Features
+from optimizer.debate.judge import decide
+from optimizer.debate.routing import (
+    END,
+    JUDGE,
+    fresh_state,
+    next_speaker,
+    record_decision,
+    record_turn,
+)
+
+
+@dataclass(frozen=True)
+class DebateResult:
+    """The judge's parameters and the whole transcript."""
+
+    gamma: float
+    gamma_i: pd.Series
+    """Per-name multiplier of the specific-risk term, indexed by ticker."""
+    transcript: pd.DataFrame
+    """One row per turn: round, speaker, proposed γ, rationale, provenance."""
+    name_transcript: pd.DataFrame
+    """One row per turn and name: round, speaker, ticker, proposed γ_i, provenance."""
+    state: dict[str, Any]
+    steps: int
+    stress: float
+
+    def last_proposals(self) -> pd.DataFrame:
+        analysts = self.transcript[self.transcript["speaker"] != JUDGE]
+        return analysts.groupby("speaker", sort=False).tail(1).set_index("speaker")
+
+    def records(self) -> list[dict[str, Any]]:
+        """JSON-ready rows, for the run record."""
+        return [
+            {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+            for row in self.transcript.to_dict("records")
+        ]
+
+
+def run_debate(
+    features: Features,
+    cfg: DebateConfig,
+    *,
+    floor: float = 0.0,
+    analysts: Mapping[str, Analyst] | None = None,
+    state: dict[str, Any] | None = None,
+) -> DebateResult:
+    """Debate from ``state`` (a fresh one by default) until the judge decides."""
+    rounds = cfg.max_risk_discuss_rounds
+    cast: dict[str, Analyst] = {**DEFAULT_ANALYSTS, **(analysts or {})}
+    last: dict[str, Proposal] = {}
+    rows: list[dict[str, Any]] = []
+    name_rows: list[pd.DataFrame] = []
+    current: Any = state
+    steps = 0
+    while (speaker := next_speaker(current, rounds)) != END:
+        steps += 1
+        if speaker == JUDGE:
+            for name, persona in DEFAULT_ANALYSTS.items():
+                last.setdefault(name, persona.propose(features, {}))  # a debate cut short
+            verdict = decide(last, features, cfg, floor)
+            current = record_decision(current, verdict.rationale)
+            rows.append(
+                {
+                    "round": None,
+                    "speaker": JUDGE,
+                    "risk_aversion": verdict.gamma,
+                    "rationale": verdict.rationale,
+                    "provenance": "rule",
+                }
+            )
+            break
+        if current is None:
+            current = fresh_state()
+        round_no = current["count"] // 3 + 1
+        # Round 1 argues from the features alone; later rounds answer the others.
+        proposal = cast[speaker].propose(features, dict(last) if round_no > 1 else {})
+        last[speaker] = proposal
+        current = record_turn(current, speaker, proposal.rationale)
+        rows.append(
+            {
+                "round": round_no,
+                "speaker": speaker,
+                "risk_aversion": cfg.base_risk_aversion * float(np.exp(proposal.log_gamma)),
+                "rationale": proposal.rationale,
+                "provenance": proposal.provenance,
+            }
+        )
+        name_rows.append(
+            pd.DataFrame(
+                {
+                    "round": round_no,
+                    "speaker": speaker,
+                    "ticker": features.tickers.astype(str),
+                    "name_risk_aversion": np.exp(proposal.log_gamma_i),
+                    "provenance": proposal.name_provenance
+                    if len(proposal.name_provenance)
+                    else "rule",
+                }
+            )
+        )
+    stress, _ = portfolio_stress(features)
+    for name, persona in DEFAULT_ANALYSTS.items():
+        last.setdefault(name, persona.propose(features, {}))
+    verdict = decide(last, features, cfg, floor)
+    if not any(row["speaker"] == JUDGE for row in rows):
+        # The state came in already decided: report the verdict these features give.
+        rows.append(
+            {
+                "round": None,
+                "speaker": JUDGE,
+                "risk_aversion": verdict.gamma,
+                "rationale": verdict.rationale,
+                "provenance": "rule",
+            }
+        )
+    transcript = pd.DataFrame(
+        rows, columns=["round", "speaker", "risk_aversion", "rationale", "provenance"]
+    )
+    transcript["round"] = transcript["round"].astype("Int64")
+    gamma = verdict.gamma
+    name_transcript = (
+        pd.concat(name_rows, ignore_index=True)
+        if name_rows
+        else pd.DataFrame(
+            columns=["round", "speaker", "ticker", "name_risk_aversion", "provenance"]
+        )
+    )
+    return DebateResult(
+        gamma=gamma,
+        gamma_i=pd.Series(
+            verdict.gamma_i,
+            index=pd.Index(features.tickers.astype(str), name="ticker"),
+            name="name_risk_aversion",
+        ),
+        transcript=transcript,
+        name_transcript=name_transcript,
+        state=current,
+        steps=steps,
+        stress=stress,
+    )
