@@ -155,6 +155,22 @@ def case_naive(n: int) -> dict[str, object]:
     }
 
 
+def debate_seconds(n: int, repeats: int = 5) -> float:
+    """Median time of the risk debate (features and all turns) over ``n`` names."""
+    from optimizer.debate import compute_features, run_debate
+    from optimizer.inputs import prepare
+
+    u = _universe(n)
+    cs = constraint_set("all")
+    data = prepare(u.book, u.decisions, cs).data
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run_debate(compute_features(u.book, data, cs, "NORMAL"), cs.debate)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def _subprocess(kind: str, n: int, warm_runs: int, timeout: float) -> dict[str, object] | None:
     cmd = [sys.executable, __file__, "--case", kind, "--n", str(n), "--warm-runs", str(warm_runs)]
     try:
@@ -236,6 +252,7 @@ def main() -> None:
                 "all_warm_solver": full[0]["warm_solver"],
             }
         )
+        rows[-1]["debate"] = debate_seconds(n)
         print(json.dumps(rows[-1]), flush=True)
 
     import cvxpy
@@ -278,6 +295,17 @@ def main() -> None:
         lines.append(
             f"| {r['n']} | {_fmt(r['all_cold'])} | {_fmt(r['all_cold_solver'])} | {_fmt(r['all_warm'])} | "
             f"{_fmt(r['all_warm_solver'])} |"
+        )
+    lines += [
+        "",
+        "The risk debate (features, 3 analyst turns and the judge, vectorized over every name):",
+        "",
+        "| N | debate | share of the cold call with every family on |",
+        "|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['n']} | {float(r['debate']) * 1000:.1f} ms | {float(r['debate']) / float(r['all_cold']):.2%} |"
         )
     lines += [
         "",

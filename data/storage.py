@@ -1,4 +1,4 @@
-"""SQL storage of the gate's outputs (SQLAlchemy 2): runs, actions, target positions.
+"""SQL storage of the gate's outputs (SQLAlchemy 2): runs, actions, targets, debates.
 
 A run is written in one transaction: its row, every action and every target, or
 nothing. Writing a ``run_id`` that is already stored writes nothing (idempotent retry).
@@ -75,6 +75,21 @@ class TargetPosition(Base):
     risk_reasoning_summary: Mapped[str] = mapped_column(Text)
 
 
+class RiskDebate(Base):
+    """One turn of the risk debate: the portfolio proposal (``ticker`` empty) or one name's."""
+
+    __tablename__ = "risk_debates"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("risk_runs.run_id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    round: Mapped[int | None] = mapped_column(Integer)
+    speaker: Mapped[str] = mapped_column(String(16))
+    ticker: Mapped[str | None] = mapped_column(String(64))
+    risk_aversion: Mapped[float] = mapped_column(Float)
+    rationale: Mapped[str | None] = mapped_column(Text)
+    provenance: Mapped[str] = mapped_column(String(16))
+
+
 def engine_for(url: str) -> Engine:
     """An engine for ``url`` with the schema created if missing."""
     engine = create_engine(url, future=True)
@@ -87,6 +102,7 @@ def write_run(
     run: Mapping[str, Any],
     actions: Iterable[Mapping[str, Any]],
     targets: Iterable[Mapping[str, Any]],
+    debates: Iterable[Mapping[str, Any]] = (),
 ) -> bool:
     """Write one run, its actions and targets in one transaction.
 
@@ -101,4 +117,5 @@ def write_run(
         session.flush()
         session.add_all(RiskAction(**a) for a in actions)
         session.add_all(TargetPosition(**t) for t in targets)
+        session.add_all(RiskDebate(**d) for d in debates)
     return True

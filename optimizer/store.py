@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any
 
+import pandas as pd
 from sqlalchemy.engine import Engine
 
 from data.storage import write_run
@@ -61,4 +62,43 @@ def store_result(result: RebalanceResult, url: str | Engine) -> bool:
         }
         for t in result.targets.to_dict("records")
     ]
-    return write_run(url, run_row, actions, targets)
+    return write_run(url, run_row, actions, targets, _debate_rows(result))
+
+
+def _debate_rows(result: RebalanceResult) -> list[dict[str, Any]]:
+    debate = result.debate
+    if debate is None:
+        return []
+    rows: list[dict[str, Any]] = []
+    for t in debate.transcript.to_dict("records"):
+        rows.append(
+            {
+                "round": None if pd.isna(t["round"]) else int(t["round"]),
+                "speaker": t["speaker"],
+                "ticker": None,
+                "risk_aversion": float(t["risk_aversion"]),
+                "rationale": t["rationale"],
+                "provenance": t["provenance"],
+            }
+        )
+    names = debate.name_transcript
+    for r, speaker, ticker, value, provenance in zip(
+        names["round"],
+        names["speaker"],
+        names["ticker"],
+        names["name_risk_aversion"],
+        names["provenance"],
+        strict=True,
+    ):
+        rows.append(
+            {
+                "round": int(r),
+                "speaker": speaker,
+                "ticker": str(ticker),
+                "risk_aversion": float(value),
+                "rationale": None,
+                "provenance": str(provenance),
+            }
+        )
+    run_id = result.run.run_id
+    return [{"run_id": run_id, "seq": k, **row} for k, row in enumerate(rows)]

@@ -242,6 +242,15 @@ def test_rebalance_uses_the_judge_unless_given_gamma(sample, tmp_path: Path) -> 
         record = conn.execute(sa.text("select record from risk_runs")).scalar_one()
     stored = json.loads(record) if isinstance(record, str) else record
     assert [row["speaker"] for row in stored["debate"]] == ["Risky", "Safe", "Neutral", "Judge"]
+    with sa.create_engine(url).connect() as conn:
+        turns = conn.execute(
+            sa.text("select speaker from risk_debates where ticker is null order by seq")
+        ).scalars()
+        assert list(turns) == ["Risky", "Safe", "Neutral", "Judge"]
+        per_name = conn.execute(
+            sa.text("select count(*) from risk_debates where ticker is not null")
+        ).scalar_one()
+        assert per_name == 3 * len(debated.debate.gamma_i)
 
 
 def test_debate_command_prints_the_transcript() -> None:
