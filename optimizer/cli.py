@@ -258,6 +258,48 @@ def debate(
     )
 
 
+@app.command()
+def regress(
+    fixtures_dir: Annotated[
+        Path, typer.Option("--fixtures", help="folder of fixed portfolios")
+    ] = Path("data/fixtures"),
+    update: Annotated[
+        bool, typer.Option(help="rewrite the golden outputs instead of comparing")
+    ] = False,
+    shares_lots: Annotated[float, typer.Option(help="tolerance on target shares, in lots")] = 1.0,
+    weight: Annotated[float, typer.Option(help="tolerance on target weights")] = 1e-6,
+) -> None:
+    """Rerun every fixed portfolio and compare with its golden output (exit 1 on a change)."""
+    from optimizer.regression import (
+        Tolerances,
+        check_fixture,
+        fixtures,
+        format_differences,
+        write_golden,
+    )
+
+    with _user_errors():
+        if not fixtures_dir.is_dir():
+            raise ValidationError("fixtures", [f"not a folder: {fixtures_dir}"])
+        found = fixtures(fixtures_dir)
+        if not found:
+            raise ValidationError(
+                "fixtures", [f"no fixture (a folder with fixture.toml) in {fixtures_dir}"]
+            )
+        changed = 0
+        for directory in found:
+            if update:
+                write_golden(directory)
+                typer.echo(f"{directory.name}: golden output rewritten")
+                continue
+            diff = check_fixture(directory, Tolerances(shares_lots=shares_lots, weight=weight))
+            changed += int(not diff.empty)
+            typer.echo(format_differences(directory.name, diff))
+    if changed:
+        typer.echo(f"\n{changed} of {len(found)} fixed portfolio(s) changed")
+        raise typer.Exit(1)
+
+
 @app.command("check-constraints")
 def check_constraints(
     path: Annotated[str, typer.Argument(help="TOML path or shipped name")],

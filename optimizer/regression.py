@@ -176,3 +176,18 @@ def format_differences(name: str, diff: pd.DataFrame) -> str:
 
 def fixtures(root: str | Path) -> list[Path]:
     return sorted(p for p in Path(root).iterdir() if (p / "fixture.toml").exists())
+
+
+def assert_matches_golden(directory: str | Path, tol: Tolerances = Tolerances()) -> None:
+    """Pytest helper: fail with a readable table of every difference from the golden output.
+
+    In a user's own suite::
+
+        @pytest.mark.parametrize("fixture", fixtures("my_fixtures"), ids=lambda p: p.name)
+        def test_fixed_portfolio(fixture):
+            assert_matches_golden(fixture)
+    """
+    directory = Path(directory)
+    diff = check_fixture(directory, tol)
+    if not diff.empty:
+        raise AssertionError(format_differences(directory.name, diff))

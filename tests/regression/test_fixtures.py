@@ -7,8 +7,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
-from optimizer.regression import check_fixture, fixtures, format_differences, run_fixture
+from optimizer.cli import app
+from optimizer.regression import (
+    assert_matches_golden,
+    check_fixture,
+    fixtures,
+    format_differences,
+    run_fixture,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "data" / "fixtures"
 
@@ -20,7 +28,14 @@ def test_fixture_matches_golden(directory: Path) -> None:
 
 
 def test_there_are_fixed_portfolios() -> None:
-    assert {p.name for p in fixtures(FIXTURES)} >= {"long_short_small", "breached_holdings"}
+    assert {p.name for p in fixtures(FIXTURES)} >= {
+        "long_short_small",
+        "breached_holdings",
+        "long_only",
+        "one_thirty_thirty",
+        "market_neutral",
+        "emergency",
+    }
 
 
 def test_breached_fixture_is_relaxed_and_reports_the_residual() -> None:
@@ -55,3 +70,48 @@ def test_a_changed_limit_is_reported(tmp_path: Path) -> None:
     targets = diff[diff["what"] == "target"]
     assert set(targets[targets["field"] == "target_position"]["key"]) == moved
     assert set(targets[targets["field"] == "action_type"]["key"]) == relabelled
+
+
+def test_fixtures_are_what_their_names_say() -> None:
+    long_only = run_fixture(FIXTURES / "long_only")
+    assert long_only.run.exposures_after["short"] == 0.0
+    emergency = run_fixture(FIXTURES / "emergency")
+    assert emergency.run.state == "EMERGENCY"
+    t = emergency.targets
+    assert (t["target_position"].abs() <= t["current_position"].abs()).all()
+    book = run_fixture(FIXTURES / "one_thirty_thirty").run.exposures_after
+    # Lots move the net by at most one lot per name (rounding shrinks positions).
+    assert 0.95 - 1e-4 <= book["net"] <= 1.05 + 1e-6 and book["long"] > 1.0
+    neutral = run_fixture(FIXTURES / "market_neutral").run.exposures_after
+    assert abs(neutral["net"]) <= 0.02 + 1e-6
+
+
+def test_assert_matches_golden_explains_a_change(tmp_path: Path) -> None:
+    directory = tmp_path / "fx"
+    shutil.copytree(FIXTURES / "long_short_small", directory)
+    assert_matches_golden(directory)
+    toml = directory / "constraints.toml"
+    toml.write_text(toml.read_text().replace("max_weight = 0.05", "max_weight = 0.02"))
+    with pytest.raises(AssertionError, match=r"long_short_small|fx: \d+ difference"):
+        assert_matches_golden(directory)
+
+
+def test_regress_command(tmp_path: Path) -> None:
+    root = tmp_path / "fixtures"
+    shutil.copytree(FIXTURES / "long_short_small", root / "one")
+    runner = CliRunner()
+    ok = runner.invoke(app, ["regress", "--fixtures", str(root)])
+    assert ok.exit_code == 0 and "one: matches golden" in ok.output
+    toml = root / "one" / "constraints.toml"
+    toml.write_text(toml.read_text().replace("max_weight = 0.05", "max_weight = 0.02"))
+    changed = runner.invoke(app, ["regress", "--fixtures", str(root)])
+    assert (
+        changed.exit_code == 1
+        and "difference(s)" in changed.output
+        and "target_position" in changed.output
+    )
+    updated = runner.invoke(app, ["regress", "--fixtures", str(root), "--update"])
+    assert updated.exit_code == 0
+    assert runner.invoke(app, ["regress", "--fixtures", str(root)]).exit_code == 0
+    missing = runner.invoke(app, ["regress", "--fixtures", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and missing.output.startswith("riskopt: error:")
