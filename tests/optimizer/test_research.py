@@ -1,0 +1,58 @@
+"""Research helpers: compare, sweep (one compiled program), and the plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from optimizer import rebalance, research
+from optimizer.program import ProgramCache
+
+
+def test_compare_gives_one_row_per_set(sample) -> None:  # type: ignore[no-untyped-def]
+    book, dec = sample
+    table = research.compare(
+        book, dec, {"default": "default", "conservative": "conservative"}, risk_aversion=1.0
+    )
+    assert list(table.index) == ["default", "conservative"]
+    for column in (
+        "volatility",
+        "gross",
+        "net",
+        "turnover",
+        "tracking",
+        "OK",
+        "SCALED_DOWN",
+        "CAPPED",
+        "REJECTED",
+        "largest_sector",
+        "binding",
+        "seconds",
+    ):
+        assert column in table.columns
+    assert table.loc["conservative", "gross"] < table.loc["default", "gross"]
+
+
+def test_sweep_builds_the_program_once_and_traces_a_frontier(sample) -> None:  # type: ignore[no-untyped-def]
+    book, dec = sample
+    cache = ProgramCache()
+    swept = research.sweep(book, dec, "default", "gross", [0.9, 1.1, 1.3, 1.6], cache=cache)
+    assert cache.builds == 1 and swept.attrs["programs_built"] == 1
+    assert swept["gross"].is_monotonic_increasing  # a looser cap never lowers gross
+    assert swept["tracking"].is_monotonic_decreasing  # and never moves further from the proposal
+
+
+def test_plots_return_figures_and_save_pngs(sample, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    book, dec = sample
+    result = rebalance(book, dec, "default", state="NORMAL", risk_aversion=1.0)
+    swept = research.sweep(book, dec, "default", "position", [0.02, 0.05])
+    figures = {
+        "sectors": research.plot_sector_exposures(result, book, save=tmp_path / "sectors.png"),
+        "labels": research.plot_label_counts({"default": result}, save=tmp_path / "labels.png"),
+        "frontier": research.plot_frontier(swept, save=tmp_path / "frontier.png"),
+        "overrides": research.plot_overrides_by_strategy(result, save=tmp_path / "overrides.png"),
+    }
+    for name, fig in figures.items():
+        assert isinstance(fig, Figure)
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
