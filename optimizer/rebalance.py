@@ -746,18 +746,7 @@ def _diff_tables(
         reject = rec["reject_reason"]
         if reject is not None:
             details = {"reason": f"REJECTED: {reject}", "sanity_reject": reject, **common}
-            rows.append(
-                _action(
-                    rec["ticker"],
-                    rec["decision_id"],
-                    rec["strategy_id"],
-                    REJECTED,
-                    float(rec["target_weight"]),
-                    np.nan,
-                    np.nan,
-                    details,
-                )
-            )
+            rows.append(_rejected(rec, details))
             continue
         rows.append(
             _pair_action(
@@ -826,6 +815,20 @@ def _action(
         "reason": details["reason"],
         "details_json": details_json(details),
     }
+
+
+def _rejected(rec: Mapping[Any, Any], details: dict[str, Any]) -> dict[str, Any]:
+    """The action row of a decision rejected before the solve."""
+    return _action(
+        rec["ticker"],
+        rec["decision_id"],
+        rec["strategy_id"],
+        REJECTED,
+        float(rec["target_weight"]),
+        np.nan,
+        np.nan,
+        details,
+    )
 
 
 def _pair_action(
@@ -897,16 +900,7 @@ def degraded_result(
     run_id = run_id or uuid.uuid4().hex[:16]
     created = dt.datetime.now(dt.UTC)
     rows = [
-        _action(
-            rec["ticker"],
-            rec["decision_id"],
-            rec["strategy_id"],
-            REJECTED,
-            float(rec["target_weight"]),
-            np.nan,
-            np.nan,
-            {"reason": f"REJECTED: {reason}; no new risk is taken", "state": None},
-        )
+        _rejected(rec, {"reason": f"REJECTED: {reason}; no new risk is taken", "state": None})
         for rec in d.to_dict("records")
     ]
     actions = pd.DataFrame(rows, columns=list(_ACTION_COLUMNS))

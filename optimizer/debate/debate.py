@@ -12,7 +12,7 @@ import pandas as pd
 from constraints.config import DebateConfig
 from optimizer.debate.analysts import DEFAULT_ANALYSTS, Analyst, Proposal, portfolio_stress
 from optimizer.debate.features import Features
-from optimizer.debate.judge import decide
+from optimizer.debate.judge import Verdict, decide
 from optimizer.debate.routing import (
     END,
     JUDGE,
@@ -50,6 +50,16 @@ class DebateResult:
         ]
 
 
+def _judge_row(verdict: Verdict) -> dict[str, Any]:
+    return {
+        "round": None,
+        "speaker": JUDGE,
+        "risk_aversion": verdict.gamma,
+        "rationale": verdict.rationale,
+        "provenance": "rule",
+    }
+
+
 def run_debate(
     features: Features,
     cfg: DebateConfig,
@@ -73,15 +83,7 @@ def run_debate(
                 last.setdefault(name, persona.propose(features, {}))  # a debate cut short
             verdict = decide(last, features, cfg, floor)
             current = record_decision(current, verdict.rationale)
-            rows.append(
-                {
-                    "round": None,
-                    "speaker": JUDGE,
-                    "risk_aversion": verdict.gamma,
-                    "rationale": verdict.rationale,
-                    "provenance": "rule",
-                }
-            )
+            rows.append(_judge_row(verdict))
             break
         if current is None:
             current = fresh_state()
@@ -118,15 +120,7 @@ def run_debate(
     verdict = decide(last, features, cfg, floor)
     if not any(row["speaker"] == JUDGE for row in rows):
         # The state came in already decided: report the verdict these features give.
-        rows.append(
-            {
-                "round": None,
-                "speaker": JUDGE,
-                "risk_aversion": verdict.gamma,
-                "rationale": verdict.rationale,
-                "provenance": "rule",
-            }
-        )
+        rows.append(_judge_row(verdict))
     transcript = pd.DataFrame(
         rows, columns=["round", "speaker", "risk_aversion", "rationale", "provenance"]
     )
