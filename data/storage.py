@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -109,13 +110,24 @@ def write_run(
     Returns ``False`` (and writes nothing) when ``run["run_id"]`` is already stored.
     """
     engine = engine_for(url) if isinstance(url, str) else url
-    with Session(engine) as session, session.begin():
-        exists = session.scalar(select(RiskRun.run_id).where(RiskRun.run_id == run["run_id"]))
-        if exists is not None:
-            return False
-        session.add(RiskRun(**run))
-        session.flush()
-        session.add_all(RiskAction(**a) for a in actions)
-        session.add_all(TargetPosition(**t) for t in targets)
-        session.add_all(RiskDebate(**d) for d in debates)
+    try:
+        with Session(engine) as session, session.begin():
+            exists = session.scalar(select(RiskRun.run_id).where(RiskRun.run_id == run["run_id"]))
+            if exists is not None:
+                return False
+            session.add(RiskRun(**run))
+            session.flush()
+            session.add_all(RiskAction(**a) for a in actions)
+            session.add_all(TargetPosition(**t) for t in targets)
+            session.add_all(RiskDebate(**d) for d in debates)
+    except IntegrityError:
+        # Two writers raced on the same run_id: the other one stored it (whole, in its
+        # own transaction), so this retry has nothing to add. Any other conflict re-raises.
+        with Session(engine) as session:
+            if (
+                session.scalar(select(RiskRun.run_id).where(RiskRun.run_id == run["run_id"]))
+                is not None
+            ):
+                return False
+        raise
     return True

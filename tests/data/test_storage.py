@@ -1,8 +1,11 @@
-"""The run, its actions and targets go in one transaction; a retry writes nothing twice."""
+"""The run, its actions, targets and debate go in one transaction, on SQLite and on a real
+PostgreSQL server; a retry writes nothing twice; concurrent writers lose nothing."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import datetime as dt
+import json
+import multiprocessing
 
 import pandas as pd
 import pytest
@@ -14,50 +17,54 @@ from optimizer import rebalance
 from optimizer.store import store_result
 from tests.helpers import decisions, hand_book
 
+TABLES = ("risk_runs", "risk_actions", "target_positions", "risk_debates")
+
 
 def counts(url: str) -> dict[str, int]:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        return {
-            t: conn.execute(sa.text(f"select count(*) from {t}")).scalar_one()
-            for t in ("risk_runs", "risk_actions", "target_positions")
-        }
+        out = {t: conn.execute(sa.text(f"select count(*) from {t}")).scalar_one() for t in TABLES}
+    engine.dispose()
+    return out
 
 
-@pytest.fixture()
-def result():  # type: ignore[no-untyped-def]
+def small_result(run_id: str = "r1", *, debate: bool = False):  # type: ignore[no-untyped-def]
     book = hand_book({"AAA": 100.0, "BBB": 50.0}, {("s1", "AAA"): 0.02})
     return rebalance(
         book,
         decisions([("D1", "s1", "AAA", 0.08), ("D2", "s1", "BBB", 0.01)]),
         "default",
-        run_id="r1",
-        risk_aversion=0.0,
+        run_id=run_id,
+        state="NORMAL",
+        risk_aversion=None if debate else 0.0,
     )
 
 
-def test_store_writes_the_whole_run_once(result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
-    assert store_result(result, url) is True
-    assert counts(url) == {
+def test_store_writes_the_whole_run_once(database_url: str) -> None:
+    result = small_result(debate=True)
+    assert store_result(result, database_url) is True
+    n_debate = len(result.debate.transcript) + len(result.debate.name_transcript)
+    assert counts(database_url) == {
         "risk_runs": 1,
         "risk_actions": len(result.actions),
         "target_positions": len(result.targets),
+        "risk_debates": n_debate,
     }
-    assert store_result(result, url) is False
-    assert counts(url)["risk_actions"] == len(result.actions)
-    stored = pd.read_sql("select * from risk_actions", sa.create_engine(url))
+    assert store_result(result, database_url) is False  # the retry writes nothing twice
+    assert counts(database_url)["risk_actions"] == len(result.actions)
+    stored = pd.read_sql("select * from risk_actions", sa.create_engine(database_url))
     assert set(stored["action_type"]) == set(result.actions["action_type"])
-    assert stored["details_json"].str.contains("attribution").all()
+    details = stored["details_json"].map(lambda d: d if isinstance(d, dict) else json.loads(d))
+    assert details.map(lambda d: "attribution" in d).all()
 
 
-def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
-    engine_for(url)
+def test_a_failed_write_leaves_nothing(database_url: str) -> None:
+    engine_for(database_url).dispose()
+    created = dt.datetime(2026, 11, 20, 16, 0, tzinfo=dt.UTC)
     run = {
         "run_id": "x",
-        "as_of": pd.Timestamp("2026-11-20").date(),
-        "created_at": pd.Timestamp.now(tz="UTC"),
+        "as_of": dt.date(2026, 11, 20),
+        "created_at": created,
         "status": "OPTIMAL",
         "constraint_set": "t",
         "solver": "CLARABEL",
@@ -68,7 +75,7 @@ def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
     good = {
         "action_id": "a1",
         "run_id": "x",
-        "timestamp": run["created_at"],
+        "timestamp": created,
         "ticker": "AAA",
         "decision_id": "D1",
         "strategy_id": "s1",
@@ -76,11 +83,13 @@ def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
         "details_json": {},
     }
     with pytest.raises(IntegrityError):
-        write_run(url, run, [good, dict(good)], [])  # duplicate action_id: the write fails
-    assert counts(url) == {"risk_runs": 0, "risk_actions": 0, "target_positions": 0}
+        write_run(database_url, run, [good, dict(good)], [])  # duplicate action_id: the write fails
+    assert counts(database_url) == dict.fromkeys(TABLES, 0)
+    assert write_run(database_url, run, [good], []) is True  # the retry completes it
+    assert counts(database_url)["risk_actions"] == 1
 
 
-def test_rebalance_store_argument(tmp_path: Path) -> None:
+def test_rebalance_store_argument(tmp_path) -> None:  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
     book = hand_book({"AAA": 100.0})
     result = rebalance(
@@ -89,6 +98,7 @@ def test_rebalance_store_argument(tmp_path: Path) -> None:
         "default",
         store=url,
         run_id="abc",
+        state="NORMAL",
         risk_aversion=0.0,
     )
     assert counts(url)["risk_runs"] == 1
@@ -97,3 +107,31 @@ def test_rebalance_store_argument(tmp_path: Path) -> None:
             sa.text("select status from risk_runs where run_id='abc'")
         ).scalar_one()
     assert status == result.status
+
+
+def _writer(url: str, run_ids: list[str]) -> int:
+    stored = 0
+    for run_id in run_ids:
+        stored += bool(store_result(small_result(run_id), url))
+    return stored
+
+
+def test_two_processes_writing_at_once_lose_nothing_and_duplicate_nothing(
+    postgres_url: str,
+) -> None:
+    url = postgres_url
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS concurrency"))
+        conn.execute(sa.text("CREATE DATABASE concurrency"))
+    engine.dispose()
+    url = url.rsplit("/", 1)[0] + "/concurrency"
+    engine_for(url).dispose()
+    shared = [f"shared-{k}" for k in range(6)]  # both processes write these run_ids
+    jobs = [[f"a-{k}" for k in range(6)] + shared, [f"b-{k}" for k in range(6)] + shared[::-1]]
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        stored = pool.starmap(_writer, [(url, ids) for ids in jobs])
+    per_run = len(small_result().actions)
+    assert sum(stored) == 18  # every run_id stored exactly once, whoever won the race
+    assert counts(url)["risk_runs"] == 18
+    assert counts(url)["risk_actions"] == 18 * per_run
