@@ -34,6 +34,111 @@ class Base(DeclarativeBase):
     pass
 
 
+# -- inputs: what the gate reads -------------------------------------------------------------
+
+
+class Position(Base):
+    __tablename__ = "positions"
+
+    as_of: Mapped[dt.date] = mapped_column(primary_key=True)
+    strategy_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    ticker: Mapped[str] = mapped_column(String(64), primary_key=True)
+    quantity: Mapped[float] = mapped_column(Float)
+
+
+class StockMetric(Base):
+    __tablename__ = "stock_metrics"
+
+    as_of: Mapped[dt.date] = mapped_column(primary_key=True)
+    ticker: Mapped[str] = mapped_column(String(64), primary_key=True)
+    price: Mapped[float | None] = mapped_column(Float)
+    adv_shares: Mapped[float] = mapped_column(Float)
+    spread_bps: Mapped[float] = mapped_column(Float)
+    volatility: Mapped[float] = mapped_column(Float)
+    sector: Mapped[str] = mapped_column(String(64))
+    country: Mapped[str] = mapped_column(String(16))
+    cluster: Mapped[str | None] = mapped_column(String(64))
+    lot_size: Mapped[int] = mapped_column(Integer, default=1)
+    tick_size: Mapped[float] = mapped_column(Float, default=0.01)
+
+
+class PipelineDecision(Base):
+    __tablename__ = "pipeline_decisions"
+
+    decision_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    run_date: Mapped[dt.date] = mapped_column(index=True)
+    pipeline_run_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    ticker: Mapped[str | None] = mapped_column(String(64))
+    strategy_id: Mapped[str | None] = mapped_column(String(128))
+    target_weight: Mapped[float | None] = mapped_column(Float)
+    confidence: Mapped[float | None] = mapped_column(Float)
+
+
+class RiskConfig(Base):
+    """A constraint set as its TOML document, parsed to JSON (validated on load)."""
+
+    __tablename__ = "risk_configs"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StrategyConfig(Base):
+    """Per-strategy budgets of a constraint set (its ``[strategies.NAME]`` section)."""
+
+    __tablename__ = "strategy_configs"
+
+    config_name: Mapped[str] = mapped_column(ForeignKey("risk_configs.name"), primary_key=True)
+    strategy_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+class BlackSwanStateRow(Base):
+    __tablename__ = "black_swan_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    state: Mapped[str] = mapped_column(String(16))
+    as_of: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    overrides: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class NavHistory(Base):
+    __tablename__ = "nav_history"
+
+    date: Mapped[dt.date] = mapped_column(primary_key=True)
+    nav: Mapped[float] = mapped_column(Float)
+
+
+class FactorLoading(Base):
+    __tablename__ = "factor_loadings"
+
+    as_of: Mapped[dt.date] = mapped_column(primary_key=True)
+    ticker: Mapped[str] = mapped_column(String(64), primary_key=True)
+    factor: Mapped[str] = mapped_column(String(64), primary_key=True)
+    loading: Mapped[float] = mapped_column(Float)
+
+
+class FactorCovariance(Base):
+    __tablename__ = "factor_covariance"
+
+    as_of: Mapped[dt.date] = mapped_column(primary_key=True)
+    factor_i: Mapped[str] = mapped_column(String(64), primary_key=True)
+    factor_j: Mapped[str] = mapped_column(String(64), primary_key=True)
+    covariance: Mapped[float] = mapped_column(Float)
+
+
+class SpecificVariance(Base):
+    __tablename__ = "specific_variance"
+
+    as_of: Mapped[dt.date] = mapped_column(primary_key=True)
+    ticker: Mapped[str] = mapped_column(String(64), primary_key=True)
+    specific_var: Mapped[float] = mapped_column(Float)
+
+
+# -- outputs: what the gate writes --------------------------------------------------------------
+
+
 class RiskRun(Base):
     __tablename__ = "risk_runs"
 
@@ -91,11 +196,17 @@ class RiskDebate(Base):
     provenance: Mapped[str] = mapped_column(String(16))
 
 
+_MIGRATED: set[str] = set()
+
+
 def engine_for(url: str) -> Engine:
-    """An engine for ``url`` with the schema created if missing."""
-    engine = create_engine(url, future=True)
-    Base.metadata.create_all(engine)
-    return engine
+    """An engine for ``url``, its schema brought to head by the migrations (once per process)."""
+    if url not in _MIGRATED:
+        from data.migrate import upgrade
+
+        upgrade(url)
+        _MIGRATED.add(url)
+    return create_engine(url, future=True)
 
 
 def write_run(

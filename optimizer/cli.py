@@ -300,6 +300,52 @@ def regress(
         raise typer.Exit(1)
 
 
+db_app = typer.Typer(no_args_is_help=True, help="The runtime database: schema migrations.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("init")
+def db_init(
+    url: Annotated[str, typer.Option(help="SQLAlchemy URL")] = "sqlite:///riskopt.sqlite",
+) -> None:
+    """Create the schema in an empty database (migrations to head)."""
+    db_upgrade(url)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    url: Annotated[str, typer.Option(help="SQLAlchemy URL")] = "sqlite:///riskopt.sqlite",
+    revision: Annotated[str, typer.Option(help="target revision")] = "head",
+) -> None:
+    """Migrate the schema up to ``revision``."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from data.migrate import upgrade
+
+    try:
+        upgrade(url, revision)
+    except (SQLAlchemyError, ValueError) as err:
+        _fail(f"cannot migrate {url}: {str(err).splitlines()[0]}")
+    typer.echo(f"{url}: schema at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    url: Annotated[str, typer.Option(help="SQLAlchemy URL")],
+    revision: Annotated[str, typer.Option(help="target revision")] = "base",
+) -> None:
+    """Migrate the schema down to ``revision`` (``base`` drops every table)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from data.migrate import downgrade
+
+    try:
+        downgrade(url, revision)
+    except (SQLAlchemyError, ValueError) as err:
+        _fail(f"cannot migrate {url}: {str(err).splitlines()[0]}")
+    typer.echo(f"{url}: schema at {revision}")
+
+
 @app.command("check-constraints")
 def check_constraints(
     path: Annotated[str, typer.Argument(help="TOML path or shipped name")],
