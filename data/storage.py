@@ -110,6 +110,16 @@ class NavHistory(Base):
     nav: Mapped[float] = mapped_column(Float)
 
 
+class StrategyNav(Base):
+    """Each strategy's own NAV path (per-strategy drawdown budgets)."""
+
+    __tablename__ = "strategy_nav"
+
+    date: Mapped[dt.date] = mapped_column(primary_key=True)
+    strategy_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    nav: Mapped[float] = mapped_column(Float)
+
+
 class FactorLoading(Base):
     __tablename__ = "factor_loadings"
 

@@ -346,6 +346,27 @@ def db_downgrade(
     typer.echo(f"{url}: schema at {revision}")
 
 
+@db_app.command("seed-demo")
+def db_seed_demo(
+    url: Annotated[str, typer.Option(help="SQLAlchemy URL")] = "sqlite:///riskopt.sqlite",
+) -> None:
+    """Load the sample book, its decisions and the shipped constraint sets into the database."""
+    import tomllib
+
+    from constraints.config import SETS_DIR
+    from data.database import save_constraint_document, seed_book
+    from data.loaders import load_book, load_decisions
+
+    with _user_errors():
+        book = load_book(SAMPLES / "book")
+        seed_book(url, book, load_decisions(SAMPLES / "decisions.csv"), pipeline_run_id="demo")
+        for path in sorted(SETS_DIR.glob("*.toml")):
+            save_constraint_document(url, path.stem, tomllib.loads(path.read_text()))
+    typer.echo(
+        f"{url}: sample book as of {book.as_of}, its decisions (pipeline run 'demo') and the shipped sets"
+    )
+
+
 @app.command("check-constraints")
 def check_constraints(
     path: Annotated[str, typer.Argument(help="TOML path or shipped name")],

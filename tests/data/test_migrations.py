@@ -19,6 +19,7 @@ TABLES = {
     "strategy_configs",
     "black_swan_state",
     "nav_history",
+    "strategy_nav",
     "factor_loadings",
     "factor_covariance",
     "specific_variance",
