@@ -6,6 +6,7 @@ clear line on stderr and exit status 2, never a traceback.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import sys
@@ -365,6 +366,39 @@ def db_seed_demo(
     typer.echo(
         f"{url}: sample book as of {book.as_of}, its decisions (pipeline run 'demo') and the shipped sets"
     )
+
+
+@app.command()
+def report(
+    db: Annotated[str, typer.Option("--db", help="SQLAlchemy URL of the runtime database")],
+    since: Annotated[str | None, typer.Option(help="first run date (YYYY-MM-DD)")] = None,
+    png: Annotated[Path | None, typer.Option(help="write the chart over time here")] = Path(
+        "overrides.png"
+    ),
+) -> None:
+    """How often and how strongly the gate overrides each strategy: a table and a chart."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from optimizer.report import decision_actions, override_table, plot_overrides_over_time
+
+    try:
+        if since is not None:
+            dt.date.fromisoformat(since)
+        actions = decision_actions(db, since)
+    except ValueError as err:
+        _fail(f"bad --since: {err}")
+    except SQLAlchemyError as err:
+        _fail(f"cannot read {db}: {str(err).splitlines()[0]}")
+    if actions.empty:
+        _fail(f"no stored decisions in {db}" + (f" since {since}" if since else ""))
+    table = override_table(actions)
+    with pd.option_context(
+        "display.width", 220, "display.max_colwidth", 80, "display.float_format", "{:.3f}".format
+    ):
+        typer.echo(table.to_string())
+    if png is not None:
+        plot_overrides_over_time(actions, save=png)
+        typer.echo(f"\nchart written to {png}")
 
 
 @app.command("check-constraints")

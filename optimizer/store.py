@@ -19,6 +19,14 @@ def _none_if_nan(value: Any) -> Any:
     return value
 
 
+def _none_if_missing(value: Any) -> Any:
+    return (
+        None
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+        else value
+    )
+
+
 def store_result(result: RebalanceResult, url: str | Engine) -> bool:
     """Store ``result``; returns False when that run_id was already stored."""
     run = result.run
@@ -39,9 +47,10 @@ def store_result(result: RebalanceResult, url: str | Engine) -> bool:
             "action_id": a["action_id"],
             "run_id": a["run_id"],
             "timestamp": a["timestamp"],
-            "ticker": a["ticker"],
-            "decision_id": a["decision_id"],
-            "strategy_id": a["strategy_id"],
+            # A missing id is NULL: pandas holds it as NaN, which PostgreSQL would store as 'NaN'.
+            "ticker": _none_if_missing(a["ticker"]),
+            "decision_id": _none_if_missing(a["decision_id"]),
+            "strategy_id": _none_if_missing(a["strategy_id"]),
             "action_type": a["action_type"],
             "details_json": json.loads(a["details_json"]),
         }
