@@ -135,3 +135,35 @@ def test_two_processes_writing_at_once_lose_nothing_and_duplicate_nothing(
     assert sum(stored) == 18  # every run_id stored exactly once, whoever won the race
     assert counts(url)["risk_runs"] == 18
     assert counts(url)["risk_actions"] == 18 * per_run
+
+
+def test_a_connection_killed_mid_write_leaves_no_partial_run(postgres_url: str) -> None:
+    url = postgres_url.rsplit("/", 1)[0] + "/faults"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS faults"))
+        conn.execute(sa.text("CREATE DATABASE faults"))
+    engine_for(url).dispose()
+    result = small_result("killed", debate=True)
+    writer = sa.create_engine(url)
+    killed: list[int] = []
+
+    @sa.event.listens_for(writer, "before_cursor_execute")
+    def kill_mid_write(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        # The run row and its actions are already sent; kill the connection before the targets.
+        if not killed and statement.lstrip().upper().startswith("INSERT INTO TARGET_POSITIONS"):
+            pid = conn.connection.dbapi_connection.info.backend_pid
+            killed.append(pid)
+            with admin.connect() as other:
+                other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+    with pytest.raises(sa.exc.OperationalError):
+        store_result(result, writer)
+    assert killed
+    assert counts(url) == dict.fromkeys(TABLES, 0)  # nothing of the run was written
+    assert store_result(result, url) is True  # the retry completes it, once
+    assert store_result(result, url) is False
+    assert counts(url)["risk_actions"] == len(result.actions)
+    assert counts(url)["target_positions"] == len(result.targets)
+    writer.dispose()
+    admin.dispose()
