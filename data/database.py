@@ -20,6 +20,7 @@ from data.book import Book, RiskModel
 from data.contracts import check_decision_columns
 from data.errors import BookLoadError
 from data.storage import (
+    BlackSwanStateRow,
     FactorCovariance,
     FactorLoading,
     NavHistory,
@@ -238,3 +239,36 @@ def load_constraint_document(url: str, name: str) -> dict[str, Any]:
     if body is None:
         raise BookLoadError(f"no constraint set {name!r} in risk_configs")
     return {**dict(body), "name": name, "strategies": {s: dict(b) for s, b in strategies}}
+
+
+def save_black_swan_state(
+    url: str, state: str, as_of: dt.datetime, overrides: Mapping[str, Any] | None = None
+) -> None:
+    """Record what the black-swan monitor declares."""
+    engine = engine_for(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(BlackSwanStateRow),
+            [{"state": state, "as_of": as_of, "overrides": dict(overrides or {})}],
+        )
+    engine.dispose()
+
+
+def load_black_swan_state(url: str) -> dict[str, Any] | None:
+    """The monitor's latest declaration (``state``, ``as_of``, ``overrides``), or ``None``.
+
+    Pass it as ``rebalance(..., state=BlackSwanState(**row))``: a missing or stale state is
+    then treated by the constraint set's ``states.default_state``.
+    """
+    engine = engine_for(url)
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(BlackSwanStateRow.state, BlackSwanStateRow.as_of, BlackSwanStateRow.overrides)
+            .order_by(BlackSwanStateRow.as_of.desc(), BlackSwanStateRow.id.desc())
+            .limit(1)
+        ).first()
+    engine.dispose()
+    if row is None:
+        return None
+    as_of = row.as_of if row.as_of.tzinfo else row.as_of.replace(tzinfo=dt.UTC)
+    return {"state": row.state, "as_of": as_of, "overrides": dict(row.overrides or {})}

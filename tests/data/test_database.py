@@ -67,3 +67,39 @@ def test_seed_demo_command(tmp_path) -> None:  # type: ignore[no-untyped-def]
         ConstraintSet.from_dict(load_constraint_document(url, "conservative")).name
         == "conservative"
     )
+
+
+def test_the_latest_black_swan_state_drives_the_run(sample, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from constraints.states import BlackSwanState
+    from data.database import load_black_swan_state, save_black_swan_state
+
+    assert load_black_swan_state(database_url) is None
+    now = dt.datetime(2026, 11, 20, 15, 0, tzinfo=dt.UTC)
+    save_black_swan_state(database_url, "ELEVATED", now - dt.timedelta(hours=3))
+    save_black_swan_state(
+        database_url, "EMERGENCY", now - dt.timedelta(hours=1), {"forced_derisk": 0.3}
+    )
+    row = load_black_swan_state(database_url)
+    assert (
+        row is not None
+        and row["state"] == "EMERGENCY"
+        and row["overrides"] == {"forced_derisk": 0.3}
+    )
+    book, dec = sample
+    result = rebalance(
+        book, dec, "default", state=BlackSwanState(**row), risk_aversion=1.0, now=now
+    )
+    assert (result.run.state, result.run.state_source) == ("EMERGENCY", "given")
+    stale = rebalance(
+        book,
+        dec,
+        "default",
+        state=BlackSwanState(**row),
+        risk_aversion=1.0,
+        now=now + dt.timedelta(days=3),
+    )
+    assert (
+        stale.run.state_source == "stale" and stale.run.state == "EMERGENCY"
+    )  # never relaxed below
