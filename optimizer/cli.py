@@ -305,6 +305,18 @@ db_app = typer.Typer(no_args_is_help=True, help="The runtime database: schema mi
 app.add_typer(db_app, name="db")
 
 
+def _migrate(direction: str, url: str, revision: str) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from data import migrate
+
+    try:
+        getattr(migrate, direction)(url, revision)
+    except (SQLAlchemyError, ValueError) as err:
+        _fail(f"cannot migrate {url}: {str(err).splitlines()[0]}")
+    typer.echo(f"{url}: schema at {revision}")
+
+
 @db_app.command("init")
 def db_init(
     url: Annotated[str, typer.Option(help="SQLAlchemy URL")] = "sqlite:///riskopt.sqlite",
@@ -319,15 +331,7 @@ def db_upgrade(
     revision: Annotated[str, typer.Option(help="target revision")] = "head",
 ) -> None:
     """Migrate the schema up to ``revision``."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from data.migrate import upgrade
-
-    try:
-        upgrade(url, revision)
-    except (SQLAlchemyError, ValueError) as err:
-        _fail(f"cannot migrate {url}: {str(err).splitlines()[0]}")
-    typer.echo(f"{url}: schema at {revision}")
+    _migrate("upgrade", url, revision)
 
 
 @db_app.command("downgrade")
@@ -336,15 +340,7 @@ def db_downgrade(
     revision: Annotated[str, typer.Option(help="target revision")] = "base",
 ) -> None:
     """Migrate the schema down to ``revision`` (``base`` drops every table)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from data.migrate import downgrade
-
-    try:
-        downgrade(url, revision)
-    except (SQLAlchemyError, ValueError) as err:
-        _fail(f"cannot migrate {url}: {str(err).splitlines()[0]}")
-    typer.echo(f"{url}: schema at {revision}")
+    _migrate("downgrade", url, revision)
 
 
 @db_app.command("seed-demo")
