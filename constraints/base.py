@@ -221,6 +221,24 @@ class HardBound:
     detail: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def box_duals_by_bound(
+    bounds: list[HardBound], upper_dual: np.ndarray, lower_dual: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Split the duals of the combined box ``lo ≤ h ≤ hi`` among the hard bounds.
+
+    Each name's upper (lower) dual goes to the bound whose ``hi`` (``lo``) is the binding
+    one: the tightest, the first on a tie. Returns ``(upper, lower)`` per bound.
+    """
+    if not bounds:
+        return []
+    up_owner = np.argmin(np.vstack([b.hi for b in bounds]), axis=0)
+    low_owner = np.argmax(np.vstack([b.lo for b in bounds]), axis=0)
+    return [
+        (np.where(up_owner == j, upper_dual, 0.0), np.where(low_owner == j, lower_dual, 0.0))
+        for j in range(len(bounds))
+    ]
+
+
 class Family(Protocol):
     """One constraint family: a module of ``constraints/`` and its config section."""
 

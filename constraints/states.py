@@ -24,6 +24,7 @@ import scipy.sparse as sp
 
 from constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData
 from constraints.config import ConstraintSet, StateSOP
+from constraints.liquidity import reduce_only_box
 
 log = logging.getLogger("riskopt")
 
@@ -196,10 +197,9 @@ class StateRestrictions:
         if sop.derisk_only:
             out.append(
                 HardBound(
-                    name="state.derisk_only",
-                    description=f"{cs.active_state}: de-risk only",
-                    lo=np.minimum(0.0, data.h0),
-                    hi=np.maximum(0.0, data.h0),
+                    "state.derisk_only",
+                    f"{cs.active_state}: de-risk only",
+                    *reduce_only_box(data, np.ones(data.n, dtype=bool)),
                 )
             )
         if sop.no_new_positions:

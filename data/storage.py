@@ -230,7 +230,13 @@ def write_run(
 
     Returns ``False`` (and writes nothing) when ``run["run_id"]`` is already stored.
     """
-    engine = engine_for(url) if isinstance(url, str) else url
+    if isinstance(url, str):
+        engine = engine_for(url)
+        try:
+            return write_run(engine, run, actions, targets, debates)
+        finally:
+            engine.dispose()  # the engine (and its pooled connections) was ours
+    engine = url
     try:
         with Session(engine) as session, session.begin():
             exists = session.scalar(select(RiskRun.run_id).where(RiskRun.run_id == run["run_id"]))

@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from constraints.base import HardBound, LinearLimit, ProgramData, VolatilityCap, transform_slope
+from constraints.base import (
+    HardBound,
+    LinearLimit,
+    ProgramData,
+    VolatilityCap,
+    box_duals_by_bound,
+    transform_slope,
+)
 
 KINK_EPS = 1e-5
 """Positions (and trades) this close to zero, in NAV, count as sitting on the kink."""
@@ -121,26 +128,21 @@ def attribute(
         kink_hi.append(np.full(n, span[1]))
 
     # Hard box: the dual of h ≤ hi (resp. ≥ lo) goes to the family whose bound binds.
-    if bounds:
-        his = np.vstack([b.hi for b in bounds])
-        los = np.vstack([b.lo for b in bounds])
-        up_owner = np.argmin(his, axis=0)
-        low_owner = np.argmax(los, axis=0)
-        for j, b in enumerate(bounds):
-            force = np.where(up_owner == j, box_upper_dual, 0.0) - np.where(
-                low_owner == j, box_lower_dual, 0.0
-            )
-            add(
-                Cause(
-                    b.name,
-                    b.description,
-                    "name",
-                    value_label="max trade" if "max_trade_weight" in b.detail else "",
-                ),
-                force,
-            )
-            if "max_trade_weight" in b.detail:
-                limit_value[b.name] = b.detail["max_trade_weight"]
+    for b, (upper, lower) in zip(
+        bounds, box_duals_by_bound(bounds, box_upper_dual, box_lower_dual), strict=True
+    ):
+        force = upper - lower
+        add(
+            Cause(
+                b.name,
+                b.description,
+                "name",
+                value_label="max trade" if "max_trade_weight" in b.detail else "",
+            ),
+            force,
+        )
+        if "max_trade_weight" in b.detail:
+            limit_value[b.name] = b.detail["max_trade_weight"]
 
     inv2c = 1.0 / (2.0 * c)
     for limit, lam in zip(limits, duals, strict=True):

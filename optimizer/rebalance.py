@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from constraints import FAMILIES
-from constraints.base import HardBound, LinearLimit, ProgramData
+from constraints.base import HardBound, LinearLimit, ProgramData, box_duals_by_bound
 from constraints.config import ConstraintSet
 from constraints.errors import ConfigError
 from constraints.states import (
@@ -549,28 +549,26 @@ def _binding(
                     }
                 )
             )
-    if bounds:
-        his = np.vstack([b.hi for b in bounds])
-        los = np.vstack([b.lo for b in bounds])
-        owner_up, owner_lo = np.argmin(his, axis=0), np.argmax(los, axis=0)
-        for j, b in enumerate(bounds):
-            dual = np.where(owner_up == j, solved.box_upper_dual, 0.0) + np.where(
-                owner_lo == j, solved.box_lower_dual, 0.0
-            )
-            rows = np.flatnonzero(dual > DUAL_TOL)
-            if len(rows):
-                frames.append(
-                    pd.DataFrame(
-                        {
-                            "constraint": b.name,
-                            "kind": "hard",
-                            "tier": np.nan,
-                            "label": data.tickers[rows],
-                            "dual": dual[rows],
-                            "slack": 0.0,
-                        }
-                    )
+    for b, (upper, lower) in zip(
+        bounds,
+        box_duals_by_bound(bounds, solved.box_upper_dual, solved.box_lower_dual),
+        strict=True,
+    ):
+        dual = upper + lower
+        rows = np.flatnonzero(dual > DUAL_TOL)
+        if len(rows):
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "constraint": b.name,
+                        "kind": "hard",
+                        "tier": np.nan,
+                        "label": data.tickers[rows],
+                        "dual": dual[rows],
+                        "slack": 0.0,
+                    }
                 )
+            )
     if not frames:
         return _empty_binding()
     out = pd.concat(frames, ignore_index=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from constraints.config import ConstraintSet
+from data.book import Book
 from data.loaders import load_book, load_decisions
 from optimizer.rebalance import rebalance
 from optimizer.result import RebalanceResult
@@ -31,11 +32,11 @@ class Tolerances:
     """Allowed difference in target weight."""
 
 
-def run_fixture(directory: str | Path) -> RebalanceResult:
+def run_fixture(directory: str | Path, book: Book | None = None) -> RebalanceResult:
     directory = Path(directory)
     meta = tomllib.loads((directory / "fixture.toml").read_text())
     return rebalance(
-        load_book(directory / "book"),
+        book if book is not None else load_book(directory / "book"),
         load_decisions(directory / "decisions.csv"),
         ConstraintSet.load(directory / "constraints.toml"),
         risk_aversion=float(meta.get("risk_aversion", 0.0)),
@@ -76,13 +77,14 @@ def write_golden(directory: str | Path, result: RebalanceResult | None = None) -
 def check_fixture(directory: str | Path, tol: Tolerances = Tolerances()) -> pd.DataFrame:
     """Differences between a fresh run and the golden output (empty when none)."""
     directory = Path(directory)
-    result = run_fixture(directory)
+    book = load_book(directory / "book")
+    result = run_fixture(directory, book)
     fresh = golden_tables(result)
     rows: list[dict[str, object]] = []
 
     golden_t = pd.read_csv(directory / "golden_targets.csv").set_index("ticker")
     new_t = fresh["golden_targets.csv"].set_index("ticker")
-    lots = load_book(directory / "book").market["lot_size"]
+    lots = book.market["lot_size"]
     for ticker in sorted(set(golden_t.index) | set(new_t.index)):
         if ticker not in new_t.index or ticker not in golden_t.index:
             rows.append(

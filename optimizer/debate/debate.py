@@ -79,11 +79,6 @@ def run_debate(
     while (speaker := next_speaker(current, rounds)) != END:
         steps += 1
         if speaker == JUDGE:
-            for name, persona in DEFAULT_ANALYSTS.items():
-                last.setdefault(name, persona.propose(features, {}))  # a debate cut short
-            verdict = decide(last, features, cfg, floor)
-            current = record_decision(current, verdict.rationale)
-            rows.append(_judge_row(verdict))
             break
         if current is None:
             current = fresh_state()
@@ -116,11 +111,12 @@ def run_debate(
         )
     stress, _ = portfolio_stress(features)
     for name, persona in DEFAULT_ANALYSTS.items():
-        last.setdefault(name, persona.propose(features, {}))
+        last.setdefault(name, persona.propose(features, {}))  # a debate cut short
     verdict = decide(last, features, cfg, floor)
-    if not any(row["speaker"] == JUDGE for row in rows):
-        # The state came in already decided: report the verdict these features give.
-        rows.append(_judge_row(verdict))
+    if speaker == JUDGE:
+        current = record_decision(current, verdict.rationale)
+    # A state that came in already decided (END at once) still reports these features' verdict.
+    rows.append(_judge_row(verdict))
     transcript = pd.DataFrame(
         rows, columns=["round", "speaker", "risk_aversion", "rationale", "provenance"]
     )
