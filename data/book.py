@@ -39,6 +39,11 @@ class RiskModel:
         return [str(c) for c in self.loadings.columns]
 
 
+MAX_POSITION_NAV = 1000.0
+"""A single position worth more than this many times NAV is a data error (shares given in
+units, a NAV in millions), not a book: rejected, naming the tickers."""
+
+
 @dataclass(frozen=True)
 class Book:
     """Portfolio state and market data for one rebalance, validated on construction.
@@ -101,6 +106,16 @@ class Book:
             unknown = sorted(set(positions_v["ticker"]) - set(market_v.index))
             if unknown:
                 problems.append(f"positions.ticker: not in market: {_show(unknown)}")
+            elif np.isfinite(nav_value) and nav_value > 0:
+                notional = positions_v["quantity"].abs().to_numpy(dtype=float) * market_v[
+                    "price"
+                ].reindex(positions_v["ticker"]).to_numpy(dtype=float)
+                absurd = positions_v.loc[notional > MAX_POSITION_NAV * nav_value, "ticker"]
+                if len(absurd):
+                    problems.append(
+                        f"positions.quantity: worth more than {MAX_POSITION_NAV:g}× NAV "
+                        f"(a units or scale error?): {_show(sorted(set(absurd)))}"
+                    )
         if market_v is not None and risk_model is not None:
             problems.extend(_check_risk_model(risk_model, market_v.index))
         if strategy_nav is not None:

@@ -205,13 +205,18 @@ def _positions(
     # (share long, mean |weight|) per strategy: momentum L/S, value long-biased, stat_arb neutral.
     profile = {"momentum": (0.5, 0.004), "value": (0.65, 0.0045), "stat_arb": (0.5, 0.0015)}
     liquidity = market["adv_shares"].to_numpy() * market["price"].to_numpy()
+    # Sized for 500 names; a broader book holds proportionally smaller weights, so its
+    # gross stays where a real book's is (about 1.5) at any size.
+    breadth = min(1.0, 500 / n)
     for s_idx, strategy in enumerate(STRATEGIES):
         mine = held & ((owner == s_idx) | (second & ((owner + 1) % len(STRATEGIES) == s_idx)))
         idx = np.flatnonzero(mine)
         long_share, mean_abs = profile[strategy]
         sign = np.where(rng.random(len(idx)) < long_share, 1.0, -1.0)
         # Larger weights in more liquid names, as a real PM would size them.
-        size = rng.exponential(mean_abs, len(idx)) * np.sqrt(liquidity[idx] / np.median(liquidity))
+        size = rng.exponential(mean_abs * breadth, len(idx)) * np.sqrt(
+            liquidity[idx] / np.median(liquidity)
+        )
         weight = sign * np.minimum(size, 0.045)
         frames.append(
             pd.DataFrame(
@@ -234,8 +239,13 @@ def _decisions(
     rng: np.random.Generator, market: pd.DataFrame, weights0: pd.DataFrame, share: float
 ) -> pd.DataFrame:
     chosen = weights0[rng.random(len(weights0)) < share].copy()
+    # Outsized proposals (5–9% of NAV, above any per-name cap) come from a handful of
+    # names, not from a fixed share of a broad book.
+    big = 0.15 * min(1.0, 500 / len(market))
     move = rng.choice(
-        ["add", "trim", "close", "flip", "big"], size=len(chosen), p=[0.35, 0.3, 0.15, 0.05, 0.15]
+        ["add", "trim", "close", "flip", "big"],
+        size=len(chosen),
+        p=[0.35 + 0.15 - big, 0.3, 0.15, 0.05, big],
     )
     w = chosen["weight"].to_numpy()
     target = np.select(

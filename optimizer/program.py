@@ -112,8 +112,26 @@ class Solved:
     iterations: int | None
 
 
-class GateProgram:
-    """The compiled cvxpy problem of one :class:`Structure`."""
+@dataclass
+class Values:
+    """Every number of one solve that is not part of the :class:`Structure`."""
+
+    c: np.ndarray
+    w_tilde: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    gamma: float
+    specific_weight: np.ndarray
+    """``γ γ_i d_i``: each name's weight on its specific variance."""
+    h0: np.ndarray
+    kappa: np.ndarray
+    rhs: list[np.ndarray]
+    rho: list[float]
+
+
+class CvxpyProgram:
+    """The gate as a cvxpy problem: the reference formulation, and the path for every
+    solver but Clarabel (OSQP, SCS, a solver instance). Built on first use."""
 
     def __init__(self, structure: Structure) -> None:
         self.structure = s = structure
@@ -205,33 +223,20 @@ class GateProgram:
         parts = cp.hstack([s.chol.T @ self.f, cp.multiply(np.sqrt(s.specific), self.h)])
         return cp.reshape(cp.norm(parts, 2), (1,), order="C") <= rhs + slack
 
-    def set_values(
-        self,
-        data: ProgramData,
-        limits: list[LinearLimit],
-        *,
-        c: np.ndarray,
-        lo: np.ndarray,
-        hi: np.ndarray,
-        gamma: float,
-        gamma_i: np.ndarray,
-        kappa: np.ndarray,
-        rho: list[float],
-    ) -> None:
+    def set_values(self, v: Values) -> None:
         scale = OBJECTIVE_SCALE
-        sqrt_c = np.sqrt(c * scale)
+        sqrt_c = np.sqrt(v.c * scale)
         self.sqrt_c.value = sqrt_c
-        self.sqrt_c_w_tilde.value = sqrt_c * data.w_tilde
-        self.lo.value = lo
-        self.hi.value = hi
-        self.gamma.value = float(gamma) * scale
-        specific = np.zeros(data.n) if data.specific_var is None else data.specific_var
-        self.sqrt_specific.value = np.sqrt(np.maximum(scale * gamma * gamma_i * specific, 0.0))
-        self.h0.value = data.h0
-        self.kappa.value = kappa * scale
-        for param, limit in zip(self.rhs, limits, strict=True):
-            param.value = limit.rhs
-        for param, value in zip(self.rho, rho, strict=True):
+        self.sqrt_c_w_tilde.value = sqrt_c * v.w_tilde
+        self.lo.value = v.lo
+        self.hi.value = v.hi
+        self.gamma.value = v.gamma * scale
+        self.sqrt_specific.value = np.sqrt(np.maximum(scale * v.specific_weight, 0.0))
+        self.h0.value = v.h0
+        self.kappa.value = v.kappa * scale
+        for param, rhs in zip(self.rhs, v.rhs, strict=True):
+            param.value = rhs
+        for param, value in zip(self.rho, v.rho, strict=True):
             param.value = value * scale
 
     def solve(self, solver: str | Any, *, max_iters: int, warm_start: bool = False) -> Solved:
@@ -297,6 +302,384 @@ def _dual(constraint: cp.Constraint) -> np.ndarray:
     raw = constraint.dual_value
     value = np.asarray(raw, dtype=float).reshape(-1)
     return np.maximum(value, 0.0) / OBJECTIVE_SCALE
+
+
+class _Rows:
+    """Rows of ``A x + s = b`` gathered as COO triplets, one cone at a time."""
+
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+        self.b: list[np.ndarray] = []
+        self.m = 0
+
+    def add(self, b: np.ndarray, *parts: tuple[int, np.ndarray | sp.spmatrix | float]) -> slice:
+        """Append ``len(b)`` rows; each part is (first column, coefficients): a sparse or
+        dense matrix, a vector (a diagonal) or a scalar (that times the identity)."""
+        b = np.asarray(b, dtype=float).reshape(-1)
+        r = len(b)
+        for col, coef in parts:
+            if sp.issparse(coef) or (isinstance(coef, np.ndarray) and coef.ndim == 2):
+                coo = sp.coo_matrix(coef)
+                self.rows.append(coo.row + self.m)
+                self.cols.append(coo.col + col)
+                self.vals.append(coo.data.astype(float))
+            else:
+                diag = np.broadcast_to(np.asarray(coef, dtype=float), (r,))
+                idx = np.arange(r)
+                self.rows.append(idx + self.m)
+                self.cols.append(idx + col)
+                self.vals.append(np.array(diag))
+        self.b.append(b)
+        rows = slice(self.m, self.m + r)
+        self.m += r
+        return rows
+
+    def triplets(self, offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, columns, values) with the rows shifted by ``offset``."""
+        if not self.rows:
+            return np.zeros(0, dtype=int), np.zeros(0, dtype=int), np.zeros(0)
+        return (
+            np.concatenate(self.rows) + offset,
+            np.concatenate(self.cols),
+            np.concatenate(self.vals),
+        )
+
+
+def _transform_bounds(
+    transform: Transform, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of ``T(x)`` over the box ``lo ≤ x ≤ hi``."""
+    if transform == "id":
+        return lo, hi
+    if transform == "pos":
+        return np.maximum(lo, 0.0), np.maximum(hi, 0.0)
+    if transform == "neg":
+        return np.maximum(-hi, 0.0), np.maximum(-lo, 0.0)
+    crossing = (lo <= 0.0) & (hi >= 0.0)
+    low = np.where(crossing, 0.0, np.minimum(np.abs(lo), np.abs(hi)))
+    return low, np.maximum(np.abs(lo), np.abs(hi))
+
+
+def redundant_rows(
+    limit_a: sp.csr_matrix | None,
+    transform: Transform,
+    rhs: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+) -> np.ndarray:
+    """Rows of ``A · T(h) ≤ rhs`` that the hard box ``lo ≤ h ≤ hi`` already implies.
+
+    Such a row can never bind, so its slack is zero and its multiplier may be taken as zero
+    in a KKT point: leaving it out of the program changes neither the solution nor the
+    attribution, and on a book that sits inside its limits most per-name rows go.
+    """
+    t_lo, t_hi = _transform_bounds(transform, lo, hi)
+    if limit_a is None:
+        upper = t_hi
+    else:
+        a = limit_a.tocsr()
+        pos = a.maximum(0)
+        neg = (-a).maximum(0)
+        upper = np.asarray(pos @ t_hi - neg @ t_lo).reshape(-1)
+    return np.asarray(upper <= rhs)
+
+
+@dataclass
+class Assembly:
+    """Clarabel's data for one solve, and where each piece of the answer sits in it."""
+
+    P: sp.csc_matrix
+    q: np.ndarray
+    A: sp.csc_matrix
+    b: np.ndarray
+    cones: tuple[int, int, int]
+    """Sizes of the zero cone, the non-negative orthant and the second-order cone."""
+    w: slice
+    h: slice
+    upper: slice
+    lower: slice
+    blocks: list[tuple[slice, bool, np.ndarray, int]]
+    """Per block: its rows of ``A``, whether they are the cone, the rows kept, the first
+    slack column."""
+    constant: float
+    """``Σ c w̃²`` (unscaled), left out of ``q``."""
+
+
+class ClarabelProgram:
+    """The gate's conic program assembled with scipy.sparse and handed to Clarabel.
+
+    Variables ``x = (w, h, f, t, aux…, slacks…)``; Clarabel's form is
+    ``min ½xᵀPx + qᵀx  s.t.  Ax + s = b, s ∈ {0}ᵐ¹ × ℝ₊ᵐ² × SOC``. The matrix is the same
+    one cvxpy would build from :class:`CvxpyProgram` (same variables, same rows, the same
+    scaling), written down directly: no canonicalization, no parameter tensor, so a cold
+    solve costs the assembly (milliseconds) plus the solver. Rows the hard box already
+    implies are left out (:func:`redundant_rows`).
+    """
+
+    def __init__(self, structure: Structure) -> None:
+        self.structure = structure
+        s = structure
+        self._loadings_t = None if s.loadings is None else sp.csr_matrix(s.loadings.T)
+        self._chol_t = None if s.chol is None else s.chol.T
+        self._factor_cov = None if s.chol is None else s.chol @ s.chol.T
+        self._sqrt_specific = None if s.specific is None else np.sqrt(s.specific)
+
+    def assemble(self, v: Values) -> Assembly:
+        """The conic data of one solve (scaled by :data:`OBJECTIVE_SCALE`)."""
+        s = self.structure
+        scale = OBJECTIVE_SCALE
+        n, p, k = s.n, s.p, s.k
+        risk = self._chol_t is not None
+        # Column layout.
+        col_w, col_h = 0, p
+        ncols = p + n
+        col_f = ncols
+        if risk:
+            ncols += k
+        col_t = ncols
+        if s.costs:
+            ncols += n
+        keep: list[np.ndarray] = []
+        for (_, transform, on, m, a), rhs in zip(s.blocks, v.rhs, strict=True):
+            if transform == "vol" or on != "h":
+                keep.append(np.ones(m, dtype=bool))
+            else:
+                keep.append(~redundant_rows(a, transform, rhs, v.lo, v.hi))
+        # One auxiliary ``a ≥ |x|`` per base vector serves all three transforms:
+        # |x| ≤ a, x⁺ ≤ (a + x)/2, x⁻ ≤ (a − x)/2, exact under non-negative ``A``.
+        aux_col: dict[str, int] = {}
+        for (_, transform, on, _, _), kept in zip(s.blocks, keep, strict=True):
+            if transform in ("abs", "pos", "neg") and kept.any() and on not in aux_col:
+                aux_col[on] = ncols
+                ncols += n if on == "h" else p
+        slack_col: list[int] = []
+        for kept in keep:
+            slack_col.append(ncols)
+            ncols += int(kept.sum())
+
+        zero, nonneg, soc = _Rows(), _Rows(), _Rows()
+        zero.add(np.zeros(n), (col_h, 1.0), (col_w, -s.M))
+        if self._loadings_t is not None:
+            zero.add(np.zeros(k), (col_f, 1.0), (col_h, -self._loadings_t))
+        upper = nonneg.add(v.hi, (col_h, 1.0))
+        lower = nonneg.add(-v.lo, (col_h, -1.0))
+        if s.costs:
+            nonneg.add(v.h0, (col_h, 1.0), (col_t, -1.0))
+            nonneg.add(-v.h0, (col_h, -1.0), (col_t, -1.0))
+            nonneg.add(np.zeros(n), (col_t, -1.0))
+        for on, col in aux_col.items():
+            base, size = (col_h, n) if on == "h" else (col_w, p)
+            nonneg.add(np.zeros(size), (base, 1.0), (col, -1.0))
+            nonneg.add(np.zeros(size), (base, -1.0), (col, -1.0))
+        block_rows: list[tuple[_Rows, slice]] = []
+        for (_, transform, on, m, a), rhs, kept, col_s in zip(
+            s.blocks, v.rhs, keep, slack_col, strict=True
+        ):
+            count = int(kept.sum())
+            if transform == "vol":
+                if self._chol_t is None or self._sqrt_specific is None:
+                    raise ValueError("a volatility cap needs a risk model")
+                rows = soc.add(np.asarray(rhs, dtype=float), (col_s, -1.0))
+                soc.add(np.zeros(k), (col_f, -self._chol_t))
+                soc.add(np.zeros(n), (col_h, -self._sqrt_specific))
+                nonneg.add(np.zeros(1), (col_s, -1.0))
+                block_rows.append((soc, rows))
+                continue
+            if not count:
+                block_rows.append((nonneg, slice(0, 0)))
+                continue
+            base = col_h if on == "h" else col_w
+            coef: sp.spmatrix | float = 1.0
+            if a is not None:
+                coef = a[kept] if count < m else a
+            elif count < m:
+                coef = sp.csr_matrix(
+                    (np.ones(count), (np.arange(count), np.flatnonzero(kept))),
+                    shape=(count, n if on == "h" else p),
+                )
+            terms: list[tuple[int, sp.spmatrix | float]]
+            if transform == "id":
+                terms = [(base, coef)]
+            elif transform == "abs":
+                terms = [(aux_col[on], coef)]
+            else:
+                half = coef * 0.5
+                terms = [(aux_col[on], half), (base, half if transform == "pos" else -half)]
+            rows = nonneg.add(rhs[kept], *terms, (col_s, -1.0))
+            nonneg.add(np.zeros(count), (col_s, -1.0))
+            block_rows.append((nonneg, rows))
+
+        offsets = {id(zero): 0, id(nonneg): zero.m, id(soc): zero.m + nonneg.m}
+        parts = [r.triplets(offsets[id(r)]) for r in (zero, nonneg, soc)]
+        a_rows, a_cols, a_vals = (np.concatenate([part[i] for part in parts]) for i in range(3))
+        m_total = zero.m + nonneg.m + soc.m
+        A = sp.csc_matrix((a_vals, (a_rows, a_cols)), shape=(m_total, ncols))
+        b = np.concatenate([*zero.b, *nonneg.b, *soc.b])
+
+        # Objective ½xᵀPx + qᵀx, scaled.
+        diag = np.zeros(ncols)
+        diag[col_w : col_w + p] = 2.0 * scale * v.c
+        diag[col_h : col_h + n] = 2.0 * scale * np.maximum(v.specific_weight, 0.0)
+        P = sp.diags(diag, format="csc")
+        if risk and v.gamma > 0:
+            assert self._factor_cov is not None
+            fr, fc = np.triu_indices(k)
+            block = sp.csc_matrix(
+                (2.0 * scale * v.gamma * self._factor_cov[fr, fc], (fr + col_f, fc + col_f)),
+                shape=(ncols, ncols),
+            )
+            P = (P + block).tocsc()
+        q = np.zeros(ncols)
+        q[col_w : col_w + p] = -2.0 * scale * v.c * v.w_tilde
+        if s.costs:
+            q[col_t : col_t + n] = scale * v.kappa
+        for col_s, kept, rho in zip(slack_col, keep, v.rho, strict=True):
+            q[col_s : col_s + int(kept.sum())] = scale * rho
+
+        def absolute(rows: _Rows, span: slice) -> slice:
+            return slice(offsets[id(rows)] + span.start, offsets[id(rows)] + span.stop)
+
+        return Assembly(
+            P=P,
+            q=q,
+            A=A,
+            b=b,
+            cones=(zero.m, nonneg.m, soc.m),
+            w=slice(col_w, col_w + p),
+            h=slice(col_h, col_h + n),
+            upper=absolute(nonneg, upper),
+            lower=absolute(nonneg, lower),
+            blocks=[
+                (absolute(rows, span), rows is soc, kept, col_s)
+                for (rows, span), kept, col_s in zip(block_rows, keep, slack_col, strict=True)
+            ],
+            constant=float(v.c @ (v.w_tilde * v.w_tilde)),
+        )
+
+    def solve(self, v: Values, *, max_iters: int) -> Solved:
+        import clarabel
+
+        start = time.perf_counter()
+        data = self.assemble(v)
+        zero, nonneg, soc = data.cones
+        cones: list[Any] = []
+        if zero:
+            cones.append(clarabel.ZeroConeT(zero))
+        cones.append(clarabel.NonnegativeConeT(nonneg))
+        if soc:
+            cones.append(clarabel.SecondOrderConeT(soc))
+        settings = clarabel.DefaultSettings()
+        settings.verbose = False
+        settings.max_iter = max_iters
+        settings.tol_gap_abs = 1e-10
+        settings.tol_gap_rel = 1e-10
+        settings.tol_feas = 1e-10
+        settings.tol_ktratio = 1e-9
+        assembled = time.perf_counter()
+        solution = clarabel.DefaultSolver(data.P, data.q, data.A, data.b, cones, settings).solve()
+        solver_seconds = time.perf_counter() - assembled
+        status = str(solution.status)
+        if status not in ("Solved", "AlmostSolved"):
+            raise cp.SolverError(f"CLARABEL returned status {status}")
+        x = np.asarray(solution.x)
+        z = np.asarray(solution.z)
+
+        scale = OBJECTIVE_SCALE
+
+        def dual(rows: slice) -> np.ndarray:
+            return np.maximum(z[rows], 0.0) / scale
+
+        slacks, duals = [], []
+        for rows, is_cone, kept, col_s in data.blocks:
+            full_slack = np.zeros(len(kept))
+            full_slack[kept] = x[col_s : col_s + int(kept.sum())]
+            slacks.append(full_slack)
+            full_dual = np.zeros(len(kept))
+            if is_cone:  # the multiplier of ``t ≤ rhs + s``: the cone's first row
+                full_dual[:] = dual(slice(rows.start, rows.start + 1))
+            else:
+                full_dual[kept] = dual(rows)
+            duals.append(full_dual)
+        return Solved(
+            status=cp.OPTIMAL if status == "Solved" else cp.OPTIMAL_INACCURATE,
+            solver="CLARABEL",
+            w=x[data.w].copy(),
+            h=x[data.h].copy(),
+            slacks=slacks,
+            duals=duals,
+            box_upper_dual=dual(data.upper),
+            box_lower_dual=dual(data.lower),
+            objective=float(solution.obj_val) / scale + data.constant,
+            solve_seconds=solver_seconds,
+            setup_seconds=assembled - start,
+            iterations=int(solution.iterations),
+        )
+
+
+class GateProgram:
+    """The gate's program for one :class:`Structure`: values in, a :class:`Solved` out.
+
+    Clarabel (the default) gets the program assembled directly (:class:`ClarabelProgram`);
+    any other solver, or ``via="cvxpy"``, goes through the cvxpy formulation
+    (:class:`CvxpyProgram`), compiled on first use and kept for later solves.
+    """
+
+    def __init__(self, structure: Structure) -> None:
+        self.structure = structure
+        self.values: Values | None = None
+        self.solves = 0
+        self._direct: ClarabelProgram | None = None
+        self._cvxpy: CvxpyProgram | None = None
+
+    @property
+    def cvxpy(self) -> CvxpyProgram:
+        if self._cvxpy is None:
+            self._cvxpy = CvxpyProgram(self.structure)
+        return self._cvxpy
+
+    def set_values(
+        self,
+        data: ProgramData,
+        limits: list[LinearLimit],
+        *,
+        c: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        gamma: float,
+        gamma_i: np.ndarray,
+        kappa: np.ndarray,
+        rho: list[float],
+    ) -> None:
+        specific = np.zeros(data.n) if data.specific_var is None else data.specific_var
+        self.values = Values(
+            c=np.asarray(c, dtype=float),
+            w_tilde=np.asarray(data.w_tilde, dtype=float),
+            lo=np.asarray(lo, dtype=float),
+            hi=np.asarray(hi, dtype=float),
+            gamma=float(gamma),
+            specific_weight=float(gamma) * np.asarray(gamma_i, dtype=float) * specific,
+            h0=np.asarray(data.h0, dtype=float),
+            kappa=np.asarray(kappa, dtype=float),
+            rhs=[np.asarray(limit.rhs, dtype=float) for limit in limits],
+            rho=[float(r) for r in rho],
+        )
+
+    def solve(
+        self, solver: str | Any, *, max_iters: int, via: str = "direct", warm_start: bool = False
+    ) -> Solved:
+        """Solve with one solver (a name or a cvxpy solver instance); raises on failure."""
+        if self.values is None:
+            raise ValueError("set_values first")
+        self.solves += 1
+        if solver == "CLARABEL" and via == "direct":
+            if self._direct is None:
+                self._direct = ClarabelProgram(self.structure)
+            return self._direct.solve(self.values, max_iters=max_iters)
+        program = self.cvxpy
+        program.set_values(self.values)
+        return program.solve(solver, max_iters=max_iters, warm_start=warm_start)
 
 
 class ProgramCache:

@@ -75,3 +75,15 @@ def test_synthetic_universe_is_deterministic_and_realistic() -> None:
     dollar_adv = a.book.market["adv_shares"] * a.book.market["price"]
     assert dollar_adv.max() / dollar_adv.min() > 1e3  # mega caps to illiquid small caps
     assert (a.decisions["target_weight"].abs() > 0.05).any()  # some decisions breach a 5% cap
+
+
+def test_a_position_worth_a_thousand_navs_is_rejected_by_name() -> None:
+    universe = make_universe(30, 2, 1, years=0.2)
+    book = universe.book
+    positions = book.positions.copy()
+    positions.loc[0, "quantity"] = 1e30
+    with pytest.raises(ValidationError, match=str(positions.loc[0, "ticker"])) as err:
+        type(book).create(
+            as_of=book.as_of, nav=book.nav, positions=positions, market=book.market.reset_index()
+        )
+    assert "NAV" in str(err.value)
