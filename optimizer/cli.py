@@ -6,6 +6,7 @@ clear line on stderr and exit status 2, never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -210,18 +211,102 @@ def synth(
     n: Annotated[int, typer.Option(help="number of names")] = 500,
     k: Annotated[int, typer.Option(help="number of risk factors")] = 10,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    books: Annotated[
+        int, typer.Option(help="more than 1: one job folder per book (for riskopt batch)")
+    ] = 1,
 ) -> None:
     """Generate a synthetic book and its decisions (how data/samples was made)."""
     from data.loaders import save_book
     from data.synthetic import make_universe
 
     with _user_errors():
-        if n < 10 or k < 1:
-            raise ValidationError("synth", ["need --n >= 10 and --k >= 1"])
-        universe = make_universe(n, k, seed)
-        save_book(universe.book, out / "book")
-        universe.decisions.to_csv(out / "decisions.csv", index=False)
-    typer.echo(f"wrote {out}/book and {out}/decisions.csv ({n} names, {k} factors, seed {seed})")
+        if n < 10 or k < 1 or books < 1:
+            raise ValidationError("synth", ["need --n >= 10, --k >= 1 and --books >= 1"])
+        folders = [out] if books == 1 else [out / f"account{i:04d}" for i in range(books)]
+        for i, folder in enumerate(folders):
+            universe = make_universe(n, k, seed + i, years=1.0 if books > 1 else 3.0)
+            save_book(universe.book, folder / "book")
+            universe.decisions.to_csv(folder / "decisions.csv", index=False)
+    if books == 1:
+        typer.echo(
+            f"wrote {out}/book and {out}/decisions.csv ({n} names, {k} factors, seed {seed})"
+        )
+    else:
+        typer.echo(f"wrote {books} job folders under {out}/ ({n} names, {k} factors each)")
+
+
+@app.command()
+def batch(
+    jobs: Annotated[
+        Path,
+        typer.Argument(
+            help="a folder of job folders (book/, decisions.csv, optional constraints.toml) "
+            "or a CSV manifest (book, decisions, run_id, constraint_set, state, risk_aversion)"
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("out/batch"),
+    scheduler: Annotated[
+        str | None, typer.Option(help="a Dask scheduler address, e.g. tcp://10.0.0.5:8786")
+    ] = None,
+    dask: Annotated[bool, typer.Option("--dask", help="a local Dask cluster")] = False,
+    serial: Annotated[bool, typer.Option("--serial", help="in this process, one by one")] = False,
+    workers: Annotated[
+        int | None, typer.Option(help="processes (or local Dask workers); default: cores")
+    ] = None,
+    store: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL: each book stored as it finishes")
+    ] = None,
+    state: Annotated[str | None, typer.Option(help="state for jobs that name none")] = None,
+) -> None:
+    """Rebalance many books; a failed book is DEGRADED alone and the batch goes on."""
+    from optimizer.batch import jobs_from_manifest, rebalance_many
+
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    with _user_errors():
+        if sum([scheduler is not None, dask, serial]) > 1:
+            raise ValidationError("batch", ["choose one of --scheduler, --dask and --serial"])
+        if workers is not None and workers < 1:
+            raise ValidationError("workers", [f"must be >= 1, got {workers}"])
+        the_state = _check_state(state)
+        try:
+            job_list = jobs_from_manifest(jobs)
+        except (OSError, ValueError, KeyError) as err:
+            raise ValidationError("jobs", [str(err)]) from err
+        if the_state is not None:
+            job_list = [j if j.state else dataclasses.replace(j, state=the_state) for j in job_list]
+        executor: object = "serial" if serial else "dask" if dask else None
+        client = None
+        if scheduler is not None:
+            from distributed import Client
+
+            try:
+                client = Client(scheduler, timeout="20s")
+            except OSError as err:
+                raise ValidationError("scheduler", [f"cannot reach {scheduler}: {err}"]) from err
+            executor = client
+        try:
+            result = rebalance_many(job_list, executor, progress=True, store=store, workers=workers)
+        finally:
+            if client is not None:
+                client.close()
+    out.mkdir(parents=True, exist_ok=True)
+    summary = result.summary()
+    summary.to_csv(out / "summary.csv", index=False)
+    pd.concat([r.targets for r in result], ignore_index=True).to_csv(
+        out / "targets.csv", index=False
+    )
+    pd.concat([r.actions for r in result], ignore_index=True).to_csv(
+        out / "actions.csv", index=False
+    )
+    counts = summary["status"].value_counts()
+    typer.echo(
+        f"{len(result)} books in {result.seconds:.1f} s ({result.books_per_second:.1f} books/s, "
+        f"{result.engine}, {result.workers} workers): "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+    )
+    for run_id, error in result.errors.items():
+        typer.echo(f"  {run_id}: DEGRADED: {error}")
+    typer.echo(f"outputs written to {out}/ (summary.csv, targets.csv, actions.csv)")
 
 
 @app.command()

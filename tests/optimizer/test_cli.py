@@ -111,3 +111,53 @@ def test_bad_state_is_one_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "x"), "--state", "PANIC"])
     assert result.exit_code == 2
     assert result.output.strip().startswith("riskopt: error:") and "PANIC" in result.output
+
+
+def test_batch_command_over_a_scheduler_isolates_a_broken_job(tmp_path: Path) -> None:
+    """`riskopt batch --scheduler tcp://…` on a running Dask cluster; one job folder has
+    a corrupt book: that book alone is DEGRADED and every other is stored."""
+    from distributed import LocalCluster
+
+    jobs = tmp_path / "jobs"
+    made = runner.invoke(
+        app, ["synth", "--out", str(jobs), "--n", "40", "--k", "3", "--books", "3"]
+    )
+    assert made.exit_code == 0, made.output
+    (jobs / "account0001" / "book" / "market.csv").write_text("ticker,price\nAAA,-1\n")
+    store = f"sqlite:///{tmp_path / 'runs.sqlite'}"
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        result = runner.invoke(
+            app,
+            [
+                "batch",
+                str(jobs),
+                "--scheduler",
+                cluster.scheduler_address,
+                "--store",
+                store,
+                "--state",
+                "NORMAL",
+                "--out",
+                str(tmp_path / "out"),
+            ],
+        )
+    assert result.exit_code == 0, result.output
+    assert "3 books" in result.output and "dask" in result.output
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert list(summary["run_id"]) == ["account0000", "account0001", "account0002"]
+    assert list(summary["status"] == "DEGRADED") == [False, True, False]
+    assert set(summary["state"].dropna()) >= {"NORMAL"}
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(store)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("select count(*) from risk_runs")).scalar()
+    engine.dispose()
+    assert stored == 3
+
+
+def test_batch_command_rejects_conflicting_engines(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["batch", str(tmp_path), "--dask", "--serial"])
+    assert result.exit_code == 2 and "choose one" in result.output
+    result = runner.invoke(app, ["batch", str(tmp_path / "nothing.csv")])
+    assert result.exit_code == 2 and "not found" in result.output

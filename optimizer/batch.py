@@ -1,0 +1,426 @@
+"""Many books in one call: accounts, sleeves or scenarios, each through its own gate.
+
+    results = rebalance_many(jobs)                        # a local process pool
+    results = rebalance_many(jobs, executor="serial")     # in this process
+    results = rebalance_many(jobs, executor=my_pool)      # any concurrent.futures.Executor
+    results = rebalance_many(jobs, executor=client)       # a dask.distributed Client
+    results = rebalance_many(jobs, executor="dask")       # a LocalCluster, one worker per core
+
+Each book is isolated. Whatever goes wrong with one (a book that cannot be loaded, bad
+tables, an exception anywhere in its gate) gives that book its own ``DEGRADED`` result
+(no new risk: every decision ``REJECTED``, naming the error); solver failures already give
+``FALLBACK`` inside :func:`~optimizer.rebalance.rebalance`. The batch always finishes with
+one result per job, in job order.
+
+With ``store``, every book is written by the worker that ran it, one transaction per book,
+as soon as it is done: a batch stopped half-way leaves the finished books stored whole and
+the others absent (re-running the batch with the same run ids stores only the missing).
+
+Choices made:
+
+* One task per book. Small books are cheap to ship (a 300-name book pickles to about
+  100 kB), and per-book tasks give a live progress bar and per-book isolation.
+* Every job of a batch shares one clock (``now``), so a state's staleness is judged the
+  same way on every worker, and run ids default to ``<batch>-<index>``: the serial, pool
+  and Dask runs of one batch give identical results.
+* A process pool is the default: the gate is CPU-bound Python plus a single-threaded
+  solver, so threads would serialize on the GIL.
+* A worker process that dies (killed for memory, a crash in native code) breaks a
+  ``ProcessPoolExecutor``: the books still pending then get ``DEGRADED`` results naming
+  the broken pool. Dask retries a task whose worker died on another worker and, past its
+  ``allowed-failures``, fails that task alone: the cluster engine isolates even crashes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from constraints.config import ConstraintSet
+from constraints.states import BlackSwanState
+from data.book import Book
+from optimizer.rebalance import degraded_result, rebalance
+from optimizer.result import DEGRADED, FALLBACK, RebalanceResult
+
+log = logging.getLogger("riskopt")
+
+DECISION_COLUMNS = ["decision_id", "ticker", "strategy_id", "target_weight", "confidence"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One book to rebalance: the arguments of :func:`~optimizer.rebalance.rebalance`.
+
+    ``book`` and ``decisions`` may be paths (a book directory, a CSV/Parquet file): they
+    are then read by the worker, so nothing large crosses the wire.
+    """
+
+    book: Book | str | Path
+    decisions: pd.DataFrame | str | Path
+    constraint_set: ConstraintSet | str | Path = "default"
+    run_id: str | None = None
+    state: str | BlackSwanState | None = None
+    risk_aversion: float | None = None
+    name_risk_aversion: float | Mapping[str, float] | np.ndarray | None = None
+
+
+@dataclass
+class BatchResult:
+    """One result per job, in job order, and how the batch went."""
+
+    results: list[RebalanceResult]
+    seconds: float
+    engine: str
+    workers: int
+    errors: dict[str, str] = field(default_factory=dict)
+    """Run id → the error that made that book ``DEGRADED`` (isolated failures)."""
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __iter__(self) -> Any:
+        return iter(self.results)
+
+    def __getitem__(self, index: int) -> RebalanceResult:
+        return self.results[index]
+
+    @property
+    def failed(self) -> list[RebalanceResult]:
+        """Books that ended ``FALLBACK`` or ``DEGRADED``."""
+        return [r for r in self.results if r.run.status in (FALLBACK, DEGRADED)]
+
+    @property
+    def books_per_second(self) -> float:
+        return len(self.results) / self.seconds if self.seconds > 0 else float("inf")
+
+    def summary(self) -> pd.DataFrame:
+        """One row per book: status, labels, exposures after, the gate's own time."""
+        rows = []
+        for r in self.results:
+            run = r.run
+            rows.append(
+                {
+                    "run_id": run.run_id,
+                    "status": run.status,
+                    "state": run.state,
+                    "names": len(r.targets),
+                    **{label: int(n) for label, n in r.label_counts().items()},
+                    "gross_after": run.exposures_after.get("gross", np.nan),
+                    "net_after": run.exposures_after.get("net", np.nan),
+                    "seconds": run.timings.get("total", np.nan),
+                    "error": self.errors.get(run.run_id, ""),
+                }
+            )
+        return pd.DataFrame(rows)
+
+
+def run_job(job: Job, store: str | None = None, now: dt.datetime | None = None) -> RebalanceResult:
+    """Rebalance one job; never raises (the batch's unit of isolation)."""
+    try:
+        decisions = _decisions(job.decisions)
+        return rebalance(
+            job.book,
+            decisions,
+            job.constraint_set,
+            state=job.state,
+            risk_aversion=job.risk_aversion,
+            name_risk_aversion=job.name_risk_aversion,
+            run_id=job.run_id,
+            store=store,
+            now=now,
+        )
+    except Exception as err:
+        return failed_result(job, err, store=store)
+
+
+def failed_result(job: Job, err: BaseException, *, store: str | None = None) -> RebalanceResult:
+    """The ``DEGRADED`` result of a book whose gate raised: no new risk, reason given."""
+    reason = f"book failed ({type(err).__name__}: {_one_line(err)})"
+    try:
+        decisions = _decisions(job.decisions)
+    except Exception:
+        decisions = pd.DataFrame(columns=DECISION_COLUMNS)
+    as_of = job.book.as_of if isinstance(job.book, Book) else None
+    try:
+        result = degraded_result(decisions, reason, run_id=job.run_id, store=store, as_of=as_of)
+    except Exception as store_err:
+        result = degraded_result(
+            decisions.iloc[0:0] if len(decisions.columns) else decisions,
+            f"{reason}; not stored ({type(store_err).__name__}: {_one_line(store_err)})",
+            run_id=job.run_id,
+            as_of=as_of,
+        )
+    result.run.warnings.append(f"error: {_one_line(err)}")
+    return result
+
+
+def rebalance_many(
+    jobs: Iterable[Job],
+    executor: Executor | Any | str | None = None,
+    progress: bool = True,
+    *,
+    store: str | None = None,
+    workers: int | None = None,
+    now: dt.datetime | None = None,
+    batch_id: str | None = None,
+) -> BatchResult:
+    """Rebalance every job; one failed book never stops the others.
+
+    Parameters
+    ----------
+    jobs
+        :class:`Job` objects.
+    executor
+        ``None`` or ``"processes"``: a local process pool of ``workers`` processes (default
+        one per core). ``"serial"``: in this process. ``"dask"``: a ``LocalCluster`` of
+        ``workers`` single-threaded worker processes, started and closed here. A
+        ``concurrent.futures.Executor`` or a ``dask.distributed.Client``: used as given,
+        left open.
+    progress
+        A tqdm bar on stderr: books done, failures and the rate.
+    store
+        SQLAlchemy URL: each book is written by its worker in its own transaction.
+    workers
+        Size of the pool or cluster this call starts (default: the machine's cores).
+    now
+        The batch's clock for state staleness (default: now, taken once).
+    batch_id
+        Prefix of the default run ids ``<batch_id>-<index>`` (default: random).
+    """
+    job_list = list(jobs)
+    bad = [i for i, job in enumerate(job_list) if not isinstance(job, Job)]
+    if bad:
+        raise TypeError(f"rebalance_many takes Job objects; items {bad[:5]} are not")
+    now = now or dt.datetime.now(dt.UTC)
+    batch_id = batch_id or uuid.uuid4().hex[:8]
+    job_list = [
+        job if job.run_id else replace(job, run_id=f"{batch_id}-{i:05d}")
+        for i, job in enumerate(job_list)
+    ]
+    run_ids = [str(job.run_id) for job in job_list]
+    if len(set(run_ids)) != len(run_ids):
+        dupes = sorted({r for r in run_ids if run_ids.count(r) > 1})
+        raise ValueError(f"run ids must be unique within a batch: {dupes[:5]}")
+    if store is not None:
+        from data.storage import engine_for
+
+        # Bring the schema to head once, here, rather than racing from every worker.
+        engine_for(store).dispose()
+    workers = max(1, workers or os.cpu_count() or 1)
+
+    start = time.perf_counter()
+    results: list[RebalanceResult | None] = [None] * len(job_list)
+    errors: dict[str, str] = {}
+    bar = tqdm(
+        total=len(job_list), unit="book", desc="rebalance", disable=not progress, file=sys.stderr
+    )
+    failures = 0
+
+    def done(index: int, result: RebalanceResult) -> None:
+        nonlocal failures
+        results[index] = result
+        if result.run.status in (FALLBACK, DEGRADED):
+            failures += 1
+            errors_in = [w for w in result.run.warnings if w.startswith("error: ")]
+            if errors_in:
+                errors[result.run.run_id] = errors_in[0][len("error: ") :]
+        bar.update(1)
+        bar.set_postfix(failed=failures, refresh=False)
+
+    def lost(index: int, err: BaseException) -> None:
+        """The task itself failed (a dead worker, an unpicklable job)."""
+        done(index, failed_result(job_list[index], err, store=store))
+
+    engine: str
+    try:
+        if executor == "serial":
+            engine = "serial"
+            workers = 1
+            for i, job in enumerate(job_list):
+                done(i, run_job(job, store, now))
+        elif executor is None or executor == "processes":
+            engine = "processes"
+            with ProcessPoolExecutor(max_workers=min(workers, max(1, len(job_list)))) as pool:
+                _drain(pool.submit, job_list, store, now, done, lost)
+        elif executor == "dask":
+            from distributed import Client, LocalCluster
+
+            engine = "dask LocalCluster"
+            with (
+                LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                ) as cluster,
+                Client(cluster) as client,
+            ):
+                _drain_dask(client, job_list, store, now, done, lost)
+        elif _is_dask_client(executor):
+            engine = "dask"
+            dask_client: Any = executor
+            workers = len(dask_client.scheduler_info().get("workers", {})) or workers
+            _drain_dask(executor, job_list, store, now, done, lost)
+        elif isinstance(executor, Executor):
+            engine = type(executor).__name__
+            workers = int(getattr(executor, "_max_workers", workers))
+            _drain(executor.submit, job_list, store, now, done, lost)
+        else:
+            raise TypeError(
+                "executor must be None, 'serial', 'processes', 'dask', a "
+                f"concurrent.futures.Executor or a dask.distributed Client, got {executor!r}"
+            )
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - start
+    assert all(r is not None for r in results)
+    return BatchResult(
+        results=[r for r in results if r is not None],
+        seconds=seconds,
+        engine=engine,
+        workers=workers,
+        errors=errors,
+    )
+
+
+def _drain(
+    submit: Callable[..., Future[RebalanceResult]],
+    jobs: Sequence[Job],
+    store: str | None,
+    now: dt.datetime,
+    done: Callable[[int, RebalanceResult], None],
+    lost: Callable[[int, BaseException], None],
+) -> None:
+    futures: dict[Future[RebalanceResult], int] = {}
+    for i, job in enumerate(jobs):
+        try:
+            futures[submit(run_job, job, store, now)] = i
+        except Exception as err:
+            lost(i, err)
+    for future in as_completed(futures):
+        index = futures[future]
+        try:
+            result = future.result()
+        except Exception as err:
+            lost(index, err)
+        else:
+            done(index, result)
+
+
+def _drain_dask(
+    client: Any,
+    jobs: Sequence[Job],
+    store: str | None,
+    now: dt.datetime,
+    done: Callable[[int, RebalanceResult], None],
+    lost: Callable[[int, BaseException], None],
+) -> None:
+    from distributed import as_completed as dask_completed
+
+    futures = client.map(
+        run_job,
+        list(jobs),
+        store=store,
+        now=now,
+        key=[f"riskopt-{job.run_id}" for job in jobs],
+        pure=False,
+    )
+    index = {future.key: i for i, future in enumerate(futures)}
+    for future in dask_completed(futures):
+        i = index[future.key]
+        try:
+            result = future.result()
+        except Exception as err:
+            lost(i, err)
+        else:
+            done(i, result)
+        future.release()
+
+
+def _is_dask_client(executor: object) -> bool:
+    if "distributed" not in sys.modules:
+        return False
+    from distributed import Client
+
+    return isinstance(executor, Client)
+
+
+def _decisions(value: pd.DataFrame | str | Path) -> pd.DataFrame:
+    if isinstance(value, pd.DataFrame):
+        return value
+    from data.loaders import load_decisions
+
+    return load_decisions(value)
+
+
+def _one_line(err: BaseException) -> str:
+    one_line = getattr(err, "one_line", None)
+    text = " ".join(str(one_line() if callable(one_line) else err).split())
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return text or type(err).__name__
+
+
+def jobs_from_manifest(path: str | Path) -> list[Job]:
+    """Jobs from a CSV manifest, or from a folder of job folders.
+
+    A manifest has columns ``book`` and ``decisions`` (paths, relative to the manifest's
+    folder) and optional ``run_id``, ``constraint_set``, ``state``, ``risk_aversion``.
+    A folder holds one sub-folder per job with ``book/``, ``decisions.csv`` and optionally
+    ``constraints.toml``; the sub-folder's name is the run id.
+    """
+    path = Path(path)
+    if path.is_dir():
+        jobs = []
+        for sub in sorted(p for p in path.iterdir() if p.is_dir()):
+            constraints = sub / "constraints.toml"
+            jobs.append(
+                Job(
+                    book=sub / "book",
+                    decisions=sub / "decisions.csv",
+                    constraint_set=constraints if constraints.exists() else "default",
+                    run_id=sub.name,
+                )
+            )
+        if not jobs:
+            raise ValueError(f"{path}: no job folders (each needs book/ and decisions.csv)")
+        return jobs
+    if not path.exists():
+        raise FileNotFoundError(f"manifest not found: {path}")
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in ("book", "decisions") if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: manifest needs columns {missing}")
+    base = path.parent
+
+    def resolve(value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else base / p
+
+    jobs = []
+    for row in table.to_dict("records"):
+        cs = row.get("constraint_set") or "default"
+        jobs.append(
+            Job(
+                book=resolve(row["book"]),
+                decisions=resolve(row["decisions"]),
+                constraint_set=resolve(cs) if cs.endswith(".toml") else cs,
+                run_id=row.get("run_id") or None,
+                state=row.get("state") or None,
+                risk_aversion=float(row["risk_aversion"]) if row.get("risk_aversion") else None,
+            )
+        )
+    return jobs

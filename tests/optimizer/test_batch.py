@@ -1,0 +1,142 @@
+"""Many books: isolation of a failed book, the same answer on every engine, streaming."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from data.loaders import save_book
+from data.synthetic import make_universe
+from optimizer import rebalance
+from optimizer.batch import Job, jobs_from_manifest, rebalance_many
+
+NOW = dt.datetime(2026, 11, 20, 21, 0, tzinfo=dt.UTC)
+VOLATILE = ["created_at", "timestamp", "action_id"]
+
+
+def _jobs(count: int, n: int = 60) -> list[Job]:
+    jobs = []
+    for i in range(count):
+        u = make_universe(n, 4, 100 + i, coverage=0.9, years=0.5)
+        jobs.append(Job(u.book, u.decisions, state="NORMAL", run_id=f"acct-{i}"))
+    return jobs
+
+
+def _poisoned(job: Job) -> Job:
+    """A book whose risk model lost its rows after validation: its gate raises."""
+    assert not isinstance(job.book, str | Path)
+    model = job.book.risk_model
+    assert model is not None
+    broken = dataclasses.replace(model, loadings=model.loadings.iloc[:3])
+    return dataclasses.replace(job, book=dataclasses.replace(job.book, risk_model=broken))
+
+
+def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(
+        a.drop(columns=VOLATILE, errors="ignore").reset_index(drop=True),
+        b.drop(columns=VOLATILE, errors="ignore").reset_index(drop=True),
+    )
+
+
+def test_a_poisoned_book_fails_over_alone(tmp_path: Path) -> None:
+    jobs = _jobs(4)
+    jobs[2] = _poisoned(jobs[2])
+    with pytest.raises(KeyError):  # the poison is real: the gate itself raises
+        rebalance(jobs[2].book, jobs[2].decisions, state="NORMAL")
+    store = f"sqlite:///{tmp_path / 'runs.sqlite'}"
+    batch = rebalance_many(jobs, executor="serial", progress=False, store=store, now=NOW)
+
+    assert [r.run.run_id for r in batch] == [job.run_id for job in jobs]
+    assert [r.run.status for r in batch.failed] == ["DEGRADED"]
+    bad = batch[2]
+    assert bad.run.run_id == "acct-2" and "acct-2" in batch.errors
+    assert (bad.actions["action_type"] == "REJECTED").all()
+    assert len(bad.actions) == len(jobs[2].decisions)  # every decision, none lost
+    assert "book failed" in bad.actions["reason"].iloc[0]
+    for i in (0, 1, 3):  # the others are exactly what a run of their own gives
+        alone = rebalance(jobs[i].book, jobs[i].decisions, state="NORMAL", run_id=jobs[i].run_id)
+        _same(batch[i].targets, alone.targets)
+    # Streamed: one stored run per book, the failed one included with its status.
+    engine = sa.create_engine(store)
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.text("select run_id, status from risk_runs")).all())
+    engine.dispose()
+    assert rows == {r.run.run_id: r.run.status for r in batch}
+    summary = batch.summary()
+    assert list(summary["status"]) == [r.run.status for r in batch]
+    assert summary.loc[2, "error"] != "" and (summary.drop(index=2)["error"] == "").all()
+
+
+def test_a_task_that_cannot_even_be_shipped_fails_alone() -> None:
+    """A job the process pool cannot pickle fails as a task, not inside the gate."""
+    jobs = _jobs(3)
+    jobs[1] = dataclasses.replace(jobs[1], name_risk_aversion=lambda: 1.0)  # type: ignore[arg-type]
+    batch = rebalance_many(jobs, workers=2, progress=False, now=NOW)
+    assert batch.engine == "processes"
+    assert [r.run.status == "DEGRADED" for r in batch] == [False, True, False]
+    assert "Pickl" in batch.errors["acct-1"] or "pickle" in batch.errors["acct-1"]
+
+
+def test_serial_process_pool_threads_and_dask_give_identical_results() -> None:
+    jobs = _jobs(4)
+    serial = rebalance_many(jobs, executor="serial", progress=False, now=NOW)
+    pooled = rebalance_many(jobs, workers=2, progress=False, now=NOW)
+    with ThreadPoolExecutor(2) as threads:
+        threaded = rebalance_many(jobs, executor=threads, progress=False, now=NOW)
+    dask = rebalance_many(jobs, executor="dask", workers=2, progress=False, now=NOW)
+    assert dask.engine == "dask LocalCluster" and dask.workers == 2
+    for other in (pooled, threaded, dask):
+        assert len(other) == len(serial)
+        for a, b in zip(serial, other, strict=True):
+            assert a.run.run_id == b.run.run_id and a.run.status == b.run.status
+            _same(a.targets, b.targets)
+            _same(a.actions, b.actions)
+            assert a.run.gamma == b.run.gamma
+
+
+def test_default_run_ids_are_the_batch_and_the_index_and_must_be_unique() -> None:
+    jobs = [dataclasses.replace(job, run_id=None) for job in _jobs(2)]
+    batch = rebalance_many(jobs, executor="serial", progress=False, batch_id="b7", now=NOW)
+    assert [r.run.run_id for r in batch] == ["b7-00000", "b7-00001"]
+    twice = [
+        dataclasses.replace(jobs[0], run_id="same"),
+        dataclasses.replace(jobs[1], run_id="same"),
+    ]
+    with pytest.raises(ValueError, match="unique"):
+        rebalance_many(twice, executor="serial", progress=False)
+    with pytest.raises(TypeError, match="executor"):
+        rebalance_many(jobs, executor="threads", progress=False)
+
+
+def test_jobs_from_a_folder_of_books_and_from_a_manifest(tmp_path: Path) -> None:
+    for i in range(2):
+        u = make_universe(40, 3, 7 + i, years=0.3)
+        save_book(u.book, tmp_path / "jobs" / f"account{i}" / "book")
+        u.decisions.to_csv(tmp_path / "jobs" / f"account{i}" / "decisions.csv", index=False)
+    from_folder = jobs_from_manifest(tmp_path / "jobs")
+    assert [j.run_id for j in from_folder] == ["account0", "account1"]
+    pd.DataFrame(
+        {
+            "run_id": ["a", "b"],
+            "book": ["jobs/account0/book", "jobs/account1/book"],
+            "decisions": ["jobs/account0/decisions.csv", "jobs/account1/decisions.csv"],
+            "state": ["NORMAL", "EMERGENCY"],
+            "risk_aversion": ["1.0", ""],
+        }
+    ).to_csv(tmp_path / "manifest.csv", index=False)
+    manifest = jobs_from_manifest(tmp_path / "manifest.csv")
+    assert [j.state for j in manifest] == ["NORMAL", "EMERGENCY"]
+    assert manifest[0].risk_aversion == 1.0 and manifest[1].risk_aversion is None
+    batch = rebalance_many(manifest, executor="serial", progress=False, now=NOW)
+    assert [r.run.state for r in batch] == ["NORMAL", "EMERGENCY"]
+    assert not batch.failed
+    # The EMERGENCY account is held to its far tighter gross.
+    assert batch[1].run.exposures_after["gross"] < batch[0].run.exposures_after["gross"] + 1e-9
+    assert np.isfinite(batch.books_per_second)
