@@ -34,42 +34,50 @@ class PreparedInputs:
 def triage_decisions(decisions: pd.DataFrame, book: Book, cs: ConstraintSet) -> pd.DataFrame:
     """Attach a ``reject_reason`` to every decision that cannot be acted on (vectorized)."""
     d = check_decision_columns(decisions)
-    reason = pd.Series([None] * len(d), index=d.index, dtype=object)
+    reason = np.full(len(d), None, dtype=object)
 
-    def mark(mask: pd.Series | np.ndarray, text: str | pd.Series) -> None:
-        mask = pd.Series(np.asarray(mask, dtype=bool), index=d.index) & reason.isna()
-        if isinstance(text, pd.Series):
-            reason[mask] = text[mask]
-        else:
-            reason[mask] = text
+    def mark(mask: pd.Series | np.ndarray, text: str | np.ndarray) -> None:
+        hit = np.asarray(mask, dtype=bool) & (reason == None)  # noqa: E711 - elementwise
+        reason[hit] = text[hit] if isinstance(text, np.ndarray) else text
 
     price = book.market["price"]
-    known = d["ticker"].isin(book.market.index)
-    mark(d["decision_id"].isna(), "missing decision_id")
-    dup_id = d["decision_id"].notna() & d["decision_id"].duplicated(keep=False)
-    mark(dup_id, "duplicate decision_id: every row with this id is rejected")
-    mark(d["strategy_id"].isna(), "missing strategy_id")
-    mark(d["ticker"].isna(), "missing ticker")
+    ticker = d["ticker"]
+    known = ticker.isin(book.market.index).to_numpy()
+    decision_id = d["decision_id"]
+    has_id = decision_id.notna().to_numpy()
+    mark(~has_id, "missing decision_id")
+    mark(
+        has_id & decision_id.duplicated(keep=False).to_numpy(),
+        "duplicate decision_id: every row with this id is rejected",
+    )
+    mark(d["strategy_id"].isna().to_numpy(), "missing strategy_id")
+    mark(ticker.isna().to_numpy(), "missing ticker")
     mark(~known, "unknown ticker: not in the market data")
-    px = d["ticker"].map(price).astype(float)
+    px = ticker.map(price).to_numpy(dtype=float)
     mark(known & ~(px > 0), "no valid price for this ticker")
-    target = d["target_weight"]
-    mark(~np.isfinite(target.to_numpy(dtype=float)), "target_weight is not a finite number")
-    conf = d["confidence"]
+    target = d["target_weight"].to_numpy(dtype=float)
+    mark(~np.isfinite(target), "target_weight is not a finite number")
+    conf = d["confidence"].to_numpy(dtype=float)
     mark(~((conf > 0) & (conf <= 1)), "confidence must be in (0, 1]")
     limit = cs.sanity.max_abs_target_weight
-    mark(target.abs() > limit, f"absurd size: |target_weight| above {limit:.0%} of NAV")
-    valid = reason.isna()
-    pair_key = d["strategy_id"].astype(str) + "\x1f" + d["ticker"].astype(str)
-    first = d.loc[valid].groupby(pair_key[valid], sort=False)["decision_id"].transform("first")
-    dup_pair = pd.Series(False, index=d.index)
-    dup_pair[valid] = pair_key[valid].duplicated(keep="first")
-    mark(
-        dup_pair,
-        "another decision for the same strategy and ticker came first: "
-        + first.reindex(d.index).fillna("").astype(str),
-    )
-    d["reject_reason"] = reason
+    mark(np.abs(target) > limit, f"absurd size: |target_weight| above {limit:.0%} of NAV")
+    valid = reason == None  # noqa: E711 - elementwise
+    pair_key = (d["strategy_id"].astype(str) + "\x1f" + ticker.astype(str)).to_numpy()
+    dup_pair = np.zeros(len(d), dtype=bool)
+    if valid.any():
+        keys = pd.Series(pair_key[valid])
+        dup = keys.duplicated(keep="first").to_numpy()
+        if dup.any():
+            ids = decision_id.to_numpy()[valid]
+            first = keys.map(pd.Series(ids, index=keys).groupby(level=0, sort=False).first())
+            dup_pair[np.flatnonzero(valid)[dup]] = True
+            text = np.full(len(d), "", dtype=object)
+            text[np.flatnonzero(valid)] = (
+                "another decision for the same strategy and ticker came first: "
+                + first.fillna("").astype(str)
+            ).to_numpy()
+            mark(dup_pair, text)
+    d["reject_reason"] = pd.Series(reason, index=d.index, dtype=object)
     return d
 
 

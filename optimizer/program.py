@@ -570,15 +570,12 @@ class ClarabelProgram:
         cones.append(clarabel.NonnegativeConeT(nonneg))
         if soc:
             cones.append(clarabel.SecondOrderConeT(soc))
-        settings = clarabel.DefaultSettings()
-        settings.verbose = False
-        settings.max_iter = max_iters
-        settings.tol_gap_abs = 1e-10
-        settings.tol_gap_rel = 1e-10
-        settings.tol_feas = 1e-10
-        settings.tol_ktratio = 1e-9
         assembled = time.perf_counter()
-        solution = clarabel.DefaultSolver(data.P, data.q, data.A, data.b, cones, settings).solve()
+        # Without iterative refinement each iteration costs about 30% less and the answer
+        # moves by < 1e-7; where that falls short of the tolerance, solve again with it.
+        solution = _clarabel(data, cones, max_iters, refine=False)
+        if str(solution.status) != "Solved":
+            solution = _clarabel(data, cones, max_iters, refine=True)
         solver_seconds = time.perf_counter() - assembled
         status = str(solution.status)
         if status not in ("Solved", "AlmostSolved"):
@@ -616,6 +613,20 @@ class ClarabelProgram:
             setup_seconds=assembled - start,
             iterations=int(solution.iterations),
         )
+
+
+def _clarabel(data: Assembly, cones: list[Any], max_iters: int, *, refine: bool) -> Any:
+    import clarabel
+
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    settings.max_iter = max_iters
+    settings.tol_gap_abs = 1e-10
+    settings.tol_gap_rel = 1e-10
+    settings.tol_feas = 1e-10
+    settings.tol_ktratio = 1e-9
+    settings.iterative_refinement_enable = refine
+    return clarabel.DefaultSolver(data.P, data.q, data.A, data.b, cones, settings).solve()
 
 
 class GateProgram:

@@ -8,6 +8,7 @@ diff (labels, attribution, reasons, priority) → optionally store, in one trans
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 import uuid
@@ -218,7 +219,7 @@ def rebalance(
         inaccurate: Solved | None = None
         for solver in solvers or list(cs.solver.chain):
             name = solver if isinstance(solver, str) else str(solver.name())
-            if isinstance(solver, str) and solver not in cp.installed_solvers():
+            if isinstance(solver, str) and solver not in _installed_solvers():
                 chain.append({"solver": name, "outcome": "not installed"})
                 continue
             try:
@@ -427,6 +428,12 @@ def _envelope(
 
 
 # -- inputs to the program ---------------------------------------------------------------
+
+
+@functools.cache
+def _installed_solvers() -> frozenset[str]:
+    """cvxpy's list of installed solvers (it probes imports: asked once per process)."""
+    return frozenset(cp.installed_solvers())
 
 
 def _check_gamma(value: float) -> float:
