@@ -1,12 +1,27 @@
-"""Side-by-side timings of riskopt's gate and a naive cvxpy formulation of the same problem.
+"""riskopt's gate timed beside cvxportfolio, the solver's own time, memory and batches.
 
-    python benchmarks/run.py [--sizes 500 2000 5000] [--write benchmarks/README.md]
+    python benchmarks/run.py [--sizes 500 2000 5000 10000] [--write benchmarks/README.md]
 
-Each cold case runs in a fresh process (imports done, compile included); warm cases
-re-solve the cached program with new decision values. The naive formulation puts the
-dense N×N covariance in a ``quad_form`` and writes every limit with ``abs`` directly
-on the weights, solved by the same solver (Clarabel). Before any time is reported, the
-two must agree on the solution (max |Δh| below 1e-5). Medians of several runs.
+``make bench`` installs cvxportfolio 1.5.1 into its own environment
+(``benchmarks/.venv-peer``; the package never imports it) and runs this script.
+
+Every case runs in a fresh process (imports done, nothing compiled or cached):
+
+* **shared** — the problem both libraries can state: tracking objective with risk
+  aversion γ, per-name cap, gross cap, sector net caps, trade ≤ 10% of ADV and the
+  factor-model volatility cap. riskopt with the matching constraint set; cvxportfolio
+  with its own objects (``benchmarks/peer_cvxportfolio.py``), compiled once and solved
+  once per period as in its backtests. Before any time is reported the two must reach
+  the same weights (max |Δh| below 1e-5).
+* **all** — riskopt with every family of the default set on (per-name, exposure,
+  sector/country/cluster, liquidity caps and gates, the volatility cone, sleeve budgets;
+  the book is at its peak, so drawdown scaling is 1).
+* **batch** — 1,000 books of 300 names through ``rebalance_many``: serially, on a
+  process pool and on a Dask ``LocalCluster``, all with two workers.
+
+Cold: one call in a fresh process. Warm: the same process re-solving with new decisions
+(riskopt) or the next period (cvxportfolio). Medians of several runs. Peak RSS is the
+process's high-water mark (``ru_maxrss``), imports included.
 """
 
 from __future__ import annotations
@@ -15,26 +30,86 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+PEER_PYTHON = ROOT / "benchmarks" / ".venv-peer" / "bin" / "python"
+PEER_SCRIPT = ROOT / "benchmarks" / "peer_cvxportfolio.py"
 
-K = 20
 GAMMA = 1.0
 SEED = 3
+AGREE = 1e-5
 
 
-def _universe(n: int, seed: int = SEED):  # type: ignore[no-untyped-def]
+def factors_for(n: int) -> int:
+    return 50 if n >= 10_000 else 20
+
+
+def steady_universe(n: int, seed: int = SEED, k: int | None = None):  # type: ignore[no-untyped-def]
+    """A synthetic book at its NAV peak whose holdings already meet the shared limits,
+    with decisions that push past them (so the gate has work to do)."""
+    import dataclasses
+
+    from data.book import Book
     from data.synthetic import make_universe
 
-    return make_universe(n, K, seed, coverage=0.95, with_returns=False, decision_share=0.5)
+    u = make_universe(
+        n, k or factors_for(n), seed, coverage=0.95, with_returns=False, decision_share=0.5
+    )
+    book = u.book
+    qty = book.positions.groupby("ticker")["quantity"].sum()
+    market = book.market
+    h0 = (qty * market["price"].reindex(qty.index) / book.nav).reindex(market.index).fillna(0)
+    sector_net = h0.groupby(market["sector"]).sum().abs().max()
+    model = book.risk_model
+    assert model is not None
+    b = model.loadings.reindex(market.index).to_numpy()
+    x = h0.to_numpy()
+    f = b.T @ x
+    vol = float(
+        np.sqrt(
+            f @ model.factor_cov.to_numpy() @ f
+            + (model.specific_var.reindex(market.index) * x * x).sum()
+        )
+    )
+    scale = min(1.0, 1.2 / h0.abs().sum(), 0.12 / sector_net, 0.06 / vol, 0.04 / h0.abs().max())
+    positions = book.positions.assign(quantity=np.round(book.positions["quantity"] * scale))
+    book = Book.create(
+        as_of=book.as_of,
+        nav=book.nav,
+        positions=positions,
+        market=market.reset_index(),
+        risk_model=model,
+    )
+    return dataclasses.replace(u, book=book)
+
+
+SHARED = {
+    "name": "shared",
+    "position": {"max_weight": 0.05},
+    "exposure": {"gross": {"max": 1.6}, "net": {"min": None, "max": None}},
+    "trading": {"max_trade_pct_adv": 0.10},
+    "groups": {"sector": {"max_net": 0.15}},
+    "risk": {"max_volatility": 0.08},
+}
+
+
+def constraint_set(which: str):  # type: ignore[no-untyped-def]
+    from constraints.config import ConstraintSet
+
+    if which == "all":
+        return ConstraintSet.load("default")
+    return ConstraintSet.from_dict(SHARED)
 
 
 def _perturbed(decisions, k: int):  # type: ignore[no-untyped-def]
@@ -44,36 +119,15 @@ def _perturbed(decisions, k: int):  # type: ignore[no-untyped-def]
     return out
 
 
-CORE_SECTIONS = (
-    "name",
-    "tiers",
-    "objective",
-    "position",
-    "exposure",
-    "trading",
-    "sanity",
-    "labels",
-    "solver",
-)
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def constraint_set(which: str):  # type: ignore[no-untyped-def]
-    """``"all"``: the default set, every family on. ``"core"``: its per-name caps,
-    exposure limits and trade limit only, the problem the naive formulation also states."""
-    from constraints.config import ConstraintSet
-
-    default = ConstraintSet.load("default")
-    if which == "all":
-        return default
-    raw = {k: v for k, v in default.model_dump().items() if k in CORE_SECTIONS}
-    return ConstraintSet.from_dict({**raw, "name": "core"})
-
-
-def case_ours(n: int, warm_runs: int, which: str = "core") -> dict[str, object]:
+def case_riskopt(n: int, which: str, warm_runs: int) -> dict[str, Any]:
     from optimizer import rebalance
     from optimizer.program import ProgramCache
 
-    u = _universe(n)
+    u = steady_universe(n)
     cs = constraint_set(which)
     cache = ProgramCache()
     t0 = time.perf_counter()
@@ -86,121 +140,118 @@ def case_ours(n: int, warm_runs: int, which: str = "core") -> dict[str, object]:
         r = rebalance(u.book, dec, cs, risk_aversion=GAMMA, cache=cache, state="NORMAL")
         warm.append(time.perf_counter() - t0)
         warm_solver.append(r.run.timings["solver"])
-    h = first.targets.set_index("ticker")
+    targets = first.targets.dropna(subset=["solved_weight"]).set_index("ticker")
     return {
         "cold": cold,
         "cold_solver": first.run.timings["solver"],
+        "timings": first.run.timings,
         "warm": statistics.median(warm) if warm else None,
         "warm_solver": statistics.median(warm_solver) if warm_solver else None,
-        "status": first.status,
-        "names": len(first.targets),
-        "h": dict(
-            zip(
-                h.index,
-                first.attribution.sum(axis=1).reindex(h.index).fillna(0) + h["proposed_weight"],
-                strict=True,
-            )
-        ),
-        "builds": cache.builds,
+        "status": first.run.status,
+        "names": len(targets),
+        "rss_mb": _rss_mb(),
+        "h": {str(t): float(v) for t, v in targets["solved_weight"].items()},
     }
 
 
-def case_naive(n: int) -> dict[str, object]:
-    """The same program written the naive way: dense Σ, abs on the weights."""
-    import cvxpy as cp
-
+def export_shared(n: int, path: Path) -> None:
+    """The shared problem as plain arrays for the peer (which never imports riskopt)."""
+    from constraints import FAMILIES
     from optimizer.inputs import prepare
-    from optimizer.program import OBJECTIVE_SCALE
+    from optimizer.rebalance import _tracking_weights
 
-    u = _universe(n)
-    cs = constraint_set("core")
+    u = steady_universe(n)
+    cs = constraint_set("shared")
     data = prepare(u.book, u.decisions, cs).data
-    t0 = time.perf_counter()
-    B, F, d = data.loadings, data.factor_cov, data.specific_var
-    sigma = B @ F @ B.T + np.diag(d)  # type: ignore[operator]
-    sigma = (sigma + sigma.T) / 2
-    c = np.where(data.has_decision, np.maximum(data.confidence, cs.objective.confidence_floor), 1.0)
-    tau = cs.trading.max_trade_pct_adv * data.adv_shares * data.price / data.nav  # type: ignore[operator]
-    w = cp.Variable(data.p)
-    h = data.M @ w
-    s_cap = cp.Variable(data.n, nonneg=True)
-    s = cp.Variable(5, nonneg=True)
-    rho = [cs.tier_penalty(cs.position.tier)] + [cs.tier_penalty(1)] * 4
-    e = cs.exposure
-    objective = (
-        cp.sum(cp.multiply(c, cp.square(w - data.w_tilde)))
-        + GAMMA * cp.quad_form(h, cp.psd_wrap(sigma))
-        + rho[0] * cp.sum(s_cap)
-        + rho[1] * cp.sum(s)
+    assert data.loadings is not None and data.factor_cov is not None
+    assert data.specific_var is not None
+    limits = [limit for family in FAMILIES for limit in family.limits(cs, data)]
+    assert {limit.name for limit in limits} == {
+        "position.max_weight",
+        "exposure.gross.max",
+        "groups.sector.net",
+        "groups.sector.net_short",
+        "risk.max_volatility",
+    }, sorted(limit.name for limit in limits)
+    c = _tracking_weights(data, cs)
+    # Σ_p c_p (w_p − w̃_p)² over a ticker's sleeves, minimized for its total h, is
+    # (h − h̃)² / Σ_p 1/c_p: the per-ticker objective cvxportfolio states.
+    c_ticker = 1.0 / np.asarray(data.M @ (1.0 / c))
+    meta = {
+        "tickers": [str(t) for t in data.tickers],
+        "sector": [str(s) for s in data.sector],
+        "nav": data.nav,
+        "gamma": GAMMA,
+        "as_of": str(u.book.as_of),
+        "max_weight": SHARED["position"]["max_weight"],  # type: ignore[index]
+        "gross": SHARED["exposure"]["gross"]["max"],  # type: ignore[index]
+        "sector_net": SHARED["groups"]["sector"]["max_net"],  # type: ignore[index]
+        "max_trade_pct_adv": SHARED["trading"]["max_trade_pct_adv"],  # type: ignore[index]
+        "max_volatility": SHARED["risk"]["max_volatility"],  # type: ignore[index]
+    }
+    np.savez(
+        path,
+        meta=json.dumps(meta),
+        h0=data.h0,
+        h_tilde=data.h_tilde,
+        c=c_ticker,
+        loadings=data.loadings,
+        factor_cov=data.factor_cov,
+        specific_var=data.specific_var,
+        dollar_adv=data.adv_shares * data.price,
     )
-    constraints = [
-        cp.abs(h - data.h0) <= tau,
-        cp.abs(h) <= cs.position.max_weight + s_cap,
-        cp.sum(cp.abs(h)) <= e.gross.max + s[0],
-        cp.sum(h) <= e.net.max + s[1],
-        cp.sum(h) >= e.net.min - s[2],
-        cp.sum(cp.pos(h)) <= e.long.max + s[3],
-        cp.sum(cp.neg(h)) <= e.short.max + s[4],
-    ]
-    # Same scaling as riskopt's program, so both solve to the same accuracy.
-    problem = cp.Problem(cp.Minimize(OBJECTIVE_SCALE * objective), constraints)
-    problem.solve(solver="CLARABEL")
-    total = time.perf_counter() - t0
-    hv = np.asarray(data.M @ w.value)
+
+
+def case_batch(books: int, names: int, engine: str, workers: int) -> dict[str, Any]:
+    from optimizer.batch import Job, rebalance_many
+
+    jobs = []
+    for i in range(books):
+        u = steady_universe(names, seed=1000 + i, k=10)
+        jobs.append(Job(u.book, u.decisions, state="NORMAL", run_id=f"acct{i:05d}"))
+    executor = {"serial": "serial", "processes": None, "dask": "dask"}[engine]
+    t0 = time.perf_counter()
+    result = rebalance_many(jobs, executor, progress=False, workers=workers)
+    wall = time.perf_counter() - t0
+    digest = {
+        r.run.run_id: [round(float(x), 12) for x in r.targets["target_position"].to_numpy()]
+        for r in result
+    }
     return {
-        "cold": total,
-        "cold_solver": problem.solver_stats.solve_time,
-        "status": problem.status,
-        "h": dict(zip(map(str, data.tickers), hv, strict=True)),
+        "seconds": wall,
+        "batch_seconds": result.seconds,
+        "books": books,
+        "failed": len(result.failed),
+        "statuses": {s: int(k) for s, k in result.summary()["status"].value_counts().items()},
+        "digest": digest,
+        "rss_mb": _rss_mb(),
     }
 
 
-def debate_seconds(n: int, repeats: int = 5) -> float:
-    """Median time of the risk debate (features and all turns) over ``n`` names."""
-    from optimizer.debate import compute_features, run_debate
-    from optimizer.inputs import prepare
-
-    u = _universe(n)
-    cs = constraint_set("all")
-    data = prepare(u.book, u.decisions, cs).data
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run_debate(compute_features(u.book, data, cs, "NORMAL"), cs.debate)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def sweep_vs_cold(n: int = 500, count: int = 20, which: str = "all") -> tuple[float, float]:
-    """Seconds for a sweep of ``count`` gross caps (one program) and for ``count`` cold calls."""
-    from optimizer import rebalance, research
-
-    u = _universe(n)
-    values = np.linspace(0.9, 1.6, count)
-    cs = constraint_set(which)
-    t0 = time.perf_counter()
-    research.sweep(u.book, u.decisions, cs, "gross", values, risk_aversion=GAMMA)
-    swept = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for v in values:
-        rebalance(
-            u.book,
-            u.decisions,
-            cs.replace(**{"exposure.gross.max": float(v)}),
-            state="NORMAL",
-            risk_aversion=GAMMA,
-            cache=None,
-        )
-    return swept, time.perf_counter() - t0
-
-
-def _subprocess(kind: str, n: int, warm_runs: int, timeout: float) -> dict[str, object] | None:
-    cmd = [sys.executable, __file__, "--case", kind, "--n", str(n), "--warm-runs", str(warm_runs)]
+def _subprocess(cmd: list[str], timeout: float) -> dict[str, Any] | None:
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
     except subprocess.TimeoutExpired:
         return None
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    except subprocess.CalledProcessError as err:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{err.stderr[-3000:]}") from err
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def _ours(which: str, n: int, warm_runs: int, timeout: float) -> dict[str, Any] | None:
+    cmd = [sys.executable, __file__, "--case", which, "--n", str(n), "--warm-runs", str(warm_runs)]
+    return _subprocess(cmd, timeout)
+
+
+def _peer(n: int, periods: int, timeout: float) -> dict[str, Any] | None:
+    if not PEER_PYTHON.exists():
+        raise SystemExit(f"{PEER_PYTHON} missing: run `make bench`, which installs cvxportfolio")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"shared_{n}.npz"
+        export_shared(n, path)
+        return _subprocess(
+            [str(PEER_PYTHON), str(PEER_SCRIPT), str(path), "--periods", str(periods)], timeout
+        )
 
 
 def _cpu() -> str:
@@ -213,148 +264,243 @@ def _cpu() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def _fmt(x: object) -> str:
-    return "—" if x is None else f"{float(x):.3f}"  # type: ignore[arg-type]
+def _f(x: object, digits: int = 3) -> str:
+    return "—" if x is None else f"{float(x):.{digits}f}"  # type: ignore[arg-type]
+
+
+def _ratio(a: object, b: object) -> str:
+    if a is None or b is None or float(b) == 0:  # type: ignore[arg-type]
+        return "—"
+    return f"{float(a) / float(b):.2f}×"  # type: ignore[arg-type]
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [float(r[key]) for r in runs if r.get(key) is not None]
+    return statistics.median(values) if values else None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", type=int, nargs="*", default=[500, 2000, 5000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[500, 2000, 5000, 10000])
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--warm-runs", type=int, default=5)
-    parser.add_argument("--naive-timeout", type=float, default=300.0)
+    parser.add_argument("--periods", type=int, default=20)
+    parser.add_argument("--peer-timeout", type=float, default=900.0)
+    parser.add_argument("--batch-books", type=int, default=1000)
+    parser.add_argument("--batch-names", type=int, default=300)
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--write", type=Path)
-    parser.add_argument("--case", choices=["ours", "all", "naive"])
+    parser.add_argument("--case", choices=["shared", "all", "batch"])
+    parser.add_argument("--engine", choices=["serial", "processes", "dask"])
     parser.add_argument("--n", type=int)
     args = parser.parse_args()
 
+    if args.case == "batch":
+        result = case_batch(args.batch_books, args.batch_names, args.engine, args.workers)
+        print(json.dumps(result))
+        return
     if args.case:
-        if args.case == "naive":
-            result = case_naive(args.n)
-        else:
-            result = case_ours(args.n, args.warm_runs, "core" if args.case == "ours" else "all")
-        print(json.dumps(result, default=float))
+        print(json.dumps(case_riskopt(args.n, args.case, args.warm_runs), default=str))
         return
 
     rows = []
     for n in args.sizes:
-        ours = [
-            _subprocess("ours", n, args.warm_runs if i == 0 else 0, 600)
-            for i in range(args.cold_runs)
+        shared = [
+            r
+            for r in (
+                _ours("shared", n, args.warm_runs if i == 0 else 0, 900)
+                for i in range(args.cold_runs)
+            )
+            if r is not None
         ]
-        ours = [o for o in ours if o is not None]
         full = [
-            _subprocess("all", n, args.warm_runs if i == 0 else 0, 600)
-            for i in range(args.cold_runs)
+            r
+            for r in (
+                _ours("all", n, args.warm_runs if i == 0 else 0, 900) for i in range(args.cold_runs)
+            )
+            if r is not None
         ]
-        full = [o for o in full if o is not None]
-        naive = _subprocess("naive", n, 0, args.naive_timeout)
-        cold = statistics.median(float(o["cold"]) for o in ours)  # type: ignore[arg-type]
-        cold_solver = statistics.median(float(o["cold_solver"]) for o in ours)  # type: ignore[arg-type]
+        peer = _peer(n, args.periods, args.peer_timeout)
         agree = None
-        if naive is not None:
-            h1, h2 = ours[0]["h"], naive["h"]
-            agree = max(abs(float(h1[t]) - float(h2[t])) for t in h2)  # type: ignore[index]
-            if agree > 1e-5:
-                raise SystemExit(
-                    f"N={n}: riskopt and the naive formulation disagree by {agree:.2e}"
-                )
-        rows.append(
-            {
-                "n": n,
-                "names": ours[0]["names"],
-                "cold": cold,
-                "cold_solver": cold_solver,
-                "warm": ours[0]["warm"],
-                "warm_solver": ours[0]["warm_solver"],
-                "naive": None if naive is None else naive["cold"],
-                "agree": agree,
-                "all_cold": statistics.median(float(o["cold"]) for o in full),  # type: ignore[arg-type]
-                "all_cold_solver": statistics.median(float(o["cold_solver"]) for o in full),  # type: ignore[arg-type]
-                "all_warm": full[0]["warm"],
-                "all_warm_solver": full[0]["warm_solver"],
-            }
-        )
-        rows[-1]["debate"] = debate_seconds(n)
-        print(json.dumps(rows[-1]), flush=True)
+        if peer is not None:
+            ours_h, theirs = shared[0]["h"], peer["h"]
+            agree = max(abs(float(ours_h[t]) - float(theirs[t])) for t in theirs)
+            if agree > AGREE:
+                raise SystemExit(f"N={n}: riskopt and cvxportfolio disagree by {agree:.2e}")
+        row = {
+            "n": n,
+            "k": factors_for(n),
+            "names": shared[0]["names"],
+            "shared_cold": _median(shared, "cold"),
+            "shared_solver": _median(shared, "cold_solver"),
+            "shared_warm": shared[0]["warm"],
+            "shared_warm_solver": shared[0]["warm_solver"],
+            "shared_rss": max(float(r["rss_mb"]) for r in shared),
+            "all_cold": _median(full, "cold"),
+            "all_solver": _median(full, "cold_solver"),
+            "all_warm": full[0]["warm"],
+            "all_warm_solver": full[0]["warm_solver"],
+            "all_rss": max(float(r["rss_mb"]) for r in full),
+            "all_status": full[0]["status"],
+            "all_timings": full[0]["timings"],
+            "peer_first": None if peer is None else peer["first"],
+            "peer_period": None if peer is None else peer["per_period"],
+            "peer_solver": None if peer is None else peer["solver"],
+            "peer_rss": None if peer is None else peer["rss_mb"],
+            "agree": agree,
+        }
+        rows.append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "all_timings"}), flush=True)
 
-    import cvxpy
+    batch: dict[str, dict[str, Any] | None] = {}
+    if args.batch_books:
+        for engine in ("serial", "processes", "dask"):
+            cmd = [
+                sys.executable,
+                __file__,
+                "--case",
+                "batch",
+                "--engine",
+                engine,
+                "--batch-books",
+                str(args.batch_books),
+                "--batch-names",
+                str(args.batch_names),
+                "--workers",
+                str(args.workers),
+            ]
+            batch[engine] = _subprocess(cmd, 3600)
+            print(
+                engine,
+                json.dumps({k: v for k, v in (batch[engine] or {}).items() if k != "digest"}),
+                flush=True,
+            )
+        serial = batch["serial"]
+        for engine in ("processes", "dask"):
+            other = batch[engine]
+            if serial and other and other["digest"] != serial["digest"]:
+                raise SystemExit(f"{engine} batch differs from the serial batch")
 
-    lines = [
-        "# Benchmarks",
-        "",
-        "`make bench` (`python benchmarks/run.py --write benchmarks/README.md`) times one rebalance",
-        f"of a synthetic book (K = {K} factors, three strategies, γ = {GAMMA}) cold",
-        "(fresh process, compile included; median of "
-        f"{args.cold_runs}) and warm (the cached program re-solved with new decisions; median of",
-        f"{args.warm_runs}), beside a naive cvxpy formulation of the same problem (dense N×N covariance in",
-        "`quad_form`, `abs` on the weights) solved by the same solver in the same run. The two must",
-        "agree on every weight (max |Δh| < 1e-5) before a time is reported. Times in seconds.",
-        "The shared problem is the default set's per-name caps, exposure limits and trade limit.",
-        "",
-        f"Machine: {platform.machine()}, {_cpu()}, {os.cpu_count()} cores, Python {platform.python_version()},",
-        f"cvxpy {cvxpy.__version__}, NumPy {np.__version__}.",
-        "",
-        "| N | names | cold | cold solver | warm | warm solver | naive | naive / cold | max abs diff |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        ratio = "—" if r["naive"] is None else f"{float(r['naive']) / float(r['cold']):.1f}×"
-        naive = f"> {args.naive_timeout:.0f}" if r["naive"] is None else _fmt(r["naive"])
-        agree = "—" if r["agree"] is None else f"{float(r['agree']):.1e}"
-        lines.append(
-            f"| {r['n']} | {r['names']} | {_fmt(r['cold'])} | {_fmt(r['cold_solver'])} | {_fmt(r['warm'])} | "
-            f"{_fmt(r['warm_solver'])} | {naive} | {ratio} | {agree} |"
-        )
-    lines += [
-        "",
-        "With every family of the default set on (per-name, exposure, sector/country/cluster,",
-        "liquidity caps and gates, the volatility cone, drawdown scaling, sleeve budgets):",
-        "",
-        "| N | cold | cold solver | warm | warm solver |",
-        "|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['n']} | {_fmt(r['all_cold'])} | {_fmt(r['all_cold_solver'])} | {_fmt(r['all_warm'])} | "
-            f"{_fmt(r['all_warm_solver'])} |"
-        )
-    lines += [
-        "",
-        "The risk debate (features, 3 analyst turns and the judge, vectorized over every name):",
-        "",
-        "| N | debate | share of the cold call with every family on |",
-        "|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['n']} | {float(r['debate']) * 1000:.1f} ms | {float(r['debate']) / float(r['all_cold']):.2%} |"
-        )
-    swept, cold = sweep_vs_cold(which="all")
-    swept_core, cold_core = sweep_vs_cold(which="core")
-    lines += [
-        "",
-        "A sweep of 20 gross caps at N = 500 (`research.sweep`, one program) against 20 runs each",
-        f"building its program: every family on, {swept:.2f} s against {cold:.2f} s ({cold / swept:.2f}×: with",
-        f"the cone, each solve recompiles from values); the core problem (no cone, DPP), {swept_core:.2f} s",
-        f"against {cold_core:.2f} s ({cold_core / swept_core:.2f}×).",
-        "",
-        "Reading: the solver's share of a cold call is "
-        + ", ".join(
-            f"{float(r['cold_solver']) / float(r['cold']):.0%} at N = {r['n']}" for r in rows
-        )
-        + " on the shared problem, and "
-        + ", ".join(f"{float(r['all_cold_solver']) / float(r['all_cold']):.0%}" for r in rows)
-        + " with every family on; the rest is cvxpy's compile and the diff. Programs with the",
-        "volatility cone compile without DPP (cvxpy's DPP path restructures its whole parameter",
-        "tensor when a cone is present), so their warm calls recompile too. Solver times vary with",
-        "the data: warm calls solve perturbed decisions, which may take fewer iterations than the",
-        "cold case.",
-    ]
-    text = "\n".join(lines) + "\n"
+    text = report(args, rows, batch)
     print(text)
     if args.write:
         args.write.write_text(text)
+
+
+def report(args: argparse.Namespace, rows: list[dict[str, Any]], batch: dict[str, Any]) -> str:
+    import clarabel
+    import cvxpy
+
+    peer_version = "not installed"
+    if PEER_PYTHON.exists():
+        peer_version = subprocess.run(
+            [str(PEER_PYTHON), "-c", "import cvxportfolio; print(cvxportfolio.__version__)"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    lines = [
+        "# Benchmarks",
+        "",
+        "`make bench` (`python benchmarks/run.py --write benchmarks/README.md`): every case in a",
+        "fresh process, side by side in the same run. Times in seconds; medians of "
+        f"{args.cold_runs} cold runs,",
+        f"{args.warm_runs} warm re-solves, and {args.periods} cvxportfolio periods. How each case is built: the",
+        "docstring of `benchmarks/run.py`.",
+        "",
+        f"Machine: {platform.machine()}, {_cpu()}, {os.cpu_count()} cores, Python {platform.python_version()};",
+        f"cvxpy {cvxpy.__version__}, Clarabel {clarabel.__version__}, NumPy {np.__version__}; cvxportfolio {peer_version}",
+        "(in its own environment, same cvxpy and Clarabel).",
+        "",
+        "## The shared problem, riskopt and cvxportfolio",
+        "",
+        "Tracking objective with γ = 1, per-name cap 5%, gross 160%, sector net ±15%, trades ≤ 10%",
+        "of ADV, volatility ≤ 8%; K = 20 factors (50 at N = 10,000). riskopt cold is one fresh",
+        "call; cvxportfolio's first call compiles and solves, then each period re-solves its",
+        "compiled problem. `max |Δh|`: the largest weight difference between the two answers.",
+        "",
+        "| N | riskopt cold | its solver | riskopt warm | cvxportfolio first call | cvxportfolio per period | its solver | cvxportfolio per period / riskopt cold | max abs Δh |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        agree = "—" if r["agree"] is None else f"{float(r['agree']):.1e}"
+        lines.append(
+            f"| {r['n']:,} | {_f(r['shared_cold'])} | {_f(r['shared_solver'])} | {_f(r['shared_warm'])} | "
+            f"{_f(r['peer_first'])} | {_f(r['peer_period'])} | {_f(r['peer_solver'])} | "
+            f"{_ratio(r['peer_period'], r['shared_cold'])} | {agree} |"
+        )
+    lines += [
+        "",
+        "## Every family on",
+        "",
+        "The default set: per-name, gross/net/long/short, sector/country/cluster net and gross,",
+        "liquidity caps (%ADV, per-name volatility budget) and gates, the volatility cone, sleeve",
+        "budgets, drawdown scaling. `wall / solver`: the whole call (inputs, debate-free γ, program",
+        "assembly, solve, lots, diff, explanations) over the solver's own time (Clarabel's setup",
+        "and iterations). The last column compares with cvxportfolio's per-period time on the",
+        "smaller shared problem.",
+        "",
+        "| N | K | cold | solver | wall / solver | warm | warm solver | warm wall / solver | peak RSS | cvxportfolio per period / cold |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['n']:,} | {r['k']} | {_f(r['all_cold'])} | {_f(r['all_solver'])} | "
+            f"{_ratio(r['all_cold'], r['all_solver'])} | {_f(r['all_warm'])} | {_f(r['all_warm_solver'])} | "
+            f"{_ratio(r['all_warm'], r['all_warm_solver'])} | {r['all_rss']:.0f} MB | "
+            f"{_ratio(r['peer_period'], r['all_cold'])} |"
+        )
+    lines += [
+        "",
+        "Where a cold call's time goes (first cold run; seconds):",
+        "",
+        "| N | inputs | solve (assembly + solver) | solver | lots, diff, explanations | total |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        t = r["all_timings"]
+        lines.append(
+            f"| {r['n']:,} | {_f(t['prepare'])} | {_f(t['solve'])} | {_f(t['solver'])} | {_f(t['diff'])} | {_f(t['total'])} |"
+        )
+    lines += [
+        "",
+        "Peak resident memory of each process (imports included): shared problem "
+        + ", ".join(f"{r['shared_rss']:.0f} MB at N = {r['n']:,}" for r in rows)
+        + "; cvxportfolio "
+        + ", ".join(f"{r['peer_rss']:.0f} MB" if r["peer_rss"] is not None else "—" for r in rows)
+        + ".",
+    ]
+    if batch:
+        serial = batch.get("serial")
+        lines += [
+            "",
+            f"## {args.batch_books:,} books of {args.batch_names} names (`rebalance_many`, {args.workers} workers)",
+            "",
+            "Every family on, K = 10; each engine in a fresh process; results identical to the serial",
+            "run's (every target position of every book compared).",
+            "",
+            "| engine | seconds | books / s | vs serial | failed |",
+            "|---|---|---|---|---|",
+        ]
+        for engine, label in (
+            ("serial", "serial"),
+            ("processes", "process pool"),
+            ("dask", "Dask LocalCluster"),
+        ):
+            b = batch.get(engine)
+            if b is None:
+                lines.append(f"| {label} | timed out | — | — | — |")
+                continue
+            speed = _ratio(serial["seconds"], b["seconds"]) if serial else "—"
+            lines.append(
+                f"| {label} | {b['seconds']:.1f} | {b['books'] / b['seconds']:.1f} | {speed} | {b['failed']} |"
+            )
+        lines += [
+            "",
+            "The Dask time includes starting the cluster (two worker processes importing the",
+            "package, a few seconds).",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

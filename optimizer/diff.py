@@ -22,6 +22,7 @@ cap, trade %ADV, gate) and ``SCALED_DOWN`` when it is a portfolio limit or risk 
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +84,26 @@ class Attribution:
         """Index of the cause that pushed each name most in the direction it moved."""
         push = self.contributions * np.sign(self.deviation)[:, None]
         return np.argmax(push, axis=1)
+
+    @functools.cached_property
+    def has_costs(self) -> bool:
+        return any(c.name == COSTS for c in self.causes)
+
+    @functools.cached_property
+    def sentences(self) -> dict[int, str]:
+        """Memo of :func:`reasons`' explanation of each name (shared by pairs and tickers)."""
+        return {}
+
+    @functools.cached_property
+    def shares(self) -> np.ndarray:
+        """Each cause's share of each name's deviation (0 where a name did not move)."""
+        dev = self.deviation[:, None]
+        return np.divide(
+            self.contributions,
+            dev,
+            out=np.zeros_like(self.contributions),
+            where=dev != 0,
+        )
 
 
 def attribute(
@@ -255,6 +276,11 @@ def label_trades(
     return np.where(ok, OK, np.where(no_move, REJECTED, np.where(name_scope, CAPPED, SCALED_DOWN)))
 
 
+def _pcts(values: np.ndarray) -> list[str]:
+    """:func:`_pct` of every value (on Python floats: numpy scalars round slowly)."""
+    return [f"{round(100.0 * x, 2) + 0.0:.2f}%" for x in np.asarray(values, dtype=float).tolist()]
+
+
 def reasons(
     labels: np.ndarray,
     attribution: Attribution,
@@ -265,22 +291,31 @@ def reasons(
     rows: np.ndarray,
 ) -> list[str]:
     """One plain-words sentence per row (``rows`` index the attribution's names)."""
-    dom = attribution.dominant()
-    out: list[str] = []
-    contrib = attribution.contributions
-    dev = attribution.deviation
-    for k, i in enumerate(rows):
-        label = str(labels[k])
-        move = (
-            f"proposed {_pct(proposed[k])} → {_pct(final[k])}"
-            if has_proposal[k]
-            else f"held {_pct(current[k])} → {_pct(final[k])} (no decision)"
+    rows = np.asarray(rows, dtype=int)
+    labels_l = [str(x) for x in np.asarray(labels).tolist()]
+    p_pct, f_pct, c_pct = _pcts(proposed), _pcts(final), _pcts(current)
+    moves = [
+        f"proposed {p} → {f}" if has else f"held {c} → {f} (no decision)"
+        for p, f, c, has in zip(
+            p_pct, f_pct, c_pct, np.asarray(has_proposal, dtype=bool).tolist(), strict=True
         )
-        if label == OK:
-            out.append(f"OK: {move}")
-            continue
-        cause = attribution.causes[int(dom[i])]
-        shares = _shares(contrib[i], dev[i])
+    ]
+    out = [
+        f"OK: {move}" if label == OK else "" for label, move in zip(labels_l, moves, strict=True)
+    ]
+    todo = [k for k, label in enumerate(labels_l) if label != OK]
+    if not todo:
+        return out
+    sentence = attribution.sentences
+    names = np.array(sorted({int(rows[k]) for k in todo} - sentence.keys()), dtype=int)
+    dom = attribution.dominant()
+    shares = attribution.shares[names]
+    order = np.argsort(-shares, axis=1)
+    # Per name: the main cause's sentence and the other causes with ≥ 5% of the move.
+    causes = attribution.causes
+    for r, i in enumerate(names.tolist()):
+        d = int(dom[i])
+        cause = causes[d]
         value = attribution.limit_value.get(cause.name)
         shown = "" if value is None or not np.isfinite(value[i]) else _pct(float(value[i]))
         where = attribution.group.get(cause.name)
@@ -289,34 +324,28 @@ def reasons(
             main = f"{cause.description}{at} ({cause.value_label} {shown} of NAV)"
         else:
             main = f"{cause.description}{at} ({cause.name}" + (f" {shown}" if shown else "") + ")"
+        row_shares = shares[r]
         others = [
-            f"{attribution.causes[j].description} {shares[j]:.0%}"
-            for j in np.argsort(-shares)
-            if j != dom[i] and shares[j] >= 0.05
+            f"{causes[j].description} {row_shares[j]:.0%}"
+            for j in order[r].tolist()
+            if j != d and row_shares[j] >= 0.05
         ]
-        tail = f" with {', '.join(others)}" if others else ""
+        sentence[i] = main + (f" with {', '.join(others)}" if others else "")
+    for k in todo:
+        label = labels_l[k]
         lead = label if label != REJECTED else "REJECTED, no trade toward the proposal,"
-        out.append(f"{lead} by {main}{tail}: {move}")
+        out[k] = f"{lead} by {sentence[int(rows[k])]}: {moves[k]}"
     return out
-
-
-def _shares(contrib: np.ndarray, dev: float) -> np.ndarray:
-    if dev == 0:
-        return np.zeros_like(contrib)
-    return contrib / dev
 
 
 def attribution_details(
     attribution: Attribution, i: int, *, min_share: float = 0.01
 ) -> list[dict[str, Any]]:
     """The causes of name ``i``'s deviation, largest share first, for ``details_json``."""
-    dev = float(attribution.deviation[i])
-    shares = _shares(attribution.contributions[i], dev)
+    shares = attribution.shares[i]
     order = np.argsort(-np.abs(shares))
     out = []
-    for j in order:
-        if abs(shares[j]) < min_share:
-            continue
+    for j in order[np.abs(shares[order]) >= min_share]:
         cause = attribution.causes[int(j)]
         entry: dict[str, Any] = {
             "constraint": cause.name,
@@ -366,8 +395,18 @@ def execution_priority(
     return priority
 
 
-def details_json(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, sort_keys=True, default=_json_default)
+def details_json(payload: dict[str, Any], shared: str = "") -> str:
+    """``payload`` as JSON, keys sorted; ``shared`` is the inside of a JSON object common
+    to many rows (encoded once by :func:`shared_json`), appended to each."""
+    text = json.dumps(payload, sort_keys=True, default=_json_default)
+    if not shared:
+        return text
+    return text[:-1] + (", " if len(text) > 2 else "") + shared + "}"
+
+
+def shared_json(payload: dict[str, Any]) -> str:
+    """The inside (without braces) of ``payload``'s JSON object, for :func:`details_json`."""
+    return json.dumps(payload, sort_keys=True, default=_json_default)[1:-1]
 
 
 def _json_default(value: object) -> object:

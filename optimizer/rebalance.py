@@ -37,7 +37,6 @@ from data.errors import BookLoadError, ValidationError
 from data.loaders import load_book
 from optimizer.debate import DebateResult, compute_features, run_debate
 from optimizer.diff import (
-    COSTS,
     OK,
     REJECTED,
     Attribution,
@@ -48,6 +47,7 @@ from optimizer.diff import (
     execution_priority,
     label_trades,
     reasons,
+    shared_json,
 )
 from optimizer.inputs import PreparedInputs, prepare
 from optimizer.lots import round_to_lots
@@ -741,17 +741,20 @@ def _diff_tables(
     # Actions: one per decision, plus one per pair the gate changed without a decision.
     d = prepared.decisions
     rows: list[dict[str, Any]] = []
-    common = {
-        "gamma": gamma,
-        "state": state,
-        "exposures_before": exposures_before,
-        "exposures_after": exposures_after,
-    }
+    common = shared_json(
+        {
+            "gamma": gamma,
+            "state": state,
+            "exposures_before": exposures_before,
+            "exposures_after": exposures_after,
+        }
+    )
+    explained: dict[int, list[dict[str, Any]]] = {}
     for rec in d.to_dict("records"):
         reject = rec["reject_reason"]
         if reject is not None:
-            details = {"reason": f"REJECTED: {reject}", "sanity_reject": reject, **common}
-            rows.append(_rejected(rec, details))
+            details = {"reason": f"REJECTED: {reject}", "sanity_reject": reject}
+            rows.append(_rejected(rec, details, common))
             continue
         rows.append(
             _pair_action(
@@ -763,6 +766,7 @@ def _diff_tables(
                 pair_reasons,
                 w_final,
                 common,
+                explained,
             )
         )
     changed = ~data.has_decision & (np.abs(final_trade) > tol_t[pt])
@@ -777,6 +781,7 @@ def _diff_tables(
                 pair_reasons,
                 w_final,
                 common,
+                explained,
             )
         )
     actions = pd.DataFrame(rows, columns=list(_ACTION_COLUMNS))
@@ -808,6 +813,7 @@ def _action(
     final: float,
     current: float,
     details: dict[str, Any],
+    shared: str = "",
 ) -> dict[str, Any]:
     return {
         "ticker": ticker,
@@ -818,11 +824,11 @@ def _action(
         "final_weight": final,
         "current_weight": current,
         "reason": details["reason"],
-        "details_json": details_json(details),
+        "details_json": details_json(details, shared),
     }
 
 
-def _rejected(rec: Mapping[Any, Any], details: dict[str, Any]) -> dict[str, Any]:
+def _rejected(rec: Mapping[Any, Any], details: dict[str, Any], shared: str = "") -> dict[str, Any]:
     """The action row of a decision rejected before the solve."""
     return _action(
         rec["ticker"],
@@ -833,6 +839,7 @@ def _rejected(rec: Mapping[Any, Any], details: dict[str, Any]) -> dict[str, Any]
         np.nan,
         np.nan,
         details,
+        shared,
     )
 
 
@@ -844,20 +851,22 @@ def _pair_action(
     labels: np.ndarray,
     texts: list[str],
     w_final: np.ndarray,
-    common: dict[str, Any],
+    common: str,
+    explained: dict[int, list[dict[str, Any]]],
 ) -> dict[str, Any]:
     i = int(data.pair_ticker[pair])
     label = str(labels[pair])
+    if label != OK and i not in explained:
+        explained[i] = attribution_details(attribution, i)
     details = {
         "reason": texts[pair],
         "current_weight": float(data.w0[pair]),
         "proposed_weight": float(data.w_tilde[pair]),
         "final_weight": float(w_final[pair]),
         "confidence": float(data.confidence[pair]) if data.has_decision[pair] else None,
-        "attribution": [] if label == OK else attribution_details(attribution, i),
-        **common,
+        "attribution": [] if label == OK else explained[i],
     }
-    if COSTS in (c.name for c in attribution.causes):
+    if attribution.has_costs:
         details["cost_weight"] = True
     return _action(
         str(data.tickers[i]),
@@ -868,6 +877,7 @@ def _pair_action(
         float(w_final[pair]),
         float(data.w0[pair]),
         details,
+        common,
     )
 
 
