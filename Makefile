@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The benchmark's peer lives in its own environment; the package never imports it.
+PEER := benchmarks/.venv-peer
+PEER_STAMP := $(PEER)/.installed
 
 .PHONY: demo test lint bench clean
 
@@ -23,8 +26,14 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest -q
 
-bench: $(STAMP)
+$(PEER_STAMP): benchmarks/peer-requirements.txt
+	$(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/pip install --quiet --upgrade pip
+	$(PEER)/bin/pip install --quiet -r benchmarks/peer-requirements.txt
+	touch $(PEER_STAMP)
+
+bench: $(STAMP) $(PEER_STAMP)
 	$(BIN)/python benchmarks/run.py --write benchmarks/README.md
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(PEER) out .pytest_cache .mypy_cache .ruff_cache .hypothesis
