@@ -176,11 +176,14 @@ def attribute(
             continue
         v = h if limit.on == "h" else w
         slope, kink = transform_slope(limit.transform, v, KINK_EPS)
+        nonneg = limit.A is not None and (
+            limit.transform != "id" or not limit.A.nnz or limit.A.data.min() >= 0
+        )
         if limit.A is None:
             weight, weight_abs = lam, lam
         else:
             weight = np.asarray(limit.A.T @ lam)
-            weight_abs = np.asarray(abs(limit.A).T @ lam)
+            weight_abs = weight if nonneg else np.asarray(abs(limit.A).T @ lam)
         force = weight * slope
         cap = np.where(kink, weight_abs, 0.0)
         if limit.on == "w":
@@ -195,7 +198,8 @@ def attribute(
             limit_value[limit.name] = sign * limit.rhs
         else:
             # The row that pushes each name hardest names its group (sector, factor, sleeve).
-            pushes = abs(limit.A).multiply(lam[:, None]).tocsr()
+            magnitude = limit.A if nonneg else abs(limit.A)
+            pushes = sp.csr_matrix(sp.diags(lam) @ magnitude)
             if limit.on == "w":
                 pushes = (pushes @ data.M.T).tocsr()
             owner, top = _column_argmax(pushes)

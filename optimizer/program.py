@@ -1,15 +1,18 @@
-"""The gate's convex program, built once per structure and re-solved with new values.
+"""The gate's convex program: assembled directly for Clarabel, or written in cvxpy.
 
 minimize   Σ_p c_p (w_p − w̃_p)²  +  γ ‖Lᵀ f‖²  +  Σ_i γ d_i γ_i h_i²  +  Σ_i κ_i |h_i − h0_i|
            + Σ_blocks ρ_tier · Σ s
 subject to h = M w,  f = Bᵀ h,  lo ≤ h ≤ hi   (hard box: every hard family at once)
            A · T(h) ≤ b + s,  s ≥ 0          (each policy block, elastic by tier)
 
-Every number that changes between rebalances is a ``cvxpy.Parameter``; the structure
-(sizes, ``M``'s pattern, ``A`` matrices, the risk model) keys a small cache of compiled
-programs, so a research sweep or a repeated rebalance pays cvxpy's compile once.
-Shared auxiliary variables ``|h|``, ``h⁺``, ``h⁻`` are created once and used by every
-block that needs them (never an ``abs`` per constraint).
+:class:`ClarabelProgram` writes Clarabel's conic data (``P, q, A, b`` and the cones)
+straight from the blocks with scipy.sparse: the default path, with no modelling-layer
+compile at all. :class:`CvxpyProgram` states the same program in cvxpy, every changing
+number a ``cvxpy.Parameter``; it serves the other solvers of the chain (SCS, OSQP, a
+solver instance) and is the reference the tests hold the direct assembly to.
+:class:`GateProgram` holds both for one :class:`Structure` (sizes, ``M``'s pattern, the
+``A`` matrices, the risk model), and :class:`ProgramCache` keeps a few of them, so the
+cvxpy twin's compile is paid once per structure.
 """
 
 from __future__ import annotations
@@ -19,15 +22,25 @@ import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
 from constraints.base import LinearLimit, ProgramData, Transform
 
+if TYPE_CHECKING:
+    import cvxpy as cp
+
 CACHE_SIZE = 16
+OPTIMAL, OPTIMAL_INACCURATE = "optimal", "optimal_inaccurate"
+"""Statuses of an accepted solve (cvxpy's names for them)."""
+
+
+class SolverFailed(RuntimeError):
+    """A solver gave no usable answer (its status, or its own error): try the next one."""
+
+
 OBJECTIVE_SCALE = 1e4
 """The objective is multiplied by this (weights read as percent), so its value is of order
 one and the solver's absolute tolerances mean the same as relative ones; duals are divided
@@ -134,6 +147,8 @@ class CvxpyProgram:
     solver but Clarabel (OSQP, SCS, a solver instance). Built on first use."""
 
     def __init__(self, structure: Structure) -> None:
+        import cvxpy as cp  # only this path needs the modelling layer
+
         self.structure = s = structure
         self.w = cp.Variable(s.p, name="w")
         self.h = cp.Variable(s.n, name="h")
@@ -217,6 +232,8 @@ class CvxpyProgram:
         self, rhs: cp.Parameter, slack: cp.Variable, constraints: list[cp.Constraint]
     ) -> cp.Constraint:
         """``‖(Lᵀf, √d ∘ h)‖ ≤ rhs + s``: the ex-ante volatility cap (one cone)."""
+        import cvxpy as cp
+
         s = self.structure
         if s.chol is None or s.specific is None:
             raise ValueError("a volatility cap needs a risk model")
@@ -241,6 +258,8 @@ class CvxpyProgram:
 
     def solve(self, solver: str | Any, *, max_iters: int, warm_start: bool = False) -> Solved:
         """Solve with one solver (a name or a cvxpy solver instance); raises on failure."""
+        import cvxpy as cp
+
         options: dict[str, object] = {}
         name = solver if isinstance(solver, str) else str(solver.name())
         if name == "CLARABEL":
@@ -271,14 +290,17 @@ class CvxpyProgram:
         with warnings.catch_warnings():
             # An inaccurate status is handled by the caller's chain, not a warning.
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-            self.problem.solve(
-                solver=solver, warm_start=warm_start, ignore_dpp=not self.use_dpp, **options
-            )
+            try:
+                self.problem.solve(
+                    solver=solver, warm_start=warm_start, ignore_dpp=not self.use_dpp, **options
+                )
+            except cp.SolverError as err:
+                raise SolverFailed(f"{name}: {err}") from err
         wall = time.perf_counter() - start
         self.solves += 1
         status = self.problem.status
-        if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or self.w.value is None:
-            raise cp.SolverError(f"{name} returned status {status}")
+        if status not in (OPTIMAL, OPTIMAL_INACCURATE) or self.w.value is None:
+            raise SolverFailed(f"{name} returned status {status}")
         stats = self.problem.solver_stats
         solve_seconds = float(stats.solve_time) if stats.solve_time is not None else wall
         return Solved(
@@ -304,6 +326,17 @@ def _dual(constraint: cp.Constraint) -> np.ndarray:
     return np.maximum(value, 0.0) / OBJECTIVE_SCALE
 
 
+Coef = tuple[np.ndarray, np.ndarray, np.ndarray] | np.ndarray | float
+
+
+def _triplets(
+    matrix: sp.spmatrix | np.ndarray, scale: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """COO triplets of ``scale · matrix``."""
+    coo = sp.coo_matrix(matrix)
+    return coo.row, coo.col, scale * coo.data.astype(float)
+
+
 class _Rows:
     """Rows of ``A x + s = b`` gathered as COO triplets, one cone at a time."""
 
@@ -314,17 +347,18 @@ class _Rows:
         self.b: list[np.ndarray] = []
         self.m = 0
 
-    def add(self, b: np.ndarray, *parts: tuple[int, np.ndarray | sp.spmatrix | float]) -> slice:
-        """Append ``len(b)`` rows; each part is (first column, coefficients): a sparse or
-        dense matrix, a vector (a diagonal) or a scalar (that times the identity)."""
+    def add(self, b: np.ndarray, *parts: tuple[int, Coef]) -> slice:
+        """Append ``len(b)`` rows; each part is (first column, coefficients): COO triplets
+        ``(rows, columns, values)`` local to the part, a vector (a diagonal) or a scalar
+        (that times the identity)."""
         b = np.asarray(b, dtype=float).reshape(-1)
         r = len(b)
         for col, coef in parts:
-            if sp.issparse(coef) or (isinstance(coef, np.ndarray) and coef.ndim == 2):
-                coo = sp.coo_matrix(coef)
-                self.rows.append(coo.row + self.m)
-                self.cols.append(coo.col + col)
-                self.vals.append(coo.data.astype(float))
+            if isinstance(coef, tuple):
+                local_rows, local_cols, vals = coef
+                self.rows.append(local_rows + self.m)
+                self.cols.append(local_cols + col)
+                self.vals.append(vals)
             else:
                 diag = np.broadcast_to(np.asarray(coef, dtype=float), (r,))
                 idx = np.arange(r)
@@ -378,11 +412,10 @@ def redundant_rows(
     t_lo, t_hi = _transform_bounds(transform, lo, hi)
     if limit_a is None:
         upper = t_hi
+    elif transform != "id" or not limit_a.nnz or limit_a.data.min() >= 0:
+        upper = np.asarray(limit_a @ t_hi).reshape(-1)  # A ≥ 0: the max is at T's max
     else:
-        a = limit_a.tocsr()
-        pos = a.maximum(0)
-        neg = (-a).maximum(0)
-        upper = np.asarray(pos @ t_hi - neg @ t_lo).reshape(-1)
+        upper = np.asarray(limit_a.maximum(0) @ t_hi + limit_a.minimum(0) @ t_lo).reshape(-1)
     return np.asarray(upper <= rhs)
 
 
@@ -421,7 +454,9 @@ class ClarabelProgram:
     def __init__(self, structure: Structure) -> None:
         self.structure = structure
         s = structure
-        self._loadings_t = None if s.loadings is None else sp.csr_matrix(s.loadings.T)
+        self._minus_m = _triplets(s.M, -1.0)
+        self._minus_loadings_t = None if s.loadings is None else _triplets(s.loadings.T, -1.0)
+        self._minus_chol_t = None if s.chol is None else _triplets(s.chol.T, -1.0)
         self._chol_t = None if s.chol is None else s.chol.T
         self._factor_cov = None if s.chol is None else s.chol @ s.chol.T
         self._sqrt_specific = None if s.specific is None else np.sqrt(s.specific)
@@ -460,9 +495,9 @@ class ClarabelProgram:
             ncols += int(kept.sum())
 
         zero, nonneg, soc = _Rows(), _Rows(), _Rows()
-        zero.add(np.zeros(n), (col_h, 1.0), (col_w, -s.M))
-        if self._loadings_t is not None:
-            zero.add(np.zeros(k), (col_f, 1.0), (col_h, -self._loadings_t))
+        zero.add(np.zeros(n), (col_h, 1.0), (col_w, self._minus_m))
+        if self._minus_loadings_t is not None:
+            zero.add(np.zeros(k), (col_f, 1.0), (col_h, self._minus_loadings_t))
         upper = nonneg.add(v.hi, (col_h, 1.0))
         lower = nonneg.add(-v.lo, (col_h, -1.0))
         if s.costs:
@@ -479,10 +514,10 @@ class ClarabelProgram:
         ):
             count = int(kept.sum())
             if transform == "vol":
-                if self._chol_t is None or self._sqrt_specific is None:
+                if self._minus_chol_t is None or self._sqrt_specific is None:
                     raise ValueError("a volatility cap needs a risk model")
                 rows = soc.add(np.asarray(rhs, dtype=float), (col_s, -1.0))
-                soc.add(np.zeros(k), (col_f, -self._chol_t))
+                soc.add(np.zeros(k), (col_f, self._minus_chol_t))
                 soc.add(np.zeros(n), (col_h, -self._sqrt_specific))
                 nonneg.add(np.zeros(1), (col_s, -1.0))
                 block_rows.append((soc, rows))
@@ -491,22 +526,19 @@ class ClarabelProgram:
                 block_rows.append((nonneg, slice(0, 0)))
                 continue
             base = col_h if on == "h" else col_w
-            coef: sp.spmatrix | float = 1.0
             if a is not None:
-                coef = a[kept] if count < m else a
-            elif count < m:
-                coef = sp.csr_matrix(
-                    (np.ones(count), (np.arange(count), np.flatnonzero(kept))),
-                    shape=(count, n if on == "h" else p),
-                )
-            terms: list[tuple[int, sp.spmatrix | float]]
+                r, c, vals = _triplets(a[kept] if count < m else a)
+            else:  # elementwise rows: row j is the j-th kept name
+                r, c, vals = np.arange(count), np.flatnonzero(kept), np.ones(count)
+            terms: list[tuple[int, Coef]]
             if transform == "id":
-                terms = [(base, coef)]
+                terms = [(base, (r, c, vals))]
             elif transform == "abs":
-                terms = [(aux_col[on], coef)]
+                terms = [(aux_col[on], (r, c, vals))]
             else:
-                half = coef * 0.5
-                terms = [(aux_col[on], half), (base, half if transform == "pos" else -half)]
+                half = 0.5 * vals
+                sign = 1.0 if transform == "pos" else -1.0
+                terms = [(aux_col[on], (r, c, half)), (base, (r, c, sign * half))]
             rows = nonneg.add(rhs[kept], *terms, (col_s, -1.0))
             nonneg.add(np.zeros(count), (col_s, -1.0))
             block_rows.append((nonneg, rows))
@@ -579,7 +611,7 @@ class ClarabelProgram:
         solver_seconds = time.perf_counter() - assembled
         status = str(solution.status)
         if status not in ("Solved", "AlmostSolved"):
-            raise cp.SolverError(f"CLARABEL returned status {status}")
+            raise SolverFailed(f"CLARABEL returned status {status}")
         x = np.asarray(solution.x)
         z = np.asarray(solution.z)
 
@@ -600,7 +632,7 @@ class ClarabelProgram:
                 full_dual[kept] = dual(rows)
             duals.append(full_dual)
         return Solved(
-            status=cp.OPTIMAL if status == "Solved" else cp.OPTIMAL_INACCURATE,
+            status=OPTIMAL if status == "Solved" else OPTIMAL_INACCURATE,
             solver="CLARABEL",
             w=x[data.w].copy(),
             h=x[data.h].copy(),
@@ -678,9 +710,21 @@ class GateProgram:
         )
 
     def solve(
-        self, solver: str | Any, *, max_iters: int, via: str = "direct", warm_start: bool = False
+        self,
+        solver: str | Any,
+        *,
+        max_iters: int,
+        via: str = "direct",
+        warm_start: bool = False,
     ) -> Solved:
-        """Solve with one solver (a name or a cvxpy solver instance); raises on failure."""
+        """Solve with one solver (a name or a cvxpy solver instance); raises on failure.
+
+        ``warm_start`` starts a first-order solver (OSQP, SCS) from the cached program's
+        previous solution. It is off by default: at the gate's 1e-9 tolerance a
+        warm-started OSQP re-solve of an 80-name book with new decisions ran out of
+        iterations (status ``user_limit``) where the cold start converged in 0.6 s.
+        Clarabel, an interior-point method, always starts afresh.
+        """
         if self.values is None:
             raise ValueError("set_values first")
         self.solves += 1

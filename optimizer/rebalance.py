@@ -1,7 +1,7 @@
 """``rebalance``: one book's proposed decisions through the risk gate.
 
 validate → assemble the program's numbers → hard box and policy blocks from every
-constraint family → solve (solver chain, cached compiled program) → round lots →
+constraint family → solve (solver chain, cached program per structure) → round lots →
 diff (labels, attribution, reasons, priority) → optionally store, in one transaction.
 """
 
@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import cvxpy as cp
 import numpy as np
 import pandas as pd
 
@@ -51,7 +50,15 @@ from optimizer.diff import (
 )
 from optimizer.inputs import PreparedInputs, prepare
 from optimizer.lots import round_to_lots
-from optimizer.program import DEFAULT_CACHE, ProgramCache, Solved, Structure
+from optimizer.program import (
+    DEFAULT_CACHE,
+    OPTIMAL_INACCURATE,
+    ProgramCache,
+    Solved,
+    SolverFailed,
+    Structure,
+)
+from optimizer.program import OPTIMAL as SOLVER_OPTIMAL
 from optimizer.result import (
     DEGRADED,
     FALLBACK,
@@ -219,12 +226,16 @@ def rebalance(
         inaccurate: Solved | None = None
         for solver in solvers or list(cs.solver.chain):
             name = solver if isinstance(solver, str) else str(solver.name())
-            if isinstance(solver, str) and solver not in _installed_solvers():
+            if (
+                isinstance(solver, str)
+                and solver != "CLARABEL"
+                and solver not in _installed_solvers()
+            ):
                 chain.append({"solver": name, "outcome": "not installed"})
                 continue
             try:
                 candidate = program.solve(solver, max_iters=cs.solver.max_iters)
-            except (cp.SolverError, ValueError, ArithmeticError) as err:
+            except (SolverFailed, ValueError, ArithmeticError) as err:
                 chain.append({"solver": name, "outcome": f"failed: {err}"})
                 log.warning("solver %s failed: %s", name, err)
                 continue
@@ -234,7 +245,7 @@ def rebalance(
                 log.warning("solver %s inaccurate: %s", name, problem)
                 if (
                     _box_violation(candidate, lo, hi) <= 1e-6
-                    and candidate.status == cp.OPTIMAL_INACCURATE
+                    and candidate.status == OPTIMAL_INACCURATE
                 ):
                     # An interior-point answer at reduced accuracy that keeps the hard
                     # limits beats what a first-order method reaches in its time limit.
@@ -433,6 +444,8 @@ def _envelope(
 @functools.cache
 def _installed_solvers() -> frozenset[str]:
     """cvxpy's list of installed solvers (it probes imports: asked once per process)."""
+    import cvxpy as cp
+
     return frozenset(cp.installed_solvers())
 
 
@@ -507,7 +520,7 @@ def _accuracy_problem(solved: Solved, lo: np.ndarray, hi: np.ndarray) -> str | N
     box = _box_violation(solved, lo, hi)
     if box > 1e-6:
         return f"hard box violated by {box:.2e}"
-    if solved.status != cp.OPTIMAL:
+    if solved.status != SOLVER_OPTIMAL:
         return f"status {solved.status}"
     return None
 

@@ -1,9 +1,9 @@
 """Research helpers: compare constraint sets, sweep one limit, and plot the outcome.
 
 ``compare`` runs the same book and decisions under several sets; ``sweep`` varies one
-limit and re-solves the same compiled program with new parameter values (a limit's
-value is a Parameter, so the structure, and the cache entry, stay the same). Both return
-one row of metrics per run. Plots return the matplotlib figure and can save a PNG.
+limit and re-solves the same program with new values (a limit's value is not part of
+the program's structure, so the cache entry stays the same). Both return one row of
+metrics per run. Plots return the matplotlib figure and can save a PNG.
 """
 
 from __future__ import annotations
