@@ -52,6 +52,7 @@ from tqdm import tqdm
 from constraints.config import ConstraintSet
 from constraints.states import BlackSwanState
 from data.book import Book
+from data.contracts import check_decision_columns
 from optimizer.rebalance import degraded_result, rebalance
 from optimizer.result import DEGRADED, FALLBACK, RebalanceResult
 
@@ -142,7 +143,7 @@ def run_job(job: Job, store: str | None = None, now: dt.datetime | None = None) 
             store=store,
             now=now,
         )
-    except Exception as err:
+    except Exception as err:  # one book's failure must not stop the batch
         return failed_result(job, err, store=store)
 
 
@@ -150,15 +151,16 @@ def failed_result(job: Job, err: BaseException, *, store: str | None = None) -> 
     """The ``DEGRADED`` result of a book whose gate raised: no new risk, reason given."""
     reason = f"book failed ({type(err).__name__}: {_one_line(err)})"
     try:
-        decisions = _decisions(job.decisions)
+        decisions = check_decision_columns(_decisions(job.decisions))
     except Exception:
+        # The decisions themselves are what is broken: no row can be labelled.
         decisions = pd.DataFrame(columns=DECISION_COLUMNS)
     as_of = job.book.as_of if isinstance(job.book, Book) else None
     try:
         result = degraded_result(decisions, reason, run_id=job.run_id, store=store, as_of=as_of)
-    except Exception as store_err:
+    except Exception as store_err:  # e.g. the database is down as well
         result = degraded_result(
-            decisions.iloc[0:0] if len(decisions.columns) else decisions,
+            decisions,
             f"{reason}; not stored ({type(store_err).__name__}: {_one_line(store_err)})",
             run_id=job.run_id,
             as_of=as_of,
@@ -308,13 +310,13 @@ def _drain(
     for i, job in enumerate(jobs):
         try:
             futures[submit(run_job, job, store, now)] = i
-        except Exception as err:
+        except Exception as err:  # e.g. a pool already broken
             lost(i, err)
     for future in as_completed(futures):
         index = futures[future]
         try:
             result = future.result()
-        except Exception as err:
+        except Exception as err:  # the task failed, not the gate: a dead worker, pickling
             lost(index, err)
         else:
             done(index, result)
@@ -343,7 +345,7 @@ def _drain_dask(
         i = index[future.key]
         try:
             result = future.result()
-        except Exception as err:
+        except Exception as err:  # e.g. KilledWorker: this book alone
             lost(i, err)
         else:
             done(i, result)

@@ -74,6 +74,17 @@ def test_a_poisoned_book_fails_over_alone(tmp_path: Path) -> None:
     assert summary.loc[2, "error"] != "" and (summary.drop(index=2)["error"] == "").all()
 
 
+def test_a_book_without_usable_decisions_fails_alone() -> None:
+    jobs = _jobs(3)
+    jobs[0] = dataclasses.replace(jobs[0], decisions=jobs[0].decisions.drop(columns="ticker"))
+    jobs[2] = dataclasses.replace(jobs[2], decisions="/nonexistent/decisions.csv")
+    batch = rebalance_many(jobs, executor="serial", progress=False, now=NOW)
+    assert [r.run.status for r in batch] == ["DEGRADED", batch[1].run.status, "DEGRADED"]
+    assert batch[1].run.status in ("OPTIMAL", "RELAXED")
+    assert "ticker" in batch.errors["acct-0"] and "not found" in batch.errors["acct-2"]
+    assert batch[0].actions.empty  # no row of a table without tickers can be labelled
+
+
 def test_a_task_that_cannot_even_be_shipped_fails_alone() -> None:
     """A job the process pool cannot pickle fails as a task, not inside the gate."""
     jobs = _jobs(3)
