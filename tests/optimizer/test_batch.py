@@ -151,3 +151,38 @@ def test_jobs_from_a_folder_of_books_and_from_a_manifest(tmp_path: Path) -> None
     # The EMERGENCY account is held to its far tighter gross.
     assert batch[1].run.exposures_after["gross"] < batch[0].run.exposures_after["gross"] + 1e-9
     assert np.isfinite(batch.books_per_second)
+
+
+class _KillsItsWorker:
+    """Per-name risk aversion whose values end the process that reads them: a book that
+    crashes its worker (as a segfault in native code would)."""
+
+    def __array__(self, *args: object, **kwargs: object) -> np.ndarray:
+        import os
+
+        os._exit(3)
+
+
+def test_on_dask_a_book_that_kills_its_worker_fails_alone() -> None:
+    """Books go to the cluster several per task; when a task dies with its worker, its
+    books are re-run one per task, so only the book that kills a worker is DEGRADED."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    jobs = _jobs(6, n=40)
+    jobs[3] = dataclasses.replace(jobs[3], name_risk_aversion=_KillsItsWorker())  # type: ignore[arg-type]
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 2}),
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        import optimizer.batch as batch_module
+
+        chunk = batch_module._chunk
+        batch_module._chunk = lambda jobs, workers: 3  # two tasks of three books
+        try:
+            batch = rebalance_many(jobs, executor=client, progress=False, now=NOW)
+        finally:
+            batch_module._chunk = chunk
+    assert [r.run.status == "DEGRADED" for r in batch] == [False, False, False, True, False, False]
+    assert "acct-3" in batch.errors
