@@ -28,8 +28,10 @@ Choices made:
 * A process pool is the default: the gate is CPU-bound Python plus a single-threaded
   solver, so threads would serialize on the GIL.
 * A worker process that dies (killed for memory, a crash in native code) breaks a
-  ``ProcessPoolExecutor``: the books still pending then get ``DEGRADED`` results naming
-  the broken pool. Dask retries a task whose worker died on another worker and, past its
+  ``ProcessPoolExecutor``. On the pool this call starts, every book the broken pool left
+  unfinished is then run again in a process of its own, so only the book that kills its
+  process fails; on an executor you pass, those books come back ``DEGRADED`` naming the
+  broken pool. Dask retries a task whose worker died on another worker and, past its
   ``allowed-failures``, fails that task; its books are then run again one per task, so
   only the book that kills workers fails: the cluster engine isolates even crashes.
 """
@@ -44,6 +46,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -258,8 +261,28 @@ def rebalance_many(
                 done(i, run_job(job, store, now))
         elif executor is None or executor == "processes":
             engine = "processes"
+            broken: list[int] = []
+
+            def lost_or_broken(index: int, err: BaseException) -> None:
+                if isinstance(err, BrokenProcessPool):
+                    broken.append(index)
+                else:
+                    lost(index, err)
+
             with ProcessPoolExecutor(max_workers=min(workers, max(1, len(job_list)))) as pool:
-                _drain(pool.submit, job_list, store, now, done, lost)
+                _drain(pool.submit, job_list, store, now, done, lost_or_broken)
+            # A worker died and took the pool with it: run each book it left unfinished in
+            # a process of its own, so that only the book that kills its process fails.
+            for index in sorted(broken):
+                with ProcessPoolExecutor(max_workers=1) as alone:
+                    _drain(
+                        alone.submit,
+                        [job_list[index]],
+                        store,
+                        now,
+                        _at(done, index),
+                        _at(lost, index),
+                    )
         elif executor == "dask":
             import dask
             from distributed import Client, LocalCluster
@@ -365,30 +388,41 @@ def _drain_dask(
         pure=False,
     )
     group_of = {future.key: group for future, group in zip(futures, groups, strict=True)}
-    pending = dask_completed(futures)
-    for future in pending:
-        group = group_of.pop(future.key)
+    retry: list[int] = []
+    for future in dask_completed(futures):
+        group = group_of[future.key]
         try:
             results = future.result()
         except Exception as err:  # e.g. KilledWorker
             if len(group) == 1:
                 lost(group[0], err)
             else:
-                for i in group:  # again, alone: only the poisonous book fails
-                    retry = client.submit(
-                        run_jobs,
-                        [jobs[i]],
-                        store=store,
-                        now=now,
-                        pure=False,
-                        key=f"riskopt-{jobs[i].run_id}-retry",
-                    )
-                    group_of[retry.key] = [i]
-                    pending.add(retry)
+                retry.extend(group)
         else:
             for i, result in zip(group, results, strict=True):
                 done(i, result)
         future.release()
+    # The books of a task that died, again one at a time and alone: only the book that
+    # kills its worker fails, and no other book shares a worker with it meanwhile.
+    for i in retry:
+        single = client.submit(
+            run_jobs,
+            [jobs[i]],
+            store=store,
+            now=now,
+            pure=False,
+            key=f"riskopt-{jobs[i].run_id}-alone",
+        )
+        try:
+            done(i, single.result()[0])
+        except Exception as err:  # KilledWorker again: this is the book
+            lost(i, err)
+        single.release()
+
+
+def _at(callback: Callable[[int, Any], None], index: int) -> Callable[[int, Any], None]:
+    """``callback`` with the job index of a one-job drain mapped back to the batch's."""
+    return lambda _, value: callback(index, value)
 
 
 def _chunk(jobs: int, workers: int) -> int:

@@ -172,7 +172,7 @@ def test_on_dask_a_book_that_kills_its_worker_fails_alone() -> None:
     jobs = _jobs(6, n=40)
     jobs[3] = dataclasses.replace(jobs[3], name_risk_aversion=_KillsItsWorker())  # type: ignore[arg-type]
     with (
-        dask.config.set({"distributed.scheduler.allowed-failures": 2}),
+        dask.config.set({"distributed.scheduler.allowed-failures": 1}),
         LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
         Client(cluster) as client,
     ):
@@ -186,3 +186,12 @@ def test_on_dask_a_book_that_kills_its_worker_fails_alone() -> None:
             batch_module._chunk = chunk
     assert [r.run.status == "DEGRADED" for r in batch] == [False, False, False, True, False, False]
     assert "acct-3" in batch.errors
+
+
+def test_on_the_process_pool_a_book_that_kills_its_process_fails_alone() -> None:
+    """The dead worker breaks the pool; the books it left are re-run one per process."""
+    jobs = _jobs(5, n=40)
+    jobs[1] = dataclasses.replace(jobs[1], name_risk_aversion=_KillsItsWorker())  # type: ignore[arg-type]
+    batch = rebalance_many(jobs, workers=2, progress=False, now=NOW)
+    assert [r.run.status == "DEGRADED" for r in batch] == [False, True, False, False, False]
+    assert "acct-1" in batch.errors and "terminated abruptly" in batch.errors["acct-1"]
