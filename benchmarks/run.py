@@ -62,6 +62,7 @@ def steady_universe(n: int, seed: int = SEED, k: int | None = None):  # type: ig
 
     from data.book import Book
     from data.synthetic import make_universe
+    from optimizer.result import exposures
 
     u = make_universe(
         n, k or factors_for(n), seed, coverage=0.95, with_returns=False, decision_share=0.5
@@ -73,15 +74,12 @@ def steady_universe(n: int, seed: int = SEED, k: int | None = None):  # type: ig
     sector_net = h0.groupby(market["sector"]).sum().abs().max()
     model = book.risk_model
     assert model is not None
-    b = model.loadings.reindex(market.index).to_numpy()
-    x = h0.to_numpy()
-    f = b.T @ x
-    vol = float(
-        np.sqrt(
-            f @ model.factor_cov.to_numpy() @ f
-            + (model.specific_var.reindex(market.index) * x * x).sum()
-        )
-    )
+    vol = exposures(
+        h0.to_numpy(),
+        model.loadings.reindex(market.index).to_numpy(),
+        model.factor_cov.to_numpy(),
+        model.specific_var.reindex(market.index).to_numpy(),
+    )["volatility"]
     scale = min(1.0, 1.2 / h0.abs().sum(), 0.12 / sector_net, 0.06 / vol, 0.04 / h0.abs().max())
     positions = book.positions.assign(quantity=np.round(book.positions["quantity"] * scale))
     book = Book.create(

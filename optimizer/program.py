@@ -457,7 +457,6 @@ class ClarabelProgram:
         self._minus_m = _triplets(s.M, -1.0)
         self._minus_loadings_t = None if s.loadings is None else _triplets(s.loadings.T, -1.0)
         self._minus_chol_t = None if s.chol is None else _triplets(s.chol.T, -1.0)
-        self._chol_t = None if s.chol is None else s.chol.T
         self._factor_cov = None if s.chol is None else s.chol @ s.chol.T
         self._sqrt_specific = None if s.specific is None else np.sqrt(s.specific)
 
@@ -466,7 +465,7 @@ class ClarabelProgram:
         s = self.structure
         scale = OBJECTIVE_SCALE
         n, p, k = s.n, s.p, s.k
-        risk = self._chol_t is not None
+        risk = self._factor_cov is not None
         # Column layout.
         col_w, col_h = 0, p
         ncols = p + n
