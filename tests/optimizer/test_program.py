@@ -104,6 +104,40 @@ def test_direct_assembly_solves_the_same_program_as_cvxpy(seed: int) -> None:
     assert kept < sum(len(kept) for _, _, kept, _ in assembly.blocks)
 
 
+@pytest.mark.parametrize("state", ["NORMAL", "EMERGENCY"])
+def test_substituted_columns_leave_the_answer_unchanged(state: str) -> None:
+    """A pair alone on its ticker is solved as its ticker's weight, and a name whose hard
+    box fixes its sign needs no ``|h|`` column: fewer columns, the same answer as the
+    cvxpy formulation, which keeps every one of them."""
+    program = _program(150, 7, active_state=state)
+    values, structure = program.values, program.structure
+    assert values is not None
+    assembly = ClarabelProgram(structure).assemble(values)
+    h_columns = set(range(assembly.h.start, assembly.h.stop))
+    pairs_per_ticker = np.diff(structure.M.tocsr().indptr)
+    crowded = pairs_per_ticker[structure.M.tocsc().indices] > 1  # per pair
+    assert 0 < crowded.sum() < structure.p
+    own_column = np.array([column not in h_columns for column in assembly.w.tolist()])
+    np.testing.assert_array_equal(own_column, crowded)
+    signed = int(((values.lo >= 0) | (values.hi <= 0)).sum())
+    if state == "EMERGENCY":  # de-risk only: every name's sign is fixed
+        assert signed == structure.n
+    # Rows: ``h = M w`` only for crowded tickers (and ``f = Bᵀ h``); ``a ≥ ±h`` only for
+    # names of either sign, ``a ≥ ±w`` only for crowded pairs; the box; two per kept
+    # policy row (the row and its slack's sign), and one for the cone's slack.
+    zero, nonneg, _ = assembly.cones
+    assert zero == int((pairs_per_ticker != 1).sum()) + structure.k
+    kept = sum(int(kept.sum()) for _, is_cone, kept, _ in assembly.blocks if not is_cone)
+    cones = sum(1 for _, is_cone, _, _ in assembly.blocks if is_cone)
+    unsigned = structure.n - signed
+    assert nonneg == 2 * structure.n + 2 * unsigned + 2 * int(crowded.sum()) + 2 * kept + cones
+    direct = program.solve("CLARABEL", max_iters=500)
+    reference = program.solve("CLARABEL", max_iters=500, via="cvxpy")
+    np.testing.assert_allclose(direct.h, reference.h, atol=2e-6)
+    np.testing.assert_allclose(direct.w, reference.w, atol=2e-6)
+    assert direct.objective == pytest.approx(reference.objective, rel=1e-6, abs=1e-9)
+
+
 def test_a_cached_program_solves_like_a_cold_build() -> None:
     """Re-solving a cached program with new values gives what a fresh build gives."""
     universe = make_universe(120, 4, 5, coverage=0.9, years=0.5)
