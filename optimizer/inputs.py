@@ -42,7 +42,7 @@ def triage_decisions(decisions: pd.DataFrame, book: Book, cs: ConstraintSet) -> 
 
     price = book.market["price"]
     ticker = d["ticker"]
-    known = ticker.isin(book.market.index).to_numpy()
+    known = book.market.index.get_indexer(pd.Index(ticker)) >= 0  # isin is slower on strings
     decision_id = d["decision_id"]
     has_id = decision_id.notna().to_numpy()
     mark(~has_id, "missing decision_id")
@@ -62,9 +62,9 @@ def triage_decisions(decisions: pd.DataFrame, book: Book, cs: ConstraintSet) -> 
     limit = cs.sanity.max_abs_target_weight
     mark(np.abs(target) > limit, f"absurd size: |target_weight| above {limit:.0%} of NAV")
     valid = reason == None  # noqa: E711 - elementwise
-    pair_key = (d["strategy_id"].astype(str) + "\x1f" + ticker.astype(str)).to_numpy()
     dup_pair = np.zeros(len(d), dtype=bool)
-    if valid.any():
+    if valid.any() and d.loc[valid, ["strategy_id", "ticker"]].duplicated().any():
+        pair_key = (d["strategy_id"].astype(str) + "\x1f" + ticker.astype(str)).to_numpy()
         keys = pd.Series(pair_key[valid])
         dup = keys.duplicated(keep="first").to_numpy()
         if dup.any():
@@ -118,25 +118,40 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
     pos = pos.loc[priced]
     valid = d[d["reject_reason"].isna()]
 
-    pairs = pd.concat(
-        [pos[["strategy_id", "ticker"]], valid[["strategy_id", "ticker"]]], ignore_index=True
-    ).drop_duplicates()
-    pairs = pairs.sort_values(["strategy_id", "ticker"]).reset_index(drop=True)
-    tickers = np.array(sorted(set(pairs["ticker"])), dtype=object)
-    t_index = pd.Index(tickers)
-    pair_ticker = t_index.get_indexer(pairs["ticker"])
-    n, p = len(tickers), len(pairs)
+    # Pairs (strategy, ticker) from holdings and valid decisions, as integer codes:
+    # sorted by strategy then ticker, as strings sort.
+    held = len(pos)
+    strategy_col = np.concatenate(
+        [pos["strategy_id"].to_numpy(dtype=str), valid["strategy_id"].to_numpy(dtype=str)]
+    )
+    ticker_col = np.concatenate(
+        [pos["ticker"].to_numpy(dtype=str), valid["ticker"].to_numpy(dtype=str)]
+    )
+    ticker_names, ticker_code = np.unique(ticker_col, return_inverse=True)
+    strategy_names, strategy_code = np.unique(strategy_col, return_inverse=True)
+    n = len(ticker_names)
+    pair_code, pair_of_row = np.unique(
+        strategy_code.astype(np.int64) * max(n, 1) + ticker_code, return_inverse=True
+    )
+    p = len(pair_code)
+    pair_ticker = (pair_code % max(n, 1)).astype(np.intp)
+    pair_strategy = strategy_names[pair_code // max(n, 1)].astype(object)
+    tickers = ticker_names.astype(object)
 
     mk = market.loc[tickers] if n else market.iloc[:0]
     price = mk["price"].to_numpy(dtype=float)
-    pair_keys = pd.MultiIndex.from_frame(pairs)
-    qty = pos.set_index(["strategy_id", "ticker"])["quantity"].reindex(pair_keys).fillna(0.0)
-    w0 = qty.to_numpy(dtype=float) * price[pair_ticker] / book.nav
-    dec = valid.set_index(["strategy_id", "ticker"])
-    target = dec["target_weight"].reindex(pair_keys)
-    has_decision = target.notna().to_numpy()
-    w_tilde = np.where(has_decision, target.to_numpy(dtype=float), w0)
-    confidence = dec["confidence"].reindex(pair_keys).fillna(0.0).to_numpy(dtype=float)
+    # Holdings are one row per pair (the Book's contract); decisions too (triage).
+    qty = np.bincount(
+        pair_of_row[:held], weights=pos["quantity"].to_numpy(dtype=float), minlength=p
+    )
+    w0 = qty * price[pair_ticker] / book.nav
+    decided_pair = pair_of_row[held:]
+    has_decision = np.zeros(p, dtype=bool)
+    has_decision[decided_pair] = True
+    w_tilde = w0.copy()
+    w_tilde[decided_pair] = valid["target_weight"].to_numpy(dtype=float)
+    confidence = np.zeros(p)
+    confidence[decided_pair] = valid["confidence"].to_numpy(dtype=float)
     M = sp.csr_matrix((np.ones(p), (pair_ticker, np.arange(p))), shape=(n, p))
     h0 = np.asarray(M @ w0)
 
@@ -172,7 +187,7 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
         country=mk["country"].astype(str).to_numpy(dtype=object),
         cluster=cluster,
         h0=h0,
-        pair_strategy=pairs["strategy_id"].to_numpy(dtype=object),
+        pair_strategy=pair_strategy,
         pair_ticker=pair_ticker,
         w0=w0,
         w_tilde=w_tilde,
@@ -197,13 +212,9 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
     )
     if problems:
         raise ConfigError(cs.name, problems)
-    pair_lookup = pd.Series(np.arange(p), index=pair_keys)
-    d["pair"] = -1
-    ok = d["reject_reason"].isna()
-    d.loc[ok, "pair"] = pair_lookup.reindex(
-        pd.MultiIndex.from_frame(d.loc[ok, ["strategy_id", "ticker"]])
-    ).to_numpy()
-    d["pair"] = d["pair"].astype(int)
+    pair = np.full(len(d), -1, dtype=int)
+    pair[np.flatnonzero(d["reject_reason"].isna().to_numpy())] = decided_pair
+    d["pair"] = pair
     return PreparedInputs(
         data=data, decisions=d, unpriced_holdings=unpriced, warnings=tuple(warnings)
     )
