@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -368,6 +369,53 @@ def attribution_details(
             entry["group"] = str(where[i])
         out.append(entry)
     return out
+
+
+def attribution_json(
+    attribution: Attribution, names: np.ndarray, *, min_share: float = 0.01
+) -> dict[int, str]:
+    """``json.dumps(attribution_details(attribution, i), sort_keys=True)`` for each name,
+    byte for byte, with each cause's text encoded once rather than once per name."""
+    names = np.asarray(names, dtype=int)
+    if not len(names):
+        return {}
+    causes = attribution.causes
+    head = [f'{{"constraint": {json.dumps(c.name)}, "contribution": ' for c in causes]
+    describe = [f', "description": {json.dumps(c.description)}' for c in causes]
+    scope = [f', "scope": {json.dumps(c.scope)}, "share": ' for c in causes]
+    tail = [("}" if c.tier is None else f', "tier": {int(c.tier)}}}') for c in causes]
+    limits = [attribution.limit_value.get(c.name) for c in causes]
+    groups = [attribution.group.get(c.name) for c in causes]
+    shares = attribution.shares[names]
+    magnitude = np.abs(shares)
+    order = np.argsort(-magnitude, axis=1)
+    shown = np.take_along_axis(magnitude, order, axis=1) >= min_share
+    contributions = attribution.contributions[names].tolist()
+    share_rows = shares.tolist()
+    quoted: dict[object, str] = {}  # group label → its JSON text
+    out: dict[int, str] = {}
+    for r, i in enumerate(names.tolist()):
+        entries = []
+        for j in order[r, shown[r]].tolist():
+            text = head[j] + _json_number(contributions[r][j]) + describe[j]
+            where = groups[j]
+            if where is not None and where[i] is not None:
+                label = where[i]
+                if label not in quoted:
+                    quoted[label] = f', "group": {json.dumps(str(label))}'
+                text += quoted[label]
+            value = limits[j]
+            if value is not None and math.isfinite(value[i]):
+                text += f', "limit": {_json_number(float(value[i]))}'
+            text += scope[j] + _json_number(round(share_rows[r][j], 6)) + tail[j]
+            entries.append(text)
+        out[i] = "[" + ", ".join(entries) + "]"
+    return out
+
+
+def _json_number(x: float) -> str:
+    """A float as ``json.dumps`` writes it."""
+    return repr(x) if math.isfinite(x) else json.dumps(x)
 
 
 def execution_priority(

@@ -41,7 +41,7 @@ from optimizer.diff import (
     Attribution,
     Cause,
     attribute,
-    attribution_details,
+    attribution_json,
     details_json,
     execution_priority,
     label_trades,
@@ -762,8 +762,12 @@ def _diff_tables(
             "exposures_after": exposures_after,
         }
     )
-    explained: dict[int, list[dict[str, Any]]] = {}
-    for rec in d.to_dict("records"):
+    records = d.to_dict("records")
+    decision_pairs = [int(rec["pair"]) for rec in records if rec["reject_reason"] is None]
+    changed = np.flatnonzero(~data.has_decision & (np.abs(final_trade) > tol_t[pt]))
+    acted = np.concatenate([np.asarray(decision_pairs, dtype=int), changed])
+    explained = attribution_json(attribution, np.unique(pt[acted[pair_labels[acted] != OK]]))
+    for rec in records:
         reject = rec["reject_reason"]
         if reject is not None:
             details = {"reason": f"REJECTED: {reject}", "sanity_reject": reject}
@@ -782,13 +786,12 @@ def _diff_tables(
                 explained,
             )
         )
-    changed = ~data.has_decision & (np.abs(final_trade) > tol_t[pt])
-    for changed_pair in np.flatnonzero(changed):
+    for changed_pair in changed.tolist():
         rows.append(
             _pair_action(
                 data,
                 attribution,
-                int(changed_pair),
+                changed_pair,
                 None,
                 pair_labels,
                 pair_reasons,
@@ -825,8 +828,8 @@ def _action(
     proposed: float,
     final: float,
     current: float,
-    details: dict[str, Any],
-    shared: str = "",
+    reason: str,
+    details: str,
 ) -> dict[str, Any]:
     return {
         "ticker": ticker,
@@ -836,8 +839,8 @@ def _action(
         "proposed_weight": proposed,
         "final_weight": final,
         "current_weight": current,
-        "reason": details["reason"],
-        "details_json": details_json(details, shared),
+        "reason": reason,
+        "details_json": details,
     }
 
 
@@ -851,8 +854,8 @@ def _rejected(rec: Mapping[Any, Any], details: dict[str, Any], shared: str = "")
         float(rec["target_weight"]),
         np.nan,
         np.nan,
-        details,
-        shared,
+        details["reason"],
+        details_json(details, shared),
     )
 
 
@@ -865,22 +868,23 @@ def _pair_action(
     texts: list[str],
     w_final: np.ndarray,
     common: str,
-    explained: dict[int, list[dict[str, Any]]],
+    explained: dict[int, str],
 ) -> dict[str, Any]:
+    """One action row; its ``details_json`` has the ticker's attribution (encoded once per
+    ticker by :func:`attribution_json`) spliced in first, where ``sort_keys`` puts it."""
     i = int(data.pair_ticker[pair])
     label = str(labels[pair])
-    if label != OK and i not in explained:
-        explained[i] = attribution_details(attribution, i)
-    details = {
+    details: dict[str, Any] = {
         "reason": texts[pair],
         "current_weight": float(data.w0[pair]),
         "proposed_weight": float(data.w_tilde[pair]),
         "final_weight": float(w_final[pair]),
         "confidence": float(data.confidence[pair]) if data.has_decision[pair] else None,
-        "attribution": [] if label == OK else explained[i],
     }
     if attribution.has_costs:
         details["cost_weight"] = True
+    rest = details_json(details, common)
+    cause_list = "[]" if label == OK else explained[i]
     return _action(
         str(data.tickers[i]),
         decision_id,
@@ -889,8 +893,8 @@ def _pair_action(
         float(data.w_tilde[pair]),
         float(w_final[pair]),
         float(data.w0[pair]),
-        details,
-        common,
+        texts[pair],
+        f'{{"attribution": {cause_list}, {rest[1:]}',
     )
 
 

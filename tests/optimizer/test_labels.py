@@ -9,6 +9,7 @@ import pytest
 
 from constraints.config import ConstraintSet
 from optimizer import rebalance
+from optimizer.diff import Attribution, Cause, attribution_details, attribution_json
 from tests.helpers import decisions, hand_book
 
 PRICES = {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0, "DDD": 10.0}
@@ -168,3 +169,35 @@ def test_trading_costs_stop_a_small_trade_short_and_are_attributed() -> None:
     assert row["costs"] == pytest.approx(-kappa / 2, abs=1e-7)
     # A trade smaller than the cost band is not worth making: BBB stays at zero.
     assert result.targets.set_index("ticker").loc["BBB", "target_position"] == 0
+
+
+def test_attribution_json_is_the_json_of_attribution_details() -> None:
+    """The per-ticker JSON built from pre-encoded pieces equals ``json.dumps`` of the
+    details, byte for byte: quotes and non-ASCII text, groups that are missing, limits that
+    are not finite, causes without a tier, shares below the cut, a name that did not move."""
+    rng = np.random.default_rng(5)
+    causes = (
+        Cause("position.max_weight", 'cap "per name"', "name", 2),
+        Cause("risk.max_volatility", "volatility cap (drawdown-scaled ×0.85)", "portfolio", 1),
+        Cause("groups.sector.net", "sector net", "group", 3),
+        Cause("risk_aversion", "risk aversion", "portfolio"),
+    )
+    n = 40
+    contributions = rng.standard_normal((n, len(causes))) * rng.choice([1e-4, 1.0, 3e3], n)[:, None]
+    contributions[3] = 0.0
+    contributions[5, 1] = -0.0
+    sector = np.array([None if k % 3 == 0 else f"S{k % 4}" for k in range(n)], dtype=object)
+    cap = np.where(np.arange(n) % 5 == 0, np.inf, 0.05)
+    cap[7] = np.nan
+    attribution = Attribution(
+        causes,
+        contributions,
+        contributions.sum(axis=1),
+        {"position.max_weight": cap},
+        {"groups.sector.net": sector},
+    )
+    encoded = attribution_json(attribution, np.arange(n))
+    for i in range(n):
+        assert encoded[i] == json.dumps(attribution_details(attribution, i), sort_keys=True)
+    assert encoded[3] == "[]"
+    assert "\\u00d7" in encoded[0] and '\\"per name\\"' in encoded[0]
