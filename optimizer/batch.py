@@ -60,11 +60,12 @@ from constraints.states import BlackSwanState
 from data.book import Book
 from data.contracts import check_decision_columns
 from optimizer.rebalance import degraded_result, rebalance
-from optimizer.result import DEGRADED, FALLBACK, RebalanceResult
+from optimizer.result import DEGRADED, FALLBACK, RebalanceResult, RunInfo
 
 log = logging.getLogger("riskopt")
 
 DECISION_COLUMNS = ["decision_id", "ticker", "strategy_id", "target_weight", "confidence"]
+KEEP = ("results", "summaries")
 
 
 @dataclass(frozen=True)
@@ -84,11 +85,33 @@ class Job:
     name_risk_aversion: float | Mapping[str, float] | np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class BookSummary:
+    """What a batch keeps of a book with ``keep="summaries"``: the run record (status,
+    label counts, exposures, breaches, warnings, timings) without the tables, a few kB
+    where a 300-name book's full result pickles to about 650 kB."""
+
+    run: RunInfo
+    names: int
+    """Rows of the book's target table."""
+
+    @classmethod
+    def of(cls, result: RebalanceResult) -> BookSummary:
+        return cls(run=result.run, names=len(result.targets))
+
+
+Outcome = RebalanceResult | BookSummary
+
+
 @dataclass
 class BatchResult:
-    """One result per job, in job order, and how the batch went."""
+    """One result per job, in job order, and how the batch went.
 
-    results: list[RebalanceResult]
+    Each item of ``results`` is a :class:`~optimizer.result.RebalanceResult`, or a
+    :class:`BookSummary` when the batch ran with ``keep="summaries"``; both have ``.run``.
+    """
+
+    results: list[Outcome]
     seconds: float
     engine: str
     workers: int
@@ -101,11 +124,11 @@ class BatchResult:
     def __iter__(self) -> Any:
         return iter(self.results)
 
-    def __getitem__(self, index: int) -> RebalanceResult:
+    def __getitem__(self, index: int) -> Outcome:
         return self.results[index]
 
     @property
-    def failed(self) -> list[RebalanceResult]:
+    def failed(self) -> list[Outcome]:
         """Books that ended ``FALLBACK`` or ``DEGRADED``."""
         return [r for r in self.results if r.run.status in (FALLBACK, DEGRADED)]
 
@@ -123,8 +146,8 @@ class BatchResult:
                     "run_id": run.run_id,
                     "status": run.status,
                     "state": run.state,
-                    "names": len(r.targets),
-                    **{label: int(n) for label, n in r.label_counts().items()},
+                    "names": r.names if isinstance(r, BookSummary) else len(r.targets),
+                    **{label: int(n) for label, n in r.run.counts.items()},
                     "gross_after": run.exposures_after.get("gross", np.nan),
                     "net_after": run.exposures_after.get("net", np.nan),
                     "seconds": run.timings.get("total", np.nan),
@@ -134,8 +157,16 @@ class BatchResult:
         return pd.DataFrame(rows)
 
 
-def run_job(job: Job, store: str | None = None, now: dt.datetime | None = None) -> RebalanceResult:
-    """Rebalance one job; never raises (the batch's unit of isolation)."""
+def run_job(
+    job: Job, store: str | None = None, now: dt.datetime | None = None, keep: str = "results"
+) -> Outcome:
+    """Rebalance one job; never raises (the batch's unit of isolation). With
+    ``keep="summaries"`` only its :class:`BookSummary` comes back."""
+    result = _run_job(job, store, now)
+    return BookSummary.of(result) if keep == "summaries" else result
+
+
+def _run_job(job: Job, store: str | None, now: dt.datetime | None) -> RebalanceResult:
     try:
         decisions = _decisions(job.decisions)
         return rebalance(
@@ -184,6 +215,7 @@ def rebalance_many(
     workers: int | None = None,
     now: dt.datetime | None = None,
     batch_id: str | None = None,
+    keep: str = "results",
 ) -> BatchResult:
     """Rebalance every job; one failed book never stops the others.
 
@@ -207,7 +239,14 @@ def rebalance_many(
         The batch's clock for state staleness (default: now, taken once).
     batch_id
         Prefix of the default run ids ``<batch_id>-<index>`` (default: random).
+    keep
+        ``"results"``: every book's :class:`~optimizer.result.RebalanceResult`, tables
+        and all. ``"summaries"``: only its :class:`BookSummary`, so that tens of thousands
+        of accounts fit in memory; pair it with ``store``, where every book's tables are
+        written by its worker.
     """
+    if keep not in KEEP:
+        raise ValueError(f"keep must be one of {KEEP}, got {keep!r}")
     job_list = list(jobs)
     bad = [i for i, job in enumerate(job_list) if not isinstance(job, Job)]
     if bad:
@@ -230,14 +269,14 @@ def rebalance_many(
     workers = max(1, workers or os.cpu_count() or 1)
 
     start = time.perf_counter()
-    results: list[RebalanceResult | None] = [None] * len(job_list)
+    results: list[Outcome | None] = [None] * len(job_list)
     errors: dict[str, str] = {}
     bar = tqdm(
         total=len(job_list), unit="book", desc="rebalance", disable=not progress, file=sys.stderr
     )
     failures = 0
 
-    def done(index: int, result: RebalanceResult) -> None:
+    def done(index: int, result: Outcome) -> None:
         nonlocal failures
         results[index] = result
         if result.run.status in (FALLBACK, DEGRADED):
@@ -250,7 +289,8 @@ def rebalance_many(
 
     def lost(index: int, err: BaseException) -> None:
         """The task itself failed (a dead worker, an unpicklable job)."""
-        done(index, failed_result(job_list[index], err, store=store))
+        result = failed_result(job_list[index], err, store=store)
+        done(index, BookSummary.of(result) if keep == "summaries" else result)
 
     engine: str
     try:
@@ -258,7 +298,7 @@ def rebalance_many(
             engine = "serial"
             workers = 1
             for i, job in enumerate(job_list):
-                done(i, run_job(job, store, now))
+                done(i, run_job(job, store, now, keep))
         elif executor is None or executor == "processes":
             engine = "processes"
             broken: list[int] = []
@@ -270,7 +310,7 @@ def rebalance_many(
                     lost(index, err)
 
             with ProcessPoolExecutor(max_workers=min(workers, max(1, len(job_list)))) as pool:
-                _drain(pool.submit, job_list, store, now, done, lost_or_broken)
+                _drain(pool.submit, job_list, store, now, keep, done, lost_or_broken)
             # A worker died and took the pool with it: run each book it left unfinished in
             # a process of its own, so that only the book that kills its process fails.
             for index in sorted(broken):
@@ -280,6 +320,7 @@ def rebalance_many(
                         [job_list[index]],
                         store,
                         now,
+                        keep,
                         _at(done, index),
                         _at(lost, index),
                     )
@@ -304,17 +345,18 @@ def rebalance_many(
                 Client(cluster) as client,
             ):
                 _drain_dask(
-                    client, job_list, store, now, done, lost, _chunk(len(job_list), workers)
+                    client, job_list, store, now, keep, done, lost, _chunk(len(job_list), workers)
                 )
         elif _is_dask_client(executor):
             engine = "dask"
             dask_client: Any = executor
             workers = len(dask_client.scheduler_info().get("workers", {})) or workers
-            _drain_dask(executor, job_list, store, now, done, lost, _chunk(len(job_list), workers))
+            chunk = _chunk(len(job_list), workers)
+            _drain_dask(executor, job_list, store, now, keep, done, lost, chunk)
         elif isinstance(executor, Executor):
             engine = type(executor).__name__
             workers = int(getattr(executor, "_max_workers", workers))
-            _drain(executor.submit, job_list, store, now, done, lost)
+            _drain(executor.submit, job_list, store, now, keep, done, lost)
         else:
             raise TypeError(
                 "executor must be None, 'serial', 'processes', 'dask', a "
@@ -334,17 +376,18 @@ def rebalance_many(
 
 
 def _drain(
-    submit: Callable[..., Future[RebalanceResult]],
+    submit: Callable[..., Future[Outcome]],
     jobs: Sequence[Job],
     store: str | None,
     now: dt.datetime,
-    done: Callable[[int, RebalanceResult], None],
+    keep: str,
+    done: Callable[[int, Outcome], None],
     lost: Callable[[int, BaseException], None],
 ) -> None:
-    futures: dict[Future[RebalanceResult], int] = {}
+    futures: dict[Future[Outcome], int] = {}
     for i, job in enumerate(jobs):
         try:
-            futures[submit(run_job, job, store, now)] = i
+            futures[submit(run_job, job, store, now, keep)] = i
         except Exception as err:  # e.g. a pool already broken
             lost(i, err)
     for future in as_completed(futures):
@@ -358,10 +401,13 @@ def _drain(
 
 
 def run_jobs(
-    jobs: Sequence[Job], store: str | None = None, now: dt.datetime | None = None
-) -> list[RebalanceResult]:
+    jobs: Sequence[Job],
+    store: str | None = None,
+    now: dt.datetime | None = None,
+    keep: str = "results",
+) -> list[Outcome]:
     """:func:`run_job` over a few jobs: one cluster task, each book still isolated."""
-    return [run_job(job, store, now) for job in jobs]
+    return [run_job(job, store, now, keep) for job in jobs]
 
 
 def _drain_dask(
@@ -369,7 +415,8 @@ def _drain_dask(
     jobs: Sequence[Job],
     store: str | None,
     now: dt.datetime,
-    done: Callable[[int, RebalanceResult], None],
+    keep: str,
+    done: Callable[[int, Outcome], None],
     lost: Callable[[int, BaseException], None],
     chunk: int = 1,
 ) -> None:
@@ -384,6 +431,7 @@ def _drain_dask(
         [[jobs[i] for i in group] for group in groups],
         store=store,
         now=now,
+        keep=keep,
         key=[f"riskopt-{jobs[group[0]].run_id}-{len(group)}" for group in groups],
         pure=False,
     )
@@ -410,6 +458,7 @@ def _drain_dask(
             [jobs[i]],
             store=store,
             now=now,
+            keep=keep,
             pure=False,
             key=f"riskopt-{jobs[i].run_id}-alone",
         )

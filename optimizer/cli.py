@@ -257,6 +257,14 @@ def batch(
         str | None, typer.Option(help="SQLAlchemy URL: each book stored as it finishes")
     ] = None,
     state: Annotated[str | None, typer.Option(help="state for jobs that name none")] = None,
+    summaries_only: Annotated[
+        bool,
+        typer.Option(
+            "--summaries-only",
+            help="keep only each book's run record in memory (needs --store, where the "
+            "tables go); writes summary.csv alone",
+        ),
+    ] = False,
 ) -> None:
     """Rebalance many books; a failed book is DEGRADED alone and the batch goes on."""
     from optimizer.batch import jobs_from_manifest, rebalance_many
@@ -267,6 +275,10 @@ def batch(
             raise ValidationError("batch", ["choose one of --scheduler, --dask and --serial"])
         if workers is not None and workers < 1:
             raise ValidationError("workers", [f"must be >= 1, got {workers}"])
+        if summaries_only and store is None:
+            raise ValidationError(
+                "summaries-only", ["needs --store: without it the books' tables would be lost"]
+            )
         the_state = _check_state(state)
         try:
             job_list = jobs_from_manifest(jobs)
@@ -285,19 +297,30 @@ def batch(
                 raise ValidationError("scheduler", [f"cannot reach {scheduler}: {err}"]) from err
             executor = client
         try:
-            result = rebalance_many(job_list, executor, progress=True, store=store, workers=workers)
+            result = rebalance_many(
+                job_list,
+                executor,
+                progress=True,
+                store=store,
+                workers=workers,
+                keep="summaries" if summaries_only else "results",
+            )
         finally:
             if client is not None:
                 client.close()
     out.mkdir(parents=True, exist_ok=True)
     summary = result.summary()
     summary.to_csv(out / "summary.csv", index=False)
-    pd.concat([r.targets for r in result], ignore_index=True).to_csv(
-        out / "targets.csv", index=False
-    )
-    pd.concat([r.actions for r in result], ignore_index=True).to_csv(
-        out / "actions.csv", index=False
-    )
+    written = ["summary.csv"]
+    if not summaries_only:
+        tables = [r for r in result if isinstance(r, RebalanceResult)]
+        pd.concat([r.targets for r in tables], ignore_index=True).to_csv(
+            out / "targets.csv", index=False
+        )
+        pd.concat([r.actions for r in tables], ignore_index=True).to_csv(
+            out / "actions.csv", index=False
+        )
+        written += ["targets.csv", "actions.csv"]
     counts = summary["status"].value_counts()
     typer.echo(
         f"{len(result)} books in {result.seconds:.1f} s ({result.books_per_second:.1f} books/s, "
@@ -306,7 +329,7 @@ def batch(
     )
     for run_id, error in result.errors.items():
         typer.echo(f"  {run_id}: DEGRADED: {error}")
-    typer.echo(f"outputs written to {out}/ (summary.csv, targets.csv, actions.csv)")
+    typer.echo(f"outputs written to {out}/ ({', '.join(written)})")
 
 
 @app.command()

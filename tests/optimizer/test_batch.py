@@ -195,3 +195,43 @@ def test_on_the_process_pool_a_book_that_kills_its_process_fails_alone() -> None
     batch = rebalance_many(jobs, workers=2, progress=False, now=NOW)
     assert [r.run.status == "DEGRADED" for r in batch] == [False, True, False, False, False]
     assert "acct-1" in batch.errors and "terminated abruptly" in batch.errors["acct-1"]
+
+
+def test_summaries_only_keeps_the_record_and_stores_the_tables(tmp_path: Path) -> None:
+    """``keep="summaries"``: each book comes back as its run record (status, counts,
+    exposures, errors), a small fraction of the full result, while the store holds every
+    book's tables exactly as a full run writes them."""
+    import pickle
+
+    from optimizer.batch import BookSummary
+
+    jobs = _jobs(4)
+    jobs[1] = _poisoned(jobs[1])
+    stores = {keep: f"sqlite:///{tmp_path / f'{keep}.sqlite'}" for keep in ("results", "summaries")}
+    full = rebalance_many(jobs, progress=False, store=stores["results"], now=NOW, workers=2)
+    light = rebalance_many(
+        jobs, progress=False, store=stores["summaries"], now=NOW, workers=2, keep="summaries"
+    )
+    assert all(isinstance(r, BookSummary) for r in light)
+    assert [r.run.status for r in light.failed] == ["DEGRADED"]
+    assert light.errors == full.errors and "acct-1" in light.errors
+    pd.testing.assert_frame_equal(
+        light.summary().drop(columns="seconds"), full.summary().drop(columns="seconds")
+    )
+    assert len(pickle.dumps(light[0])) * 20 < len(pickle.dumps(full[0]))
+    tables = {}
+    for keep, url in stores.items():
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            tables[keep] = pd.read_sql(
+                sa.text(
+                    "select run_id, ticker, target_position from target_positions "
+                    "order by run_id, ticker"
+                ),
+                conn,
+            )
+        engine.dispose()
+    assert len(tables["results"]) > 100
+    pd.testing.assert_frame_equal(tables["summaries"], tables["results"])
+    with pytest.raises(ValueError, match="keep must be one of"):
+        rebalance_many(jobs, executor="serial", progress=False, keep="tables")

@@ -161,3 +161,31 @@ def test_batch_command_rejects_conflicting_engines(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "choose one" in result.output
     result = runner.invoke(app, ["batch", str(tmp_path / "nothing.csv")])
     assert result.exit_code == 2 and "not found" in result.output
+
+
+def test_batch_summaries_only_writes_the_summary_and_stores_the_tables(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    made = runner.invoke(
+        app, ["synth", "--out", str(jobs), "--n", "30", "--k", "3", "--books", "2"]
+    )
+    assert made.exit_code == 0, made.output
+    refused = runner.invoke(app, ["batch", str(jobs), "--serial", "--summaries-only"])
+    assert refused.exit_code == 2 and "needs --store" in refused.output
+    store = f"sqlite:///{tmp_path / 'runs.sqlite'}"
+    out = tmp_path / "out"
+    args = ["batch", str(jobs), "--serial", "--summaries-only", "--store", store]
+    result = runner.invoke(app, [*args, "--state", "NORMAL", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["summary.csv"]
+    summary = pd.read_csv(out / "summary.csv")
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(store)
+    with engine.connect() as conn:
+        stored = dict(
+            conn.execute(
+                sa.text("select run_id, count(*) from target_positions group by run_id")
+            ).all()
+        )
+    engine.dispose()
+    assert stored == dict(zip(summary["run_id"], summary["names"], strict=True))
