@@ -397,7 +397,7 @@ def attribution_json(
     for r, i in enumerate(names.tolist()):
         entries = []
         for j in order[r, shown[r]].tolist():
-            text = head[j] + _json_number(contributions[r][j]) + describe[j]
+            text = head[j] + json_number(contributions[r][j]) + describe[j]
             where = groups[j]
             if where is not None and where[i] is not None:
                 label = where[i]
@@ -406,14 +406,14 @@ def attribution_json(
                 text += quoted[label]
             value = limits[j]
             if value is not None and math.isfinite(value[i]):
-                text += f', "limit": {_json_number(float(value[i]))}'
-            text += scope[j] + _json_number(round(share_rows[r][j], 6)) + tail[j]
+                text += f', "limit": {json_number(float(value[i]))}'
+            text += scope[j] + json_number(round(share_rows[r][j], 6)) + tail[j]
             entries.append(text)
         out[i] = "[" + ", ".join(entries) + "]"
     return out
 
 
-def _json_number(x: float) -> str:
+def json_number(x: float) -> str:
     """A float as ``json.dumps`` writes it."""
     return repr(x) if math.isfinite(x) else json.dumps(x)
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import math
 import time
 import uuid
 from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii as encode_json_string
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,7 @@ from optimizer.diff import (
     attribution_json,
     details_json,
     execution_priority,
+    json_number,
     label_trades,
     reasons,
     shared_json,
@@ -753,7 +756,6 @@ def _diff_tables(
 
     # Actions: one per decision, plus one per pair the gate changed without a decision.
     d = prepared.decisions
-    rows: list[dict[str, Any]] = []
     common = shared_json(
         {
             "gamma": gamma,
@@ -762,45 +764,33 @@ def _diff_tables(
             "exposures_after": exposures_after,
         }
     )
-    records = d.to_dict("records")
-    decision_pairs = [int(rec["pair"]) for rec in records if rec["reject_reason"] is None]
+    rejected = d["reject_reason"].notna().to_numpy()
     changed = np.flatnonzero(~data.has_decision & (np.abs(final_trade) > tol_t[pt]))
-    acted = np.concatenate([np.asarray(decision_pairs, dtype=int), changed])
+    acted = np.concatenate([d["pair"].to_numpy()[~rejected].astype(int), changed])
     explained = attribution_json(attribution, np.unique(pt[acted[pair_labels[acted] != OK]]))
-    for rec in records:
-        reject = rec["reject_reason"]
-        if reject is not None:
+    decision_ids = d["decision_id"].to_numpy(dtype=object)[~rejected].tolist()
+    columns = _pair_actions(
+        data,
+        acted,
+        decision_ids + [None] * len(changed),
+        pair_labels,
+        pair_reasons,
+        w_final,
+        common,
+        explained,
+        costs=attribution.has_costs,
+    )
+    if rejected.any():  # rows rejected before the solve go back to their place
+        values = zip(*columns.values(), strict=True)
+        rows = [dict(zip(columns, row, strict=True)) for row in values]
+        records = d.loc[rejected].to_dict("records")
+        for k, rec in zip(np.flatnonzero(rejected).tolist(), records, strict=True):
+            reject = rec["reject_reason"]
             details = {"reason": f"REJECTED: {reject}", "sanity_reject": reject}
-            rows.append(_rejected(rec, details, common))
-            continue
-        rows.append(
-            _pair_action(
-                data,
-                attribution,
-                int(rec["pair"]),
-                rec["decision_id"],
-                pair_labels,
-                pair_reasons,
-                w_final,
-                common,
-                explained,
-            )
-        )
-    for changed_pair in changed.tolist():
-        rows.append(
-            _pair_action(
-                data,
-                attribution,
-                changed_pair,
-                None,
-                pair_labels,
-                pair_reasons,
-                w_final,
-                common,
-                explained,
-            )
-        )
-    actions = pd.DataFrame(rows, columns=list(_ACTION_COLUMNS))
+            rows.insert(k, _rejected(rec, details, common))
+        actions = pd.DataFrame(rows, columns=list(_ACTION_COLUMNS))
+    else:
+        actions = pd.DataFrame(columns, columns=list(_ACTION_COLUMNS))
     actions.insert(0, "action_id", [f"{run_id}-{k:05d}" for k in range(len(actions))])
     actions.insert(1, "run_id", run_id)
     actions.insert(2, "timestamp", created)
@@ -859,43 +849,52 @@ def _rejected(rec: Mapping[Any, Any], details: dict[str, Any], shared: str = "")
     )
 
 
-def _pair_action(
+def _pair_actions(
     data: ProgramData,
-    attribution: Attribution,
-    pair: int,
-    decision_id: str | None,
+    pairs: np.ndarray,
+    decision_ids: list[Any],
     labels: np.ndarray,
     texts: list[str],
     w_final: np.ndarray,
     common: str,
     explained: dict[int, str],
-) -> dict[str, Any]:
-    """One action row; its ``details_json`` has the ticker's attribution (encoded once per
-    ticker by :func:`attribution_json`) spliced in first, where ``sort_keys`` puts it."""
-    i = int(data.pair_ticker[pair])
-    label = str(labels[pair])
-    details: dict[str, Any] = {
-        "reason": texts[pair],
-        "current_weight": float(data.w0[pair]),
-        "proposed_weight": float(data.w_tilde[pair]),
-        "final_weight": float(w_final[pair]),
-        "confidence": float(data.confidence[pair]) if data.has_decision[pair] else None,
+    *,
+    costs: bool,
+) -> dict[str, list[Any]]:
+    """The action rows of ``pairs``, column by column. Each ``details_json`` is what
+    ``json.dumps(details, sort_keys=True)`` gives for the keys ``attribution`` (the
+    ticker's, encoded once by :func:`attribution_json`), ``confidence``, ``cost_weight``
+    (with costs), ``current_weight``, ``final_weight``, ``proposed_weight`` and
+    ``reason``, followed by the run's ``common`` keys."""
+    tickers = data.pair_ticker[pairs]
+    label = labels[pairs].astype(str).tolist()
+    reason = [texts[j] for j in pairs.tolist()]
+    current = data.w0[pairs].tolist()
+    proposed = data.w_tilde[pairs].tolist()
+    final = w_final[pairs].tolist()
+    confidence = np.where(data.has_decision[pairs], data.confidence[pairs], np.nan).tolist()
+    cost = ', "cost_weight": true' if costs else ""
+    details = [
+        f'{{"attribution": {"[]" if lab == OK else explained[i]}, "confidence": '
+        f"{'null' if math.isnan(conf) else json_number(conf)}{cost}, "
+        f'"current_weight": {json_number(cur)}, "final_weight": {json_number(fin)}, '
+        f'"proposed_weight": {json_number(pro)}, "reason": {encode_json_string(text)}, '
+        f"{common}}}"
+        for i, lab, conf, cur, fin, pro, text in zip(
+            tickers.tolist(), label, confidence, current, final, proposed, reason, strict=True
+        )
+    ]
+    return {
+        "ticker": data.tickers[tickers].astype(str).tolist(),
+        "decision_id": decision_ids,
+        "strategy_id": data.pair_strategy[pairs].astype(str).tolist(),
+        "action_type": label,
+        "proposed_weight": proposed,
+        "final_weight": final,
+        "current_weight": current,
+        "reason": reason,
+        "details_json": details,
     }
-    if attribution.has_costs:
-        details["cost_weight"] = True
-    rest = details_json(details, common)
-    cause_list = "[]" if label == OK else explained[i]
-    return _action(
-        str(data.tickers[i]),
-        decision_id,
-        str(data.pair_strategy[pair]),
-        label,
-        float(data.w_tilde[pair]),
-        float(w_final[pair]),
-        float(data.w0[pair]),
-        texts[pair],
-        f'{{"attribution": {cause_list}, {rest[1:]}',
-    )
 
 
 # -- degraded runs ---------------------------------------------------------------------------
