@@ -283,7 +283,9 @@ def label_trades(
 
 def _pcts(values: np.ndarray) -> list[str]:
     """:func:`_pct` of every value (on Python floats: numpy scalars round slowly)."""
-    return [f"{round(100.0 * x, 2) + 0.0:.2f}%" for x in np.asarray(values, dtype=float).tolist()]
+    # '.2f' rounds exactly as round(·, 2) does; only a negative zero needs mending.
+    text = [f"{x:.2f}%" for x in (100.0 * np.asarray(values, dtype=float)).tolist()]
+    return ["0.00%" if t == "-0.00%" else t for t in text]
 
 
 def reasons(
@@ -313,27 +315,30 @@ def reasons(
         return out
     sentence = attribution.sentences
     names = np.array(sorted({int(rows[k]) for k in todo} - sentence.keys()), dtype=int)
-    dom = attribution.dominant()
+    dom = attribution.dominant()[names].tolist()
     shares = attribution.shares[names]
     order = np.argsort(-shares, axis=1)
+    shown_others = np.take_along_axis(shares >= 0.05, order, axis=1)
+    share_rows = shares.tolist()
     # Per name: the main cause's sentence and the other causes with ≥ 5% of the move.
     causes = attribution.causes
     for r, i in enumerate(names.tolist()):
-        d = int(dom[i])
+        d = dom[r]
         cause = causes[d]
         value = attribution.limit_value.get(cause.name)
-        shown = "" if value is None or not np.isfinite(value[i]) else _pct(float(value[i]))
+        limit = math.nan if value is None else float(value[i])
+        shown = _pct(limit) if math.isfinite(limit) else ""
         where = attribution.group.get(cause.name)
         at = f" {where[i]}" if where is not None and where[i] is not None else ""
         if cause.value_label and shown:
             main = f"{cause.description}{at} ({cause.value_label} {shown} of NAV)"
         else:
             main = f"{cause.description}{at} ({cause.name}" + (f" {shown}" if shown else "") + ")"
-        row_shares = shares[r]
+        row_shares = share_rows[r]
         others = [
             f"{causes[j].description} {row_shares[j]:.0%}"
-            for j in order[r].tolist()
-            if j != d and row_shares[j] >= 0.05
+            for j in order[r, shown_others[r]].tolist()
+            if j != d
         ]
         sentence[i] = main + (f" with {', '.join(others)}" if others else "")
     for k in todo:
