@@ -28,10 +28,9 @@ Choices made:
 * A process pool is the default: the gate is CPU-bound Python plus a single-threaded
   solver, so threads would serialize on the GIL.
 * A worker process that dies (killed for memory, a crash in native code) breaks a
-  ``ProcessPoolExecutor``. On the pool this call starts, every book the broken pool left
-  unfinished is then run again in a process of its own, so only the book that kills its
-  process fails; on an executor you pass, those books come back ``DEGRADED`` naming the
-  broken pool. Dask retries a task whose worker died on another worker and, past its
+  ``ProcessPoolExecutor``. Every book the broken pool left unfinished (the pool this call
+  starts, or one you pass in) is then run again in a process of its own, so only the book
+  that kills its process fails. Dask retries a task whose worker died on another worker and, past its
   ``allowed-failures``, fails that task; its books are then run again one per task, so
   only the book that kills workers fails: the cluster engine isolates even crashes.
 """
@@ -45,8 +44,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -302,28 +300,9 @@ def rebalance_many(
         elif executor is None or executor == "processes":
             engine = "processes"
             broken: list[int] = []
-
-            def lost_or_broken(index: int, err: BaseException) -> None:
-                if isinstance(err, BrokenProcessPool):
-                    broken.append(index)
-                else:
-                    lost(index, err)
-
             with ProcessPoolExecutor(max_workers=min(workers, max(1, len(job_list)))) as pool:
-                _drain(pool.submit, job_list, store, now, keep, done, lost_or_broken)
-            # A worker died and took the pool with it: run each book it left unfinished in
-            # a process of its own, so that only the book that kills its process fails.
-            for index in sorted(broken):
-                with ProcessPoolExecutor(max_workers=1) as alone:
-                    _drain(
-                        alone.submit,
-                        [job_list[index]],
-                        store,
-                        now,
-                        keep,
-                        _at(done, index),
-                        _at(lost, index),
-                    )
+                _drain(pool.submit, job_list, store, now, keep, done, _or_broken(lost, broken))
+            _alone(broken, job_list, store, now, keep, done, lost)
         elif executor == "dask":
             import dask
             from distributed import Client, LocalCluster
@@ -356,7 +335,9 @@ def rebalance_many(
         elif isinstance(executor, Executor):
             engine = type(executor).__name__
             workers = int(getattr(executor, "_max_workers", workers))
-            _drain(executor.submit, job_list, store, now, keep, done, lost)
+            broken = []
+            _drain(executor.submit, job_list, store, now, keep, done, _or_broken(lost, broken))
+            _alone(broken, job_list, store, now, keep, done, lost)
         else:
             raise TypeError(
                 "executor must be None, 'serial', 'processes', 'dask', a "
@@ -467,6 +448,39 @@ def _drain_dask(
         except Exception as err:  # KilledWorker again: this is the book
             lost(i, err)
         single.release()
+
+
+def _or_broken(
+    lost: Callable[[int, BaseException], None], broken: list[int]
+) -> Callable[[int, BaseException], None]:
+    """``lost``, except that a book whose executor broke (a worker process died and took
+    the pool with it) is set aside in ``broken`` for :func:`_alone`."""
+
+    def lost_or_broken(index: int, err: BaseException) -> None:
+        if isinstance(err, BrokenExecutor):
+            broken.append(index)
+        else:
+            lost(index, err)
+
+    return lost_or_broken
+
+
+def _alone(
+    indices: list[int],
+    jobs: Sequence[Job],
+    store: str | None,
+    now: dt.datetime,
+    keep: str,
+    done: Callable[[int, Outcome], None],
+    lost: Callable[[int, BaseException], None],
+) -> None:
+    """Run each of these books in a process of its own, so that only a book that kills
+    its process fails (the books a broken pool left unfinished)."""
+    for index in sorted(indices):
+        with ProcessPoolExecutor(max_workers=1) as alone:
+            _drain(
+                alone.submit, [jobs[index]], store, now, keep, _at(done, index), _at(lost, index)
+            )
 
 
 def _at(callback: Callable[[int, Any], None], index: int) -> Callable[[int, Any], None]:

@@ -197,6 +197,19 @@ def test_on_the_process_pool_a_book_that_kills_its_process_fails_alone() -> None
     assert "acct-1" in batch.errors and "terminated abruptly" in batch.errors["acct-1"]
 
 
+def test_on_a_pool_passed_in_a_book_that_kills_its_process_fails_alone() -> None:
+    """A caller's pool breaks the same way; its unfinished books are re-run alone too."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = _jobs(5, n=40)
+    jobs[2] = dataclasses.replace(jobs[2], name_risk_aversion=_KillsItsWorker())  # type: ignore[arg-type]
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        batch = rebalance_many(jobs, executor=pool, progress=False, now=NOW)
+    assert batch.engine == "ProcessPoolExecutor"
+    assert [r.run.status == "DEGRADED" for r in batch] == [False, False, True, False, False]
+    assert list(batch.errors) == ["acct-2"]
+
+
 def test_summaries_only_keeps_the_record_and_stores_the_tables(tmp_path: Path) -> None:
     """``keep="summaries"``: each book comes back as its run record (status, counts,
     exposures, errors), a small fraction of the full result, while the store holds every
