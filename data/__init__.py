@@ -3,7 +3,12 @@
 This package knows pandas and SQLAlchemy and nothing of cvxpy.
 """
 
+from pathlib import Path
+
 from data.book import Book
 from data.errors import RiskoptError, ValidationError
 
-__all__ = ["Book", "RiskoptError", "ValidationError"]
+SAMPLES = Path(__file__).resolve().parent / "samples"
+"""The shipped sample book (``book/``) and its decisions (``decisions.csv``)."""
+
+__all__ = ["SAMPLES", "Book", "RiskoptError", "ValidationError"]

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -18,16 +20,10 @@
 # the risk aversion set by the debate. One row of metrics per set, then the plots.
 
 # %%
-from pathlib import Path
-
+from data import SAMPLES
 from data.loaders import load_book, load_decisions
 from optimizer import rebalance, research
 
-SAMPLES = (
-    Path.cwd().parent / "data" / "samples"
-    if (Path.cwd().parent / "data").exists()
-    else Path("data/samples")
-)
 book = load_book(SAMPLES / "book")
 decisions = load_decisions(SAMPLES / "decisions.csv")
 sets = ["default", "conservative", "long_only", "market_neutral"]

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -20,23 +22,18 @@
 
 # %%
 import dataclasses
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from constraints.config import ConstraintSet
+from data import SAMPLES
 from data.loaders import load_book, load_decisions
 from optimizer import rebalance
 from optimizer.debate import compute_features, run_debate
 from optimizer.inputs import prepare
 
-SAMPLES = (
-    Path.cwd().parent / "data" / "samples"
-    if (Path.cwd().parent / "data").exists()
-    else Path("data/samples")
-)
 book = load_book(SAMPLES / "book")
 decisions = load_decisions(SAMPLES / "decisions.csv")
 cs = ConstraintSet.load("default")

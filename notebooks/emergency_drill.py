@@ -20,18 +20,12 @@
 # calmer one's.
 
 # %%
-from pathlib import Path
-
 import pandas as pd
 
+from data import SAMPLES
 from data.loaders import load_book, load_decisions
 from optimizer import rebalance
 
-SAMPLES = (
-    Path.cwd().parent / "data" / "samples"
-    if (Path.cwd().parent / "data").exists()
-    else Path("data/samples")
-)
 book = load_book(SAMPLES / "book")
 decisions = load_decisions(SAMPLES / "decisions.csv")
 states = ["NORMAL", "ELEVATED", "EMERGENCY"]

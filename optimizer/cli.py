@@ -22,11 +22,11 @@ from tqdm import tqdm
 
 from constraints.config import ConstraintSet
 from constraints.errors import ConfigError
+from data import SAMPLES
 from data.errors import RiskoptError, ValidationError
 from optimizer.result import RebalanceResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="riskopt: the convex risk gate.")
-SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 T = TypeVar("T")
 
 
