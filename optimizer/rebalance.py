@@ -556,22 +556,19 @@ def _breaches(limits: list[LinearLimit], h: np.ndarray, w: np.ndarray) -> list[d
 def _binding(
     limits: list[LinearLimit], bounds: list[HardBound], solved: Solved, data: ProgramData
 ) -> pd.DataFrame:
-    frames = []
+    """Policy rows and hard bounds with a multiplier above :data:`DUAL_TOL`, largest
+    first (built from arrays: one frame, not one per limit)."""
+    names, kinds, tiers, labels, duals, slacks = [], [], [], [], [], []
     for limit, lam, slack in zip(limits, solved.duals, solved.slacks, strict=True):
         rows = np.flatnonzero(lam > DUAL_TOL)
         if len(rows):
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "constraint": limit.name,
-                        "kind": "policy",
-                        "tier": limit.tier,
-                        "label": np.asarray(limit.labels, dtype=object)[rows],
-                        "dual": lam[rows],
-                        "slack": slack[rows],
-                    }
-                )
-            )
+            names.append(np.full(len(rows), limit.name, dtype=object))
+            kinds.append(np.full(len(rows), "policy", dtype=object))
+            tiers.append(np.full(len(rows), limit.tier, dtype=float))
+            labels.append(np.asarray(limit.labels, dtype=object)[rows])
+            duals.append(lam[rows])
+            slacks.append(slack[rows])
+    hard = False
     for b, (upper, lower) in zip(
         bounds,
         box_duals_by_bound(bounds, solved.box_upper_dual, solved.box_lower_dual),
@@ -580,21 +577,26 @@ def _binding(
         dual = upper + lower
         rows = np.flatnonzero(dual > DUAL_TOL)
         if len(rows):
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "constraint": b.name,
-                        "kind": "hard",
-                        "tier": np.nan,
-                        "label": data.tickers[rows],
-                        "dual": dual[rows],
-                        "slack": 0.0,
-                    }
-                )
-            )
-    if not frames:
+            hard = True
+            names.append(np.full(len(rows), b.name, dtype=object))
+            kinds.append(np.full(len(rows), "hard", dtype=object))
+            tiers.append(np.full(len(rows), np.nan))
+            labels.append(np.asarray(data.tickers[rows], dtype=object))
+            duals.append(dual[rows])
+            slacks.append(np.zeros(len(rows)))
+    if not names:
         return _empty_binding()
-    out = pd.concat(frames, ignore_index=True)
+    tier = np.concatenate(tiers)
+    out = pd.DataFrame(
+        {
+            "constraint": np.concatenate(names),
+            "kind": np.concatenate(kinds),
+            "tier": tier if hard else tier.astype(np.int64),  # NaN only for hard bounds
+            "label": np.concatenate(labels),
+            "dual": np.concatenate(duals),
+            "slack": np.concatenate(slacks),
+        }
+    )
     return out.sort_values(
         ["dual", "constraint", "label"], ascending=[False, True, True]
     ).reset_index(drop=True)
