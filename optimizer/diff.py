@@ -175,6 +175,17 @@ def attribute(
             add(cause, lam[0] * limit.gradient(h))
             limit_value[limit.name] = np.full(n, limit.rhs[0])
             continue
+        span = {"abs": (-1.0, 1.0), "pos": (0.0, 1.0), "neg": (-1.0, 0.0), "id": (0.0, 0.0)}[
+            limit.transform
+        ]
+        if not lam.any():  # most rows of most limits do not bind: nothing to attribute
+            add(cause, np.zeros(n), None, span)
+            if limit.A is None:
+                limit_value[limit.name] = sign * limit.rhs
+            else:
+                group[limit.name] = np.full(n, None, dtype=object)
+                limit_value[limit.name] = np.full(n, np.nan)
+            continue
         v = h if limit.on == "h" else w
         slope, kink = transform_slope(limit.transform, v, KINK_EPS)
         nonneg = limit.A is not None and (
@@ -191,9 +202,6 @@ def attribute(
             # Pair forces as ticker-equivalent forces: Σ_p f_p / (2c_p) / H_i.
             force = np.asarray(data.M @ (force * inv2c)) / H
             cap = np.asarray(data.M @ (cap * inv2c)) / H
-        span = {"abs": (-1.0, 1.0), "pos": (0.0, 1.0), "neg": (-1.0, 0.0), "id": (0.0, 0.0)}[
-            limit.transform
-        ]
         add(cause, force, cap, span)
         if limit.A is None:
             limit_value[limit.name] = sign * limit.rhs
