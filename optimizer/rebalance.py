@@ -7,6 +7,7 @@ diff (labels, attribution, reasons, priority) → optionally store, in one trans
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -271,6 +272,10 @@ def rebalance(
             prepared_warnings.append(
                 f"solver {inaccurate.solver} solution accepted at reduced accuracy"
             )
+    if solved is not None:
+        solved = _exact_if_proposal_optimal(
+            solved, data, limits, lo, hi, gamma=gamma, kappa=kappa, costs=cs.objective.costs
+        )
     t_solved = time.perf_counter()
 
     if solved is not None:
@@ -526,6 +531,45 @@ def _accuracy_problem(solved: Solved, lo: np.ndarray, hi: np.ndarray) -> str | N
     if solved.status != SOLVER_OPTIMAL:
         return f"status {solved.status}"
     return None
+
+
+def _exact_if_proposal_optimal(
+    solved: Solved,
+    data: ProgramData,
+    limits: list[LinearLimit],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    *,
+    gamma: float,
+    kappa: np.ndarray,
+    costs: bool,
+) -> Solved:
+    """The proposal itself, exactly, where it is known to be optimal; else ``solved``.
+
+    With no risk aversion (γ = 0) and no trading cost on the proposed trades, the
+    objective is the tracking term alone, whose minimum (zero) is the proposal. If the
+    proposal also meets the hard box and every policy row (to the last bit, no
+    tolerance), it is the solution, with zero slacks and zero multipliers. An
+    interior-point solver only comes within its tolerance of it (about 1e-7 of NAV), which
+    would let a compliant proposal move by a lot after rounding; this returns it unchanged.
+    """
+    w, h = data.w_tilde, data.h_tilde
+    if gamma != 0.0 or (costs and np.any((kappa > 0) & (h != data.h0))):
+        return solved
+    if not (np.all(lo <= h) and np.all(h <= hi)):
+        return solved
+    if not all(np.all(limit.lhs(h, w) <= limit.rhs) for limit in limits):
+        return solved
+    return dataclasses.replace(
+        solved,
+        w=w.copy(),
+        h=h.copy(),
+        slacks=[np.zeros_like(s) for s in solved.slacks],
+        duals=[np.zeros_like(d) for d in solved.duals],
+        box_upper_dual=np.zeros_like(solved.box_upper_dual),
+        box_lower_dual=np.zeros_like(solved.box_lower_dual),
+        objective=0.0,
+    )
 
 
 def _breaches(limits: list[LinearLimit], h: np.ndarray, w: np.ndarray) -> list[dict[str, Any]]:
