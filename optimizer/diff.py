@@ -91,11 +91,6 @@ class Attribution:
         return any(c.name == COSTS for c in self.causes)
 
     @functools.cached_property
-    def sentences(self) -> dict[int, str]:
-        """Memo of :func:`reasons`' explanation of each name (shared by pairs and tickers)."""
-        return {}
-
-    @functools.cached_property
     def shares(self) -> np.ndarray:
         """Each cause's share of each name's deviation (0 where a name did not move)."""
         dev = self.deviation[:, None]
@@ -304,8 +299,12 @@ def reasons(
     current: np.ndarray,
     has_proposal: np.ndarray,
     rows: np.ndarray,
+    sentences: dict[int, str] | None = None,
 ) -> list[str]:
-    """One plain-words sentence per row (``rows`` index the attribution's names)."""
+    """One plain-words sentence per row (``rows`` index the attribution's names).
+
+    ``sentences`` holds each name's explanation once written; pass the same dict to the
+    calls for pairs and for tickers of one run so that a name is explained once."""
     rows = np.asarray(rows, dtype=int)
     labels_l = [str(x) for x in np.asarray(labels).tolist()]
     p_pct, f_pct, c_pct = _pcts(proposed), _pcts(final), _pcts(current)
@@ -321,7 +320,7 @@ def reasons(
     todo = [k for k, label in enumerate(labels_l) if label != OK]
     if not todo:
         return out
-    sentence = attribution.sentences
+    sentence = {} if sentences is None else sentences
     names = np.array(sorted({int(rows[k]) for k in todo} - sentence.keys()), dtype=int)
     dom = attribution.dominant()[names].tolist()
     shares = attribution.shares[names]

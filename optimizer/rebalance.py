@@ -731,8 +731,9 @@ def _diff_tables(
             REJECTED,
             pair_labels,
         )
+    sentences: dict[int, str] = {}  # each name explained once, for its pairs and itself
     pair_reasons = reasons(
-        pair_labels, attribution, data.w_tilde, w_final, data.w0, data.has_decision, pt
+        pair_labels, attribution, data.w_tilde, w_final, data.w0, data.has_decision, pt, sentences
     )
 
     # Tickers.
@@ -740,7 +741,14 @@ def _diff_tables(
     ticker_labels = label_trades(h_tilde - data.h0, h_final - data.h0, tol_t, name_scope_t)
     decided = np.asarray(data.M @ data.has_decision.astype(float)) > 0
     ticker_reasons = reasons(
-        ticker_labels, attribution, h_tilde, h_final, data.h0, decided, np.arange(data.n)
+        ticker_labels,
+        attribution,
+        h_tilde,
+        h_final,
+        data.h0,
+        decided,
+        np.arange(data.n),
+        sentences,
     )
     conf = np.zeros(data.n)
     np.maximum.at(conf, pt, np.where(data.has_decision, data.confidence, 0.0))
