@@ -38,6 +38,7 @@ Choices made:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import sys
@@ -290,19 +291,21 @@ def rebalance_many(
         result = failed_result(job_list[index], err, store=store)
         done(index, BookSummary.of(result) if keep == "summaries" else result)
 
+    # What every task runs: one book, or (on Dask) a few, with the batch's settings.
+    one = functools.partial(run_job, store=store, now=now, keep=keep)
+    few = functools.partial(run_jobs, store=store, now=now, keep=keep)
     engine: str
     try:
         if executor == "serial":
             engine = "serial"
             workers = 1
             for i, job in enumerate(job_list):
-                done(i, run_job(job, store, now, keep))
+                done(i, one(job))
         elif executor is None or executor == "processes":
             engine = "processes"
-            broken: list[int] = []
             with ProcessPoolExecutor(max_workers=min(workers, max(1, len(job_list)))) as pool:
-                _drain(pool.submit, job_list, store, now, keep, done, _or_broken(lost, broken))
-            _alone(broken, job_list, store, now, keep, done, lost)
+                broken = _drain(pool.submit, one, job_list, done, lost)
+            _alone(broken, one, job_list, done, lost)
         elif executor == "dask":
             import dask
             from distributed import Client, LocalCluster
@@ -323,21 +326,16 @@ def rebalance_many(
                 ) as cluster,
                 Client(cluster) as client,
             ):
-                _drain_dask(
-                    client, job_list, store, now, keep, done, lost, _chunk(len(job_list), workers)
-                )
+                _drain_dask(client, few, job_list, done, lost, _chunk(len(job_list), workers))
         elif _is_dask_client(executor):
             engine = "dask"
             dask_client: Any = executor
             workers = len(dask_client.scheduler_info().get("workers", {})) or workers
-            chunk = _chunk(len(job_list), workers)
-            _drain_dask(executor, job_list, store, now, keep, done, lost, chunk)
+            _drain_dask(executor, few, job_list, done, lost, _chunk(len(job_list), workers))
         elif isinstance(executor, Executor):
             engine = type(executor).__name__
             workers = int(getattr(executor, "_max_workers", workers))
-            broken = []
-            _drain(executor.submit, job_list, store, now, keep, done, _or_broken(lost, broken))
-            _alone(broken, job_list, store, now, keep, done, lost)
+            _alone(_drain(executor.submit, one, job_list, done, lost), one, job_list, done, lost)
         else:
             raise TypeError(
                 "executor must be None, 'serial', 'processes', 'dask', a "
@@ -358,27 +356,36 @@ def rebalance_many(
 
 def _drain(
     submit: Callable[..., Future[Outcome]],
+    task: Callable[[Job], Outcome],
     jobs: Sequence[Job],
-    store: str | None,
-    now: dt.datetime,
-    keep: str,
     done: Callable[[int, Outcome], None],
     lost: Callable[[int, BaseException], None],
-) -> None:
+) -> list[tuple[int, BaseException]]:
+    """Run every job through ``submit``; returns the books whose executor broke (a worker
+    process died and took the pool with it), with that error, for :func:`_alone`."""
+    broken: list[tuple[int, BaseException]] = []
+
+    def failed(index: int, err: BaseException) -> None:
+        if isinstance(err, BrokenExecutor):
+            broken.append((index, err))
+        else:
+            lost(index, err)
+
     futures: dict[Future[Outcome], int] = {}
     for i, job in enumerate(jobs):
         try:
-            futures[submit(run_job, job, store, now, keep)] = i
+            futures[submit(task, job)] = i
         except Exception as err:  # e.g. a pool already broken
-            lost(i, err)
+            failed(i, err)
     for future in as_completed(futures):
         index = futures[future]
         try:
             result = future.result()
         except Exception as err:  # the task failed, not the gate: a dead worker, pickling
-            lost(index, err)
+            failed(index, err)
         else:
             done(index, result)
+    return broken
 
 
 def run_jobs(
@@ -393,10 +400,8 @@ def run_jobs(
 
 def _drain_dask(
     client: Any,
+    task: Callable[[Sequence[Job]], list[Outcome]],
     jobs: Sequence[Job],
-    store: str | None,
-    now: dt.datetime,
-    keep: str,
     done: Callable[[int, Outcome], None],
     lost: Callable[[int, BaseException], None],
     chunk: int = 1,
@@ -408,11 +413,8 @@ def _drain_dask(
 
     groups = [list(range(i, min(i + chunk, len(jobs)))) for i in range(0, len(jobs), chunk)]
     futures = client.map(
-        run_jobs,
+        task,
         [[jobs[i] for i in group] for group in groups],
-        store=store,
-        now=now,
-        keep=keep,
         key=[f"riskopt-{jobs[group[0]].run_id}-{len(group)}" for group in groups],
         pure=False,
     )
@@ -434,15 +436,7 @@ def _drain_dask(
     # The books of a task that died, again one at a time and alone: only the book that
     # kills its worker fails, and no other book shares a worker with it meanwhile.
     for i in retry:
-        single = client.submit(
-            run_jobs,
-            [jobs[i]],
-            store=store,
-            now=now,
-            keep=keep,
-            pure=False,
-            key=f"riskopt-{jobs[i].run_id}-alone",
-        )
+        single = client.submit(task, [jobs[i]], pure=False, key=f"riskopt-{jobs[i].run_id}-alone")
         try:
             done(i, single.result()[0])
         except Exception as err:  # KilledWorker again: this is the book
@@ -450,37 +444,20 @@ def _drain_dask(
         single.release()
 
 
-def _or_broken(
-    lost: Callable[[int, BaseException], None], broken: list[int]
-) -> Callable[[int, BaseException], None]:
-    """``lost``, except that a book whose executor broke (a worker process died and took
-    the pool with it) is set aside in ``broken`` for :func:`_alone`."""
-
-    def lost_or_broken(index: int, err: BaseException) -> None:
-        if isinstance(err, BrokenExecutor):
-            broken.append(index)
-        else:
-            lost(index, err)
-
-    return lost_or_broken
-
-
 def _alone(
-    indices: list[int],
+    broken: list[tuple[int, BaseException]],
+    task: Callable[[Job], Outcome],
     jobs: Sequence[Job],
-    store: str | None,
-    now: dt.datetime,
-    keep: str,
     done: Callable[[int, Outcome], None],
     lost: Callable[[int, BaseException], None],
 ) -> None:
-    """Run each of these books in a process of its own, so that only a book that kills
-    its process fails (the books a broken pool left unfinished)."""
-    for index in sorted(indices):
+    """Run each book a broken pool left unfinished in a process of its own, so that only
+    a book that kills its process fails (with the error of its own broken pool)."""
+    for index in sorted(i for i, _ in broken):
         with ProcessPoolExecutor(max_workers=1) as alone:
-            _drain(
-                alone.submit, [jobs[index]], store, now, keep, _at(done, index), _at(lost, index)
-            )
+            again = _drain(alone.submit, task, [jobs[index]], _at(done, index), _at(lost, index))
+        for _, err in again:
+            lost(index, err)
 
 
 def _at(callback: Callable[[int, Any], None], index: int) -> Callable[[int, Any], None]:

@@ -864,33 +864,9 @@ _ACTION_COLUMNS = (
 )
 
 
-def _action(
-    ticker: Any,
-    decision_id: Any,
-    strategy_id: Any,
-    label: str,
-    proposed: float,
-    final: float,
-    current: float,
-    reason: str,
-    details: str,
-) -> dict[str, Any]:
-    return {
-        "ticker": ticker,
-        "decision_id": decision_id,
-        "strategy_id": strategy_id,
-        "action_type": label,
-        "proposed_weight": proposed,
-        "final_weight": final,
-        "current_weight": current,
-        "reason": reason,
-        "details_json": details,
-    }
-
-
 def _rejected(rec: Mapping[Any, Any], details: dict[str, Any], shared: str = "") -> dict[str, Any]:
     """The action row of a decision rejected before the solve."""
-    return _action(
+    values = (
         rec["ticker"],
         rec["decision_id"],
         rec["strategy_id"],
@@ -901,6 +877,7 @@ def _rejected(rec: Mapping[Any, Any], details: dict[str, Any], shared: str = "")
         details["reason"],
         details_json(details, shared),
     )
+    return dict(zip(_ACTION_COLUMNS, values, strict=True))
 
 
 def _pair_actions(
@@ -938,17 +915,18 @@ def _pair_actions(
             tickers.tolist(), label, confidence, current, final, proposed, reason, strict=True
         )
     ]
-    return {
-        "ticker": data.tickers[tickers].astype(str).tolist(),
-        "decision_id": decision_ids,
-        "strategy_id": data.pair_strategy[pairs].astype(str).tolist(),
-        "action_type": label,
-        "proposed_weight": proposed,
-        "final_weight": final,
-        "current_weight": current,
-        "reason": reason,
-        "details_json": details,
-    }
+    columns = (
+        data.tickers[tickers].astype(str).tolist(),
+        decision_ids,
+        data.pair_strategy[pairs].astype(str).tolist(),
+        label,
+        proposed,
+        final,
+        current,
+        reason,
+        details,
+    )
+    return dict(zip(_ACTION_COLUMNS, columns, strict=True))
 
 
 # -- degraded runs ---------------------------------------------------------------------------
