@@ -163,9 +163,12 @@ class _KillsItsWorker:
         os._exit(3)
 
 
-def test_on_dask_a_book_that_kills_its_worker_fails_alone() -> None:
+@pytest.mark.parametrize("per_task", [3, 1])
+def test_on_dask_a_book_that_kills_its_worker_fails_alone(per_task: int) -> None:
     """Books go to the cluster several per task; when a task dies with its worker, its
-    books are re-run one per task, so only the book that kills a worker is DEGRADED."""
+    books are re-run one per task, so only the book that kills a worker is DEGRADED. With
+    one book per task, the books scattered to the dead worker are lost with it: they are
+    re-run too, and succeed."""
     import dask
     from distributed import Client, LocalCluster
 
@@ -179,7 +182,7 @@ def test_on_dask_a_book_that_kills_its_worker_fails_alone() -> None:
         import optimizer.batch as batch_module
 
         chunk = batch_module._chunk
-        batch_module._chunk = lambda jobs, workers: 3  # two tasks of three books
+        batch_module._chunk = lambda jobs, workers: per_task
         try:
             batch = rebalance_many(jobs, executor=client, progress=False, now=NOW)
         finally:
