@@ -6,6 +6,8 @@ last to give way). Unknown keys are errors, so a typo never silently drops a lim
 
 from __future__ import annotations
 
+import copy
+import functools
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -388,7 +390,8 @@ class ConstraintSet(_Section):
         """Load a TOML file, or a shipped set by name (``"default"``, ``"conservative"``...)."""
         path = resolve_set_path(path)
         try:
-            raw = tomllib.loads(path.read_text())
+            stat = path.stat()
+            raw = copy.deepcopy(_parsed_toml(str(path), stat.st_mtime_ns, stat.st_size))
         except OSError as err:
             raise ConfigError(str(path), [f"cannot read file: {err}"]) from None
         except tomllib.TOMLDecodeError as err:
@@ -412,6 +415,13 @@ class ConstraintSet(_Section):
     def tier_penalty(self, tier: int) -> float:
         lowest = max(self.tiers.lowest, tier)
         return self.tiers.penalty_base * self.tiers.penalty_ratio ** (lowest - tier)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_toml(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    """A set file's TOML, parsed once per version of the file (keyed by its modification
+    time and size): a batch of thousands of books names the same set each time."""
+    return tomllib.loads(Path(path).read_text())
 
 
 def resolve_set_path(path: str | Path) -> Path:

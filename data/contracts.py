@@ -128,12 +128,15 @@ def check_decision_columns(decisions: Any) -> pd.DataFrame:
     missing = [c for c in DECISION_COLUMNS if c not in decisions.columns]
     if missing:
         raise ValidationError("decisions", [f"missing column {c!r}" for c in missing])
-    out = decisions.reset_index(drop=True).copy()
-    if "confidence" not in out.columns:
-        out["confidence"] = 1.0
+    out = decisions.reset_index(drop=True)
+    columns: dict[str, Any] = {}
     for col in ("decision_id", "ticker", "strategy_id"):
-        out[col] = out[col].astype(object).where(out[col].notna(), None)
-        out[col] = [None if v is None else str(v) for v in out[col]]
+        values = out[col].tolist()
+        missing = out[col].isna().tolist()
+        columns[col] = [None if m else str(v) for v, m in zip(values, missing, strict=True)]
     for col in ("target_weight", "confidence"):
-        out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
-    return out
+        if col in out.columns:
+            columns[col] = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=float)
+        else:
+            columns[col] = np.ones(len(out))
+    return out.assign(**columns)

@@ -202,11 +202,14 @@ def attribute(
             limit_value[limit.name] = sign * limit.rhs
         else:
             # The row that pushes each name hardest names its group (sector, factor, sleeve).
-            magnitude = limit.A if nonneg else abs(limit.A)
-            pushes = sp.csr_matrix(sp.diags(lam) @ magnitude)
+            magnitude = sp.csr_matrix(limit.A if nonneg else abs(limit.A))
+            rows = np.repeat(np.arange(magnitude.shape[0]), np.diff(magnitude.indptr))
+            push = lam[rows] * magnitude.data  # row r of diag(λ)·|A|
             if limit.on == "w":
-                pushes = (pushes @ data.M.T).tocsr()
-            owner, top = _column_argmax(pushes)
+                pairs = sp.csr_matrix((push, magnitude.indices, magnitude.indptr), magnitude.shape)
+                owner, top = _column_argmax(pairs @ data.M.T)
+            else:
+                owner, top = _argmax_by_column(rows, magnitude.indices, push, n)
             has = top > 0
             labels = np.asarray(limit.labels, dtype=object)
             owners = labels[owner].copy()
@@ -253,15 +256,21 @@ def _column_argmax(matrix: sp.spmatrix) -> tuple[np.ndarray, np.ndarray]:
     """Row of the largest entry of each column (the first on a tie) and that entry (0 for
     an empty column): scipy's ``argmax(axis=0)`` in one sort instead of a loop."""
     coo = sp.coo_matrix(matrix)
-    n_cols = coo.shape[1]
+    return _argmax_by_column(coo.row, coo.col, coo.data, coo.shape[1])
+
+
+def _argmax_by_column(
+    row: np.ndarray, col: np.ndarray, data: np.ndarray, n_cols: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_column_argmax` of the sparse matrix with these (row, col, value) entries."""
     owner = np.zeros(n_cols, dtype=np.int64)
     top = np.zeros(n_cols)
-    if coo.nnz:
-        order = np.lexsort((coo.row, -coo.data, coo.col))
-        cols = coo.col[order]
+    if len(data):
+        order = np.lexsort((row, -data, col))
+        cols = col[order]
         first = np.flatnonzero(np.r_[True, cols[1:] != cols[:-1]])
-        owner[cols[first]] = coo.row[order][first]
-        top[cols[first]] = coo.data[order][first]
+        owner[cols[first]] = row[order][first]
+        top[cols[first]] = data[order][first]
     # A column whose stored entries are all below zero still has its max at an implicit 0.
     return owner, np.maximum(top, 0.0)
 

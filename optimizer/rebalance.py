@@ -512,8 +512,10 @@ def _cost_weights(data: ProgramData, cs: ConstraintSet) -> np.ndarray:
 
 
 def _current_shares(book: Book, data: ProgramData) -> np.ndarray:
-    pos = book.positions.groupby("ticker")["quantity"].sum()
-    return pos.reindex(data.tickers).fillna(0.0).to_numpy(dtype=float)
+    where = pd.Index(data.tickers).get_indexer(book.positions["ticker"])
+    held = where >= 0
+    quantity = book.positions["quantity"].to_numpy(dtype=float)[held]
+    return np.bincount(where[held], weights=quantity, minlength=data.n)
 
 
 def _box_violation(solved: Solved, lo: np.ndarray, hi: np.ndarray) -> float:
@@ -630,20 +632,19 @@ def _binding(
             slacks.append(np.zeros(len(rows)))
     if not names:
         return _empty_binding()
-    tier = np.concatenate(tiers)
-    out = pd.DataFrame(
+    name, label, dual = np.concatenate(names), np.concatenate(labels), np.concatenate(duals)
+    order = np.lexsort((label.astype(str), name.astype(str), -dual))  # dual first, largest
+    tier = np.concatenate(tiers)[order]
+    return pd.DataFrame(
         {
-            "constraint": np.concatenate(names),
-            "kind": np.concatenate(kinds),
+            "constraint": name[order],
+            "kind": np.concatenate(kinds)[order],
             "tier": tier if hard else tier.astype(np.int64),  # NaN only for hard bounds
-            "label": np.concatenate(labels),
-            "dual": np.concatenate(duals),
-            "slack": np.concatenate(slacks),
+            "label": label[order],
+            "dual": dual[order],
+            "slack": np.concatenate(slacks)[order],
         }
     )
-    return out.sort_values(
-        ["dual", "constraint", "label"], ascending=[False, True, True]
-    ).reset_index(drop=True)
 
 
 def _empty_binding() -> pd.DataFrame:

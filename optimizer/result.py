@@ -102,9 +102,14 @@ class RebalanceResult:
 
     def label_counts(self) -> pd.Series:
         """Counts of decisions by label (actions without a decision excluded)."""
-        dec = self.actions[self.actions["decision_id"].notna()]
-        counts = dec["action_type"].value_counts()
-        return counts.reindex(LABEL_ORDER, fill_value=0)
+        labels = self.actions["action_type"].to_numpy(dtype=object)
+        labels = labels[self.actions["decision_id"].notna().to_numpy()]
+        return pd.Series(
+            [int(np.count_nonzero(labels == label)) for label in LABEL_ORDER],
+            index=pd.Index(LABEL_ORDER, name="action_type"),
+            name="count",
+            dtype=np.int64,
+        )
 
     def largest_overrides(self, k: int = 5) -> pd.DataFrame:
         """The ``k`` decisions the gate moved most from their proposal."""
