@@ -132,8 +132,8 @@ def check_decision_columns(decisions: Any) -> pd.DataFrame:
     columns: dict[str, Any] = {}
     for col in ("decision_id", "ticker", "strategy_id"):
         values = out[col].tolist()
-        missing = out[col].isna().tolist()
-        columns[col] = [None if m else str(v) for v, m in zip(values, missing, strict=True)]
+        absent = out[col].isna().tolist()
+        columns[col] = [None if a else str(v) for v, a in zip(values, absent, strict=True)]
     for col in ("target_weight", "confidence"):
         if col in out.columns:
             columns[col] = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=float)
