@@ -396,7 +396,9 @@ def attribution_json(
     attribution: Attribution, names: np.ndarray, *, min_share: float = 0.01
 ) -> dict[int, str]:
     """``json.dumps(attribution_details(attribution, i), sort_keys=True)`` for each name,
-    byte for byte, with each cause's text encoded once rather than once per name."""
+    byte for byte, built for all names at once: every (name, cause) entry shown is one
+    concatenation of pieces (each cause's text encoded once, the numbers of a whole
+    column written by one ``json.dumps``)."""
     names = np.asarray(names, dtype=int)
     if not len(names):
         return {}
@@ -405,33 +407,53 @@ def attribution_json(
     describe = [f', "description": {json.dumps(c.description)}' for c in causes]
     scope = [f', "scope": {json.dumps(c.scope)}, "share": ' for c in causes]
     tail = [("}" if c.tier is None else f', "tier": {int(c.tier)}}}') for c in causes]
-    limits = [attribution.limit_value.get(c.name) for c in causes]
-    groups = [attribution.group.get(c.name) for c in causes]
     shares = attribution.shares[names]
     magnitude = np.abs(shares)
     order = np.argsort(-magnitude, axis=1)
     shown = np.take_along_axis(magnitude, order, axis=1) >= min_share
-    contributions = attribution.contributions[names].tolist()
-    share_rows = shares.tolist()
-    quoted: dict[object, str] = {}  # group label → its JSON text
-    out: dict[int, str] = {}
-    for r, i in enumerate(names.tolist()):
-        entries = []
-        for j in order[r, shown[r]].tolist():
-            text = head[j] + json_number(contributions[r][j]) + describe[j]
-            where = groups[j]
-            if where is not None and where[i] is not None:
-                label = where[i]
-                if label not in quoted:
-                    quoted[label] = f', "group": {json.dumps(str(label))}'
-                text += quoted[label]
-            value = limits[j]
-            if value is not None and math.isfinite(value[i]):
-                text += f', "limit": {json_number(float(value[i]))}'
-            text += scope[j] + json_number(round(share_rows[r][j], 6)) + tail[j]
-            entries.append(text)
-        out[i] = "[" + ", ".join(entries) + "]"
-    return out
+    # The entries shown, name by name and largest share first within a name.
+    row, rank = np.nonzero(shown)
+    cause = order[row, rank]
+    name = names[row]
+    contribution = _json_numbers(attribution.contributions[name, cause].tolist())
+    share = _json_numbers([round(x, 6) for x in shares[row, cause].tolist()])
+    group = [""] * len(cause)
+    limit = [""] * len(cause)
+    for j in np.unique(cause).tolist():
+        at = np.flatnonzero(cause == j)
+        where = attribution.group.get(causes[j].name)
+        if where is not None:
+            quoted: dict[object, str] = {}
+            for k, label in zip(at.tolist(), where[name[at]].tolist(), strict=True):
+                if label is not None:
+                    if label not in quoted:
+                        quoted[label] = f', "group": {json.dumps(str(label))}'
+                    group[k] = quoted[label]
+        value = attribution.limit_value.get(causes[j].name)
+        if value is not None:
+            values = np.asarray(value, dtype=float)[name[at]]
+            finite = np.isfinite(values)
+            for k, text in zip(
+                at[finite].tolist(), _json_numbers(values[finite].tolist()), strict=True
+            ):
+                limit[k] = f', "limit": {text}'
+    entries = [
+        head[j] + c + describe[j] + g + lim + scope[j] + sh + tail[j]
+        for j, c, g, lim, sh in zip(cause.tolist(), contribution, group, limit, share, strict=True)
+    ]
+    ends = np.cumsum(shown.sum(axis=1)).tolist()
+    starts = [0, *ends[:-1]]
+    return {
+        i: "[" + ", ".join(entries[a:b]) + "]"
+        for i, a, b in zip(names.tolist(), starts, ends, strict=True)
+    }
+
+
+def _json_numbers(values: list[float]) -> list[str]:
+    """:func:`json_number` of each value, written by one ``json.dumps`` call."""
+    if not values:
+        return []
+    return json.dumps(values)[1:-1].split(", ")
 
 
 def json_number(x: float) -> str:

@@ -200,4 +200,6 @@ def test_attribution_json_is_the_json_of_attribution_details() -> None:
     for i in range(n):
         assert encoded[i] == json.dumps(attribution_details(attribution, i), sort_keys=True)
     assert encoded[3] == "[]"
+    some = [31, 2, 9, 3]  # a few names, out of order: each gets its own entries
+    assert attribution_json(attribution, np.array(some)) == {i: encoded[i] for i in some}
     assert "\\u00d7" in encoded[0] and '\\"per name\\"' in encoded[0]
