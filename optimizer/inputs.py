@@ -40,9 +40,9 @@ def triage_decisions(decisions: pd.DataFrame, book: Book, cs: ConstraintSet) -> 
         hit = np.asarray(mask, dtype=bool) & (reason == None)  # noqa: E711 - elementwise
         reason[hit] = text[hit] if isinstance(text, np.ndarray) else text
 
-    price = book.market["price"]
     ticker = d["ticker"]
-    known = book.market.index.get_indexer(pd.Index(ticker)) >= 0  # isin is slower on strings
+    row = book.market.index.get_indexer(pd.Index(ticker))  # isin is slower on strings
+    known = row >= 0
     decision_id = d["decision_id"]
     has_id = decision_id.notna().to_numpy()
     mark(~has_id, "missing decision_id")
@@ -53,7 +53,7 @@ def triage_decisions(decisions: pd.DataFrame, book: Book, cs: ConstraintSet) -> 
     mark(d["strategy_id"].isna().to_numpy(), "missing strategy_id")
     mark(ticker.isna().to_numpy(), "missing ticker")
     mark(~known, "unknown ticker: not in the market data")
-    px = ticker.map(price).to_numpy(dtype=float)
+    px = np.where(known, book.market["price"].to_numpy(dtype=float)[row], np.nan)
     mark(known & ~(px > 0), "no valid price for this ticker")
     target = d["target_weight"].to_numpy(dtype=float)
     mark(~np.isfinite(target), "target_weight is not a finite number")
@@ -63,7 +63,10 @@ def triage_decisions(decisions: pd.DataFrame, book: Book, cs: ConstraintSet) -> 
     mark(np.abs(target) > limit, f"absurd size: |target_weight| above {limit:.0%} of NAV")
     valid = reason == None  # noqa: E711 - elementwise
     dup_pair = np.zeros(len(d), dtype=bool)
-    if valid.any() and d.loc[valid, ["strategy_id", "ticker"]].duplicated().any():
+    # Pair codes (one integer per strategy and ticker) find a repeated pair cheaply.
+    strategy_code = pd.factorize(d["strategy_id"])[0]
+    pair_code = strategy_code.astype(np.int64) * (len(book.market) + 1) + row
+    if valid.any() and len(np.unique(pair_code[valid])) < int(valid.sum()):
         pair_key = (d["strategy_id"].astype(str) + "\x1f" + ticker.astype(str)).to_numpy()
         keys = pd.Series(pair_key[valid])
         dup = keys.duplicated(keep="first").to_numpy()
@@ -203,9 +206,9 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
     )
     problems = book_problems(
         cs,
-        tickers=set(map(str, market.index)),
-        sectors=set(map(str, market["sector"])),
-        countries=set(map(str, market["country"])),
+        tickers=set(market.index.astype(str).tolist()),
+        sectors=set(market["sector"].astype(str).unique().tolist()),
+        countries=set(market["country"].astype(str).unique().tolist()),
         clusters={str(c) for c in cluster if c},
         factors=set(book.risk_model.factors) if book.risk_model is not None else set(),
         has_risk_model=book.risk_model is not None,
