@@ -53,7 +53,8 @@ def triage_decisions(decisions: pd.DataFrame, book: Book, cs: ConstraintSet) -> 
     mark(d["strategy_id"].isna().to_numpy(), "missing strategy_id")
     mark(ticker.isna().to_numpy(), "missing ticker")
     mark(~known, "unknown ticker: not in the market data")
-    px = np.where(known, book.market["price"].to_numpy(dtype=float)[row], np.nan)
+    px = np.full(len(d), np.nan)
+    px[known] = book.market["price"].to_numpy(dtype=float)[row[known]]
     mark(known & ~(px > 0), "no valid price for this ticker")
     target = d["target_weight"].to_numpy(dtype=float)
     mark(~np.isfinite(target), "target_weight is not a finite number")
