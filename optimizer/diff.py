@@ -415,8 +415,8 @@ def attribution_json(
     row, rank = np.nonzero(shown)
     cause = order[row, rank]
     name = names[row]
-    contribution = _json_numbers(attribution.contributions[name, cause].tolist())
-    share = _json_numbers([round(x, 6) for x in shares[row, cause].tolist()])
+    contribution = json_numbers(attribution.contributions[name, cause].tolist())
+    share = json_numbers([round(x, 6) for x in shares[row, cause].tolist()])
     group = [""] * len(cause)
     limit = [""] * len(cause)
     for j in np.unique(cause).tolist():
@@ -434,7 +434,7 @@ def attribution_json(
             values = np.asarray(value, dtype=float)[name[at]]
             finite = np.isfinite(values)
             for k, text in zip(
-                at[finite].tolist(), _json_numbers(values[finite].tolist()), strict=True
+                at[finite].tolist(), json_numbers(values[finite].tolist()), strict=True
             ):
                 limit[k] = f', "limit": {text}'
     entries = [
@@ -449,7 +449,7 @@ def attribution_json(
     }
 
 
-def _json_numbers(values: list[float]) -> list[str]:
+def json_numbers(values: list[float]) -> list[str]:
     """:func:`json_number` of each value, written by one ``json.dumps`` call."""
     if not values:
         return []

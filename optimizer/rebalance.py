@@ -11,7 +11,6 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
-import math
 import time
 import uuid
 from collections.abc import Mapping
@@ -47,7 +46,7 @@ from optimizer.diff import (
     attribution_json,
     details_json,
     execution_priority,
-    json_number,
+    json_numbers,
     label_trades,
     reasons,
     shared_json,
@@ -835,17 +834,15 @@ def _diff_tables(
         explained,
         costs=attribution.has_costs,
     )
-    if rejected.any():  # rows rejected before the solve go back to their place
-        values = zip(*columns.values(), strict=True)
-        rows = [dict(zip(columns, row, strict=True)) for row in values]
-        records = d.loc[rejected].to_dict("records")
-        for k, rec in zip(np.flatnonzero(rejected).tolist(), records, strict=True):
-            reject = rec["reject_reason"]
-            details = {"reason": f"REJECTED: {reject}", "sanity_reject": reject}
-            rows.insert(k, _rejected(rec, details, common))
-        actions = pd.DataFrame(rows, columns=list(_ACTION_COLUMNS))
-    else:
-        actions = pd.DataFrame(columns, columns=list(_ACTION_COLUMNS))
+    # Rows rejected before the solve go back to their place (in increasing order, each
+    # lands at its own index).
+    records = d.loc[rejected].to_dict("records") if rejected.any() else []
+    for k, rec in zip(np.flatnonzero(rejected).tolist(), records, strict=True):
+        reject = rec["reject_reason"]
+        row = _rejected(rec, {"reason": f"REJECTED: {reject}", "sanity_reject": reject}, common)
+        for name, column in columns.items():
+            column.insert(k, row[name])
+    actions = pd.DataFrame(columns, columns=list(_ACTION_COLUMNS))
     actions.insert(0, "action_id", [f"{run_id}-{k:05d}" for k in range(len(actions))])
     actions.insert(1, "run_id", run_id)
     actions.insert(2, "timestamp", created)
@@ -904,16 +901,25 @@ def _pair_actions(
     current = data.w0[pairs].tolist()
     proposed = data.w_tilde[pairs].tolist()
     final = w_final[pairs].tolist()
-    confidence = np.where(data.has_decision[pairs], data.confidence[pairs], np.nan).tolist()
+    decided = data.has_decision[pairs]
+    confidence = np.full(len(pairs), "null", dtype=object)  # no decision: JSON null
+    confidence[decided] = json_numbers(data.confidence[pairs][decided].tolist())
     cost = ', "cost_weight": true' if costs else ""
     details = [
         f'{{"attribution": {"[]" if lab == OK else explained[i]}, "confidence": '
-        f"{'null' if math.isnan(conf) else json_number(conf)}{cost}, "
-        f'"current_weight": {json_number(cur)}, "final_weight": {json_number(fin)}, '
-        f'"proposed_weight": {json_number(pro)}, "reason": {encode_json_string(text)}, '
+        f"{conf}{cost}, "
+        f'"current_weight": {cur}, "final_weight": {fin}, '
+        f'"proposed_weight": {pro}, "reason": {encode_json_string(text)}, '
         f"{common}}}"
         for i, lab, conf, cur, fin, pro, text in zip(
-            tickers.tolist(), label, confidence, current, final, proposed, reason, strict=True
+            tickers.tolist(),
+            label,
+            confidence.tolist(),
+            json_numbers(current),
+            json_numbers(final),
+            json_numbers(proposed),
+            reason,
+            strict=True,
         )
     ]
     columns = (
