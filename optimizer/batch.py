@@ -70,6 +70,10 @@ log = logging.getLogger("riskopt")
 
 DECISION_COLUMNS = ["decision_id", "ticker", "strategy_id", "target_weight", "confidence"]
 KEEP = ("results", "summaries")
+SCATTER_WAIT = 2.0
+"""Seconds a Dask round waits for a running worker to scatter its books to; past it
+the books ride inside their tasks (which wait for a worker, and make an adaptive cluster
+start one)."""
 
 
 @dataclass(frozen=True)
@@ -422,7 +426,9 @@ def _drain_dask(
     The books go straight to the workers (``client.scatter``), a few tasks ahead of
     them: the scheduler never unpickles a book (it did a batch's worth at once when the
     books rode in the task graph, about 20 MB per 200 books and a fifth of the client
-    process's time), and the workers never hold more than ``ahead`` tasks of books.
+    process's time), and the workers never hold more than ``ahead`` tasks of books. A
+    round that cannot be scattered (no worker is up yet: an adaptive cluster scales up
+    only for tasks it sees waiting) carries its books inside its tasks instead.
 
     A task that fails as a whole (its worker died, taking the task or the books
     scattered to it) has its books re-run one per task, in order, so that only the book
@@ -438,8 +444,11 @@ def _drain_dask(
         batch = list(itertools.islice(waiting, count))
         if not batch:
             return []
-        # One scatter per batch: Dask deals its items round-robin over the workers.
-        books = client.scatter([[jobs[i] for i in group] for group in batch], hash=False)
+        books: list[Any] = [[jobs[i] for i in group] for group in batch]
+        try:  # one scatter per round: Dask deals its items round-robin over the workers
+            books = client.scatter(books, hash=False, timeout=SCATTER_WAIT)
+        except Exception:  # e.g. no worker up yet (an adaptive cluster starts with none):
+            pass  # the books ride in their tasks, which wait for a worker (and ask for one)
         futures = client.map(
             task,
             books,

@@ -191,6 +191,32 @@ def test_on_dask_a_book_that_kills_its_worker_fails_alone(per_task: int) -> None
     assert "acct-3" in batch.errors
 
 
+def test_on_a_dask_cluster_with_no_worker_yet_the_batch_waits_for_one() -> None:
+    """Books cannot be scattered to a cluster with no worker (an adaptive cluster starts
+    so, and scales up only for tasks it sees waiting): they then ride in their tasks,
+    which wait until a worker joins, and the batch ends as it would have."""
+    import threading
+
+    from distributed import Client, LocalCluster
+
+    jobs = _jobs(3, n=40)
+    with (
+        LocalCluster(n_workers=0, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        # Later than the scatter's wait for a worker (SCATTER_WAIT), so the rounds fall back.
+        joins = threading.Timer(4.0, lambda: cluster.scale(1))
+        joins.start()
+        try:
+            batch = rebalance_many(jobs, executor=client, progress=False, now=NOW)
+        finally:
+            joins.cancel()
+    serial = rebalance_many(jobs, executor="serial", progress=False, now=NOW)
+    assert not batch.failed
+    for ours, theirs in zip(batch, serial, strict=True):
+        pd.testing.assert_frame_equal(ours.targets, theirs.targets)
+
+
 def test_on_the_process_pool_a_book_that_kills_its_process_fails_alone() -> None:
     """The dead worker breaks the pool; the books it left are re-run one per process."""
     jobs = _jobs(5, n=40)
