@@ -203,3 +203,29 @@ def test_attribution_json_is_the_json_of_attribution_details() -> None:
     some = [31, 2, 9, 3]  # a few names, out of order: each gets its own entries
     assert attribution_json(attribution, np.array(some)) == {i: encoded[i] for i in some}
     assert "\\u00d7" in encoded[0] and '\\"per name\\"' in encoded[0]
+
+
+def test_every_details_json_is_written_as_json_dumps_writes_it() -> None:
+    """The actions' details are assembled from pre-encoded pieces; each must read back and
+    re-encode to itself, byte for byte (separators, escapes, float digits, null), on a
+    book with decisions rejected before the solve, a name moved without a decision, and
+    labels other than OK."""
+    book = hand_book(PRICES, {("s1", "AAA"): 0.08, ("s2", "CCC"): -0.03})
+    result = rebalance(
+        book,
+        decisions(
+            [
+                ("D1", "s1", "AAA", 0.09),  # past the 5% cap
+                ("D2", "s1", "BBB", -0.0123456789),
+                ("D3", "s1", "ZZZ", 0.01),  # unknown ticker: rejected before the solve
+                ("D4", "s2", "DDD", float("nan")),  # rejected before the solve
+            ]
+        ),
+        policy(),
+        risk_aversion=0.5,
+    )
+    actions = result.actions
+    assert {"REJECTED", "SCALED_DOWN"} <= set(actions["action_type"])
+    assert actions["decision_id"].isna().any()  # CCC moved without a decision
+    for text in actions["details_json"]:
+        assert json.dumps(json.loads(text)) == text
