@@ -236,7 +236,7 @@ def export_shared(n: int, path: Path) -> None:
 
 
 def case_batch(books: int, names: int, engine: str, workers: int) -> dict[str, Any]:
-    from optimizer.batch import Job, rebalance_many
+    from optimizer.batch import Job, local_cluster, rebalance_many
 
     jobs = []
     for i in range(books):
@@ -244,16 +244,12 @@ def case_batch(books: int, names: int, engine: str, workers: int) -> dict[str, A
         jobs.append(Job(u.book, u.decisions, state="NORMAL", run_id=f"acct{i:05d}"))
     base, _, keep = engine.partition("+")
     if base == "dask-running":
-        # A cluster already up, as a service would keep one: its start and stop are not
-        # timed, and a first small batch has imported the package on every worker.
-        from distributed import Client, LocalCluster
+        # A cluster already up (set up as rebalance_many's own), as a service would keep
+        # one: its start and stop are not timed, and a first small batch has imported the
+        # package on every worker.
+        from distributed import Client
 
-        with (
-            LocalCluster(
-                n_workers=workers, threads_per_worker=1, dashboard_address=None
-            ) as cluster,
-            Client(cluster) as client,
-        ):
+        with local_cluster(workers) as cluster, Client(cluster) as client:
             rebalance_many(jobs[: 2 * workers], client, progress=False)
             t0 = time.perf_counter()
             result = rebalance_many(jobs, client, progress=False, keep=keep or "results")

@@ -217,6 +217,28 @@ def test_on_a_dask_cluster_with_no_worker_yet_the_batch_waits_for_one() -> None:
         pd.testing.assert_frame_equal(ours.targets, theirs.targets)
 
 
+def test_local_cluster_workers_keep_the_default_memory_trimming() -> None:
+    """Dask's nannies set MALLOC_TRIM_THRESHOLD_ in their workers, and leave it in the
+    parent's environment; the cluster riskopt starts (and hands out for keeping one up)
+    leaves glibc's default even so, and still runs."""
+    import os
+
+    from distributed import Client
+
+    from optimizer.batch import local_cluster
+
+    os.environ["MALLOC_TRIM_THRESHOLD_"] = "65536"  # as any default cluster leaves it
+    try:
+        with local_cluster(2) as cluster, Client(cluster) as client:
+            seen = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+            batch = rebalance_many(_jobs(2, n=40), executor=client, progress=False, now=NOW)
+        assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # given back
+    finally:
+        os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    assert len(seen) == 2 and set(seen.values()) == {None}
+    assert not batch.failed
+
+
 def test_on_the_process_pool_a_book_that_kills_its_process_fails_alone() -> None:
     """The dead worker breaks the pool; the books it left are re-run one per process."""
     jobs = _jobs(5, n=40)
