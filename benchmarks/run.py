@@ -30,6 +30,7 @@ process's high-water mark (``ru_maxrss``), imports included.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -243,19 +244,16 @@ def case_batch(books: int, names: int, engine: str, workers: int) -> dict[str, A
         u = steady_universe(names, seed=1000 + i, k=10)
         jobs.append(Job(u.book, u.decisions, state="NORMAL", run_id=f"acct{i:05d}"))
     base, _, keep = engine.partition("+")
-    if base == "dask-running":
-        # A cluster already up (set up as rebalance_many's own), as a service would keep
-        # one: its start and stop are not timed, and a first small batch has imported the
-        # package on every worker.
-        from distributed import Client
+    with contextlib.ExitStack() as stack:
+        executor: Any = {"serial": "serial", "processes": None, "dask": "dask"}.get(base)
+        if base == "dask-running":
+            # A cluster already up (set up as rebalance_many's own), as a service would
+            # keep one: its start and stop are not timed, and a first small batch has
+            # imported the package on every worker.
+            from distributed import Client
 
-        with local_cluster(workers) as cluster, Client(cluster) as client:
-            rebalance_many(jobs[: 2 * workers], client, progress=False)
-            t0 = time.perf_counter()
-            result = rebalance_many(jobs, client, progress=False, keep=keep or "results")
-            wall = time.perf_counter() - t0
-    else:
-        executor = {"serial": "serial", "processes": None, "dask": "dask"}[base]
+            executor = stack.enter_context(Client(stack.enter_context(local_cluster(workers))))
+            rebalance_many(jobs[: 2 * workers], executor, progress=False)
         t0 = time.perf_counter()
         result = rebalance_many(
             jobs, executor, progress=False, workers=workers, keep=keep or "results"

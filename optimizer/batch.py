@@ -170,7 +170,11 @@ def run_job(
 ) -> Outcome:
     """Rebalance one job; never raises (the batch's unit of isolation). With
     ``keep="summaries"`` only its :class:`BookSummary` comes back."""
-    result = _run_job(job, store, now)
+    return _kept(_run_job(job, store, now), keep)
+
+
+def _kept(result: RebalanceResult, keep: str) -> Outcome:
+    """What a batch keeps of a book's result (see ``keep`` of :func:`rebalance_many`)."""
     return BookSummary.of(result) if keep == "summaries" else result
 
 
@@ -297,8 +301,7 @@ def rebalance_many(
 
     def lost(index: int, err: BaseException) -> None:
         """The task itself failed (a dead worker, an unpicklable job)."""
-        result = failed_result(job_list[index], err, store=store)
-        done(index, BookSummary.of(result) if keep == "summaries" else result)
+        done(index, _kept(failed_result(job_list[index], err, store=store), keep))
 
     # What every task runs: one book, or (on Dask) a few, with the batch's settings.
     one = functools.partial(run_job, store=store, now=now, keep=keep)

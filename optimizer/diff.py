@@ -276,8 +276,10 @@ def _argmax_by_column(
 
 
 def _pct(x: float) -> str:
-    # round first and add 0.0 so that a value of -1e-13 never reads "-0.00%"
-    return f"{round(100.0 * x, 2) + 0.0:.2f}%"
+    """A fraction of NAV as a percentage to two decimals ('.2f' rounds as round(·, 2)
+    does); a value such as -1e-13 reads "0.00%", never "-0.00%"."""
+    text = f"{100.0 * x:.2f}%"
+    return "0.00%" if text == "-0.00%" else text
 
 
 def label_trades(
@@ -294,10 +296,8 @@ def label_trades(
 
 
 def _pcts(values: np.ndarray) -> list[str]:
-    """:func:`_pct` of every value (on Python floats: numpy scalars round slowly)."""
-    # '.2f' rounds exactly as round(·, 2) does; only a negative zero needs mending.
-    text = [f"{x:.2f}%" for x in (100.0 * np.asarray(values, dtype=float)).tolist()]
-    return ["0.00%" if t == "-0.00%" else t for t in text]
+    """:func:`_pct` of every value (on Python floats: numpy scalars format slowly)."""
+    return [_pct(x) for x in np.asarray(values, dtype=float).tolist()]
 
 
 def reasons(
@@ -450,15 +450,11 @@ def attribution_json(
 
 
 def json_numbers(values: list[float]) -> list[str]:
-    """:func:`json_number` of each value, written by one ``json.dumps`` call."""
+    """Each float as ``json.dumps`` writes it (``NaN`` and ``Infinity`` included), all
+    written by one ``json.dumps`` call."""
     if not values:
         return []
     return json.dumps(values)[1:-1].split(", ")
-
-
-def json_number(x: float) -> str:
-    """A float as ``json.dumps`` writes it."""
-    return repr(x) if math.isfinite(x) else json.dumps(x)
 
 
 def execution_priority(

@@ -68,19 +68,17 @@ def triage_decisions(decisions: pd.DataFrame, book: Book, cs: ConstraintSet) -> 
     strategy_code = pd.factorize(d["strategy_id"])[0]
     pair_code = strategy_code.astype(np.int64) * (len(book.market) + 1) + row
     if valid.any() and len(np.unique(pair_code[valid])) < int(valid.sum()):
-        pair_key = (d["strategy_id"].astype(str) + "\x1f" + ticker.astype(str)).to_numpy()
-        keys = pd.Series(pair_key[valid])
+        keys = pd.Series(pair_code[valid])
         dup = keys.duplicated(keep="first").to_numpy()
-        if dup.any():
-            ids = decision_id.to_numpy()[valid]
-            first = keys.map(pd.Series(ids, index=keys).groupby(level=0, sort=False).first())
-            dup_pair[np.flatnonzero(valid)[dup]] = True
-            text = np.full(len(d), "", dtype=object)
-            text[np.flatnonzero(valid)] = (
-                "another decision for the same strategy and ticker came first: "
-                + first.fillna("").astype(str)
-            ).to_numpy()
-            mark(dup_pair, text)
+        ids = decision_id.to_numpy()[valid]
+        first = keys.map(pd.Series(ids, index=keys).groupby(level=0, sort=False).first())
+        dup_pair[np.flatnonzero(valid)[dup]] = True
+        text = np.full(len(d), "", dtype=object)
+        text[np.flatnonzero(valid)] = (
+            "another decision for the same strategy and ticker came first: "
+            + first.fillna("").astype(str)
+        ).to_numpy()
+        mark(dup_pair, text)
     d["reject_reason"] = pd.Series(reason, index=d.index, dtype=object)
     return d
 
