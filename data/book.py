@@ -28,7 +28,8 @@ class RiskModel:
     """Factor risk model ``Σ = B F Bᵀ + diag(d)`` with annualized variances."""
 
     loadings: pd.DataFrame
-    """``B``: N×K, indexed by ticker, one column per factor."""
+    """``B``: N×K, indexed by ticker, one column per factor (a Book keeps them in name
+    order)."""
     factor_cov: pd.DataFrame
     """``F``: K×K, indexed and labelled by factor."""
     specific_var: pd.Series
@@ -238,8 +239,11 @@ def _align_risk_model(model: RiskModel, tickers: pd.Index) -> RiskModel:
     cov = model.factor_cov.copy()
     cov.index = [str(i) for i in cov.index]
     cov.columns = [str(c) for c in cov.columns]
+    # Factors in name order: a book reads the same from files and from the database
+    # (whose tables keep no order), so the program, and its last digit, is the same too.
+    factors = sorted(loadings.columns)
     return RiskModel(
-        loadings=loadings.loc[tickers].astype(float),
-        factor_cov=cov.astype(float),
+        loadings=loadings.loc[tickers, factors].astype(float),
+        factor_cov=cov.loc[factors, factors].astype(float),
         specific_var=spec.loc[tickers].astype(float).rename("specific_var"),
     )

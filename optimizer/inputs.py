@@ -171,7 +171,12 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
     cluster, cluster_warning = _clusters(book, cs, tickers, mk)
     if cluster_warning:
         warnings.append(cluster_warning)
-    nav_path = book.nav_history.to_numpy(dtype=float)
+    # Today's point of the NAV path is the book's NAV, whatever the history says for it.
+    history = book.nav_history
+    nav_path = np.zeros(0)
+    if len(history):
+        earlier = history[history.index < pd.Timestamp(book.as_of)]
+        nav_path = np.append(earlier.to_numpy(dtype=float), book.nav)
     strategy_dd: dict[str, float] = {}
     if book.strategy_nav is not None:
         for name in book.strategy_nav.columns:

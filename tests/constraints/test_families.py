@@ -15,6 +15,7 @@ from constraints.config import ConstraintSet
 from constraints.drawdown import drawdown, risk_budget_multiplier
 from constraints.errors import ConfigError
 from optimizer import rebalance
+from optimizer.inputs import prepare
 from tests.helpers import decisions, hand_book
 
 PRICES = {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0, "DDD": 10.0, "EEE": 40.0}
@@ -224,7 +225,7 @@ def test_drawdown_scales_the_gross_cap() -> None:
     d = drawdown(nav.to_numpy())
     m = risk_budget_multiplier(d, 0.2, 0.25)
     assert d == pytest.approx(0.1, abs=1e-12) and m == pytest.approx((0.2 - 0.1) / (0.2 * 0.9))
-    book = hand_book(PRICES, nav_history=nav)
+    book = hand_book(PRICES, nav=nav.iloc[-1], nav_history=nav)
     cs = only(
         exposure={"gross": {"max": 0.10}, "net": {"min": None, "max": None}},
         drawdown={"budget": 0.2},
@@ -239,6 +240,18 @@ def test_drawdown_scales_the_gross_cap() -> None:
     a = act(result, "D1")
     assert a["action_type"] == "SCALED_DOWN" and a["top"]["constraint"] == "exposure.gross.max"
     assert "drawdown-scaled" in a["top"]["description"]
+
+
+def test_todays_nav_is_the_books_nav_whatever_the_history_says() -> None:
+    """The drawdown is ``1 − NAV/peak`` with NAV the book's: a history that disagrees about
+    today (or runs past it) does not move it."""
+    dates = pd.bdate_range("2026-11-02", "2026-11-27")  # runs past the book's 2026-11-20
+    nav = pd.Series(np.linspace(1.2e7, 0.9e7, len(dates)), index=dates)
+    book = hand_book(PRICES, nav=1e7, nav_history=nav)
+    data = prepare(book, decisions([("D1", "s1", "AAA", 0.01)]), only()).data
+    peak = nav[nav.index < "2026-11-20"].max()
+    assert data.drawdown == pytest.approx(1 - 1e7 / peak, abs=1e-15)
+    assert nav["2026-11-20"] != 1e7 and 1 - nav.iloc[-1] / peak != pytest.approx(data.drawdown)
 
 
 def test_drawdown_multiplier_edges() -> None:
