@@ -122,11 +122,13 @@ def test_substituted_columns_leave_the_answer_unchanged(state: str) -> None:
     signed = int(((values.lo >= 0) | (values.hi <= 0)).sum())
     if state == "EMERGENCY":  # de-risk only: every name's sign is fixed
         assert signed == structure.n
-    # Rows: ``h = M w`` only for crowded tickers (and ``f = Bᵀ h``); ``a ≥ ±h`` only for
+    # Rows: ``h = M w`` only for crowded tickers (and ``f = Bᵀ h``, and the shared sums
+    # ``Σh``, ``Σ|h|`` of the exposure caps: see the next test); ``a ≥ ±h`` only for
     # names of either sign, ``a ≥ ±w`` only for crowded pairs; the box; two per kept
     # policy row (the row and its slack's sign), and one for the cone's slack.
     zero, nonneg, _ = assembly.cones
-    assert zero == int((pairs_per_ticker != 1).sum()) + structure.k
+    assert zero == int((pairs_per_ticker != 1).sum()) + structure.k + assembly.sums
+    assert 0 < assembly.sums <= 2
     kept = sum(int(kept.sum()) for _, is_cone, kept, _ in assembly.blocks if not is_cone)
     cones = sum(1 for _, is_cone, _, _ in assembly.blocks if is_cone)
     unsigned = structure.n - signed
@@ -172,3 +174,44 @@ def test_the_cvxpy_path_cached_and_cold_agree_with_the_direct_path() -> None:
     np.testing.assert_allclose(solved[0], solved[1], atol=1e-7)
     reference = clarabel.targets.set_index("ticker")["solved_weight"].sort_index()
     np.testing.assert_allclose(solved[0], reference, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("seed", "bands"),
+    [
+        (5, None),
+        (5, {"MARKET": [-0.02, 0.02], "SIZE": [-0.05, 0.05]}),
+        # The first name's MOMENTUM loading is negative: the rows are keyed as −(loadings).
+        (11, {"MOMENTUM": [-0.05, 0.05], "VALUE": [-0.05, 0.05]}),
+    ],
+)
+def test_exposure_caps_and_factor_bands_add_no_dense_row_of_their_own(
+    seed: int, bands: dict[str, list[float]] | None
+) -> None:
+    """The book's gross, net (both sides), long and short caps read ``Σh`` and ``Σ|h|``,
+    each written once; a factor band reads ``f``. The rows that touch every name are then
+    the ``K`` rows ``f = Bᵀh`` and the two sums, not ``K + 5`` (``K + 9`` with two bands),
+    and the answer is cvxpy's, which writes every row out."""
+    changes: dict[str, object] = {"exposure.gross.max": 1.0, "exposure.net.min": 0.05}
+    if bands:
+        changes["factors.bands"] = bands
+    program = _program(150, seed, **changes)
+    values, structure = program.values, program.structure
+    assert values is not None
+    names = [name for name, *_ in structure.blocks]
+    assert ("factors.upper" in names) == bool(bands)
+    assembly = ClarabelProgram(structure).assemble(values)
+    exposure = [
+        kept
+        for (name, *_), (_, _, kept, _) in zip(structure.blocks, assembly.blocks, strict=True)
+        if name.startswith("exposure.")
+    ]
+    assert len(exposure) == 5 and all(kept.all() for kept in exposure)  # all five are in
+    touches = np.diff(assembly.A.tocsr().indptr)
+    assert int((touches >= structure.n).sum()) == structure.k + 2
+    direct = program.solve("CLARABEL", max_iters=500)
+    reference = program.solve("CLARABEL", max_iters=500, via="cvxpy")
+    np.testing.assert_allclose(direct.h, reference.h, atol=1e-6)
+    assert direct.objective == pytest.approx(reference.objective, rel=1e-6, abs=1e-9)
+    for ours, theirs in zip(direct.duals, reference.duals, strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-4 * max(1.0, theirs.max()))
