@@ -332,7 +332,10 @@ Coef = tuple[np.ndarray, np.ndarray, np.ndarray] | np.ndarray | float
 def _triplets(
     matrix: sp.spmatrix | np.ndarray, scale: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """COO triplets of ``scale · matrix``."""
+    """COO triplets of ``scale · matrix`` (a CSR matrix's read off its arrays)."""
+    if isinstance(matrix, sp.csr_matrix):
+        rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+        return rows, matrix.indices, scale * matrix.data.astype(float)
     coo = sp.coo_matrix(matrix)
     return coo.row, coo.col, scale * coo.data.astype(float)
 
@@ -414,6 +417,8 @@ def redundant_rows(
         upper = t_hi
     elif transform != "id" or not limit_a.nnz or limit_a.data.min() >= 0:
         upper = np.asarray(limit_a @ t_hi).reshape(-1)  # A ≥ 0: the max is at T's max
+    elif limit_a.data.max() <= 0:
+        upper = np.asarray(limit_a @ t_lo).reshape(-1)  # A ≤ 0: at T's min
     else:
         upper = np.asarray(limit_a.maximum(0) @ t_hi + limit_a.minimum(0) @ t_lo).reshape(-1)
     return np.asarray(upper <= rhs)
@@ -455,7 +460,7 @@ def shared_sums(
     found: list[tuple[str, sp.csr_matrix]] = []
     of_block: list[tuple[int, float] | None] = []
     for _, transform, on, _, a in blocks:
-        if a is None or transform == "vol":
+        if a is None or transform == "vol" or not _wide(a):
             of_block.append(None)
             continue
         c = sp.csr_matrix(a, copy=True)
@@ -481,14 +486,19 @@ def shared_sums(
             factor = _factor_rows(c, loadings)
             if factor is None and (factor := _factor_rows(-c, loadings)) is not None:
                 c, flip = -c, -1.0
-        wide = bool((c.getnnz(axis=1) * 2 >= c.shape[1]).all())
-        if (uses[j] >= 2 and wide) or factor is not None:
+        if uses[j] >= 2 or factor is not None:
             index[j] = (len(sums), flip)
             sums.append(SharedSum(on=on, C=c, factor=factor))
     return sums, [
         None if u is None or u[0] not in index else (index[u[0]][0], u[1] * index[u[0]][1])
         for u in of_block
     ]
+
+
+def _wide(a: sp.csr_matrix) -> bool:
+    """Whether every row touches half the columns or more."""
+    rows = a if isinstance(a, sp.csr_matrix) else sp.csr_matrix(a)
+    return bool((np.diff(rows.indptr) * 2 >= a.shape[1]).all())
 
 
 def _factor_rows(c: sp.csr_matrix, loadings: np.ndarray | None) -> np.ndarray | None:
@@ -559,6 +569,7 @@ class ClarabelProgram:
         self._sole_pairs = np.flatnonzero(sole)
         self._sole_tickers = ticker[sole]
         self._sums, self._block_sum = shared_sums(s.blocks, s.loadings)
+        self._block_triplets = [None if a is None else _triplets(a) for *_, a in s.blocks]
 
     def assemble(self, v: Values) -> Assembly:
         """The conic data of one solve (scaled by :data:`OBJECTIVE_SCALE`)."""
@@ -644,8 +655,8 @@ class ClarabelProgram:
             below = nonneg.add(np.zeros(size), (base, -1.0), (col, -1.0))
             aux_rows[on] = (above, below)
         block_rows: list[tuple[_Rows, slice]] = []
-        for (_, transform, on, m, a), rhs, kept, col_s, use in zip(
-            s.blocks, v.rhs, keep, slack_col, self._block_sum, strict=True
+        for (_, transform, on, m, _), rhs, kept, col_s, use, triplets in zip(
+            s.blocks, v.rhs, keep, slack_col, self._block_sum, self._block_triplets, strict=True
         ):
             count = int(kept.sum())
             if transform == "vol":
@@ -676,8 +687,11 @@ class ClarabelProgram:
                     ]
             else:
                 base = col_h if on == "h" else col_w
-                if a is not None:
-                    r, c, vals = _triplets(a[kept] if count < m else a)
+                if triplets is not None:
+                    r, c, vals = triplets
+                    if count < m:  # the kept rows, renumbered
+                        live = kept[r]
+                        r, c, vals = (np.cumsum(kept) - 1)[r[live]], c[live], vals[live]
                 else:  # elementwise rows: row j is the j-th kept name
                     r, c, vals = np.arange(count), np.flatnonzero(kept), np.ones(count)
                 if transform == "id":
