@@ -547,6 +547,8 @@ class ClarabelProgram:
     substituted (a pair alone on its ticker is the ticker's weight; a name whose box fixes
     its sign has ``|h_i| = ±h_i``), with the rows that then say nothing. At N = 2,000
     with every family on, the last one takes the KKT system from 26,000 to 17,000 rows.
+    Blocks that read the same wide sums (the book's exposure caps) read them from one
+    :class:`SharedSum`, and a factor band reads ``f``: fewer dense rows, not fewer rows.
     """
 
     def __init__(self, structure: Structure) -> None:
