@@ -71,6 +71,7 @@ from optimizer.result import (
     RebalanceResult,
     RunInfo,
     exposures,
+    string_column,
 )
 
 log = logging.getLogger("riskopt")
@@ -761,7 +762,7 @@ def _diff_tables(
     )
     targets = pd.DataFrame(
         {
-            "ticker": data.tickers.astype(str),
+            "ticker": string_column(data.tickers.astype(str)),
             "current_position": current_shares,
             "target_position": target_shares,
             "delta_position": target_shares - current_shares,
@@ -770,8 +771,8 @@ def _diff_tables(
             "proposed_weight": h_tilde,
             "solved_weight": h_solved,
             "priority": priority,
-            "action_type": ticker_labels,
-            "risk_reasoning_summary": ticker_reasons,
+            "action_type": string_column(ticker_labels),
+            "risk_reasoning_summary": string_column(ticker_reasons),
         }
     )
     unpriced = prepared.unpriced_holdings
@@ -797,14 +798,14 @@ def _diff_tables(
 
     sleeves = pd.DataFrame(
         {
-            "strategy_id": data.pair_strategy.astype(str),
-            "ticker": data.tickers[pt].astype(str) if data.p else np.array([], dtype=str),
+            "strategy_id": string_column(data.pair_strategy.astype(str)),
+            "ticker": string_column(data.tickers[pt].astype(str)),
             "current_weight": data.w0,
             "proposed_weight": data.w_tilde,
             "target_weight": w_final,
             "target_position": w_final * data.nav / data.price[pt] if data.p else w_final,
             "has_decision": data.has_decision,
-            "action_type": pair_labels,
+            "action_type": string_column(pair_labels),
         }
     )
 
@@ -842,8 +843,11 @@ def _diff_tables(
         row = _rejected(rec, {"reason": f"REJECTED: {reject}", "sanity_reject": reject}, common)
         for name, column in columns.items():
             column.insert(k, row[name])
-    actions = pd.DataFrame(columns, columns=list(_ACTION_COLUMNS))
-    actions.insert(0, "action_id", [f"{run_id}-{k:05d}" for k in range(len(actions))])
+    columns = {"action_id": [f"{run_id}-{k:05d}" for k in range(len(columns["ticker"]))]} | columns
+    actions = pd.DataFrame(
+        {k: string_column(v) if k in _TEXT_COLUMNS else v for k, v in columns.items()},
+        columns=["action_id", *_ACTION_COLUMNS],
+    )
     actions.insert(1, "run_id", run_id)
     actions.insert(2, "timestamp", created)
     return {"targets": targets, "sleeves": sleeves, "actions": actions}
@@ -857,6 +861,15 @@ _ACTION_COLUMNS = (
     "proposed_weight",
     "final_weight",
     "current_weight",
+    "reason",
+    "details_json",
+)
+_TEXT_COLUMNS = (
+    "action_id",
+    "ticker",
+    "decision_id",
+    "strategy_id",
+    "action_type",
     "reason",
     "details_json",
 )

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from constraints.config import ConstraintSet
 from optimizer import rebalance
 from optimizer.diff import Attribution, Cause, attribution_details, attribution_json
+from optimizer.result import string_column
 from tests.helpers import decisions, hand_book
 
 PRICES = {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0, "DDD": 10.0}
@@ -229,3 +231,21 @@ def test_every_details_json_is_written_as_json_dumps_writes_it() -> None:
     assert actions["decision_id"].isna().any()  # CCC moved without a decision
     for text in actions["details_json"]:
         assert json.dumps(json.loads(text)) == text
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["AAA", None, float("nan"), pd.NA, "≤ 5% σ"],
+        ["id-1", 3, 2.5, None],  # what a malformed decision may carry
+        np.array(["x", "yy"]),
+        [],
+    ],
+)
+def test_text_columns_read_as_pandas_would_write_them(values: list[object]) -> None:
+    """The result tables' text columns are built in their own Arrow pool; they must be
+    what pandas' own conversion gives, value for value and dtype for dtype."""
+    ours = pd.Series(string_column(values))
+    theirs = pd.Series(pd.array(list(values), dtype="str"))
+    assert ours.dtype == theirs.dtype == pd.Series(["a"]).dtype
+    pd.testing.assert_series_equal(ours, theirs)
