@@ -60,6 +60,29 @@ def _judge_row(verdict: Verdict) -> dict[str, Any]:
     }
 
 
+def _name_transcript(turns: list[tuple[int, str, Proposal]], tickers: np.ndarray) -> pd.DataFrame:
+    """One row per (turn, name): each analyst's per-name risk aversion, built at once."""
+    columns = ["round", "speaker", "ticker", "name_risk_aversion", "provenance"]
+    if not turns:
+        return pd.DataFrame(columns=columns)
+    n = len(tickers)
+    rule = np.full(n, "rule", dtype=object)
+    provenance = [
+        np.asarray(p.name_provenance, dtype=object) if len(p.name_provenance) else rule
+        for _, _, p in turns
+    ]
+    return pd.DataFrame(
+        {
+            "round": np.repeat(np.array([r for r, _, _ in turns], dtype=np.int64), n),
+            "speaker": pd.array(np.repeat([s for _, s, _ in turns], n).astype(object), dtype="str"),
+            "ticker": pd.array(np.tile(tickers.astype(object), len(turns)), dtype="str"),
+            "name_risk_aversion": np.exp(np.concatenate([p.log_gamma_i for _, _, p in turns])),
+            "provenance": pd.array(np.concatenate(provenance), dtype="str"),
+        },
+        columns=columns,
+    )
+
+
 def run_debate(
     features: Features,
     cfg: DebateConfig,
@@ -73,7 +96,7 @@ def run_debate(
     cast: dict[str, Analyst] = {**DEFAULT_ANALYSTS, **(analysts or {})}
     last: dict[str, Proposal] = {}
     rows: list[dict[str, Any]] = []
-    name_rows: list[pd.DataFrame] = []
+    name_rows: list[tuple[int, str, Proposal]] = []
     current: Any = state
     steps = 0
     while (speaker := next_speaker(current, rounds)) != END:
@@ -96,19 +119,7 @@ def run_debate(
                 "provenance": proposal.provenance,
             }
         )
-        name_rows.append(
-            pd.DataFrame(
-                {
-                    "round": round_no,
-                    "speaker": speaker,
-                    "ticker": features.tickers.astype(str),
-                    "name_risk_aversion": np.exp(proposal.log_gamma_i),
-                    "provenance": proposal.name_provenance
-                    if len(proposal.name_provenance)
-                    else "rule",
-                }
-            )
-        )
+        name_rows.append((round_no, speaker, proposal))
     stress, _ = portfolio_stress(features)
     for name, persona in DEFAULT_ANALYSTS.items():
         last.setdefault(name, persona.propose(features, {}))  # a debate cut short
@@ -122,13 +133,7 @@ def run_debate(
     )
     transcript["round"] = transcript["round"].astype("Int64")
     gamma = verdict.gamma
-    name_transcript = (
-        pd.concat(name_rows, ignore_index=True)
-        if name_rows
-        else pd.DataFrame(
-            columns=["round", "speaker", "ticker", "name_risk_aversion", "provenance"]
-        )
-    )
+    name_transcript = _name_transcript(name_rows, features.tickers.astype(str))
     return DebateResult(
         gamma=gamma,
         gamma_i=pd.Series(

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from hypothesis import given, settings
@@ -18,7 +19,8 @@ from constraints.config import ConstraintSet, DebateConfig
 from optimizer import rebalance
 from optimizer.cli import SAMPLES, app
 from optimizer.debate import Features, LanguageModelAnalyst, compute_features, run_debate
-from optimizer.debate.analysts import SAFE_ANALYST
+from optimizer.debate.analysts import SAFE_ANALYST, Proposal
+from optimizer.debate.debate import _name_transcript
 from optimizer.debate.routing import JUDGE, fresh_state, next_speaker, record_turn
 from optimizer.inputs import prepare
 
@@ -272,3 +274,23 @@ def test_debate_command_prints_the_transcript() -> None:
         and "Judge" in result.output
         and "judge: γ =" in result.output
     )
+
+
+@pytest.mark.parametrize("n", [0, 3])
+def test_the_name_transcript_has_a_row_per_turn_and_name(n: int) -> None:
+    """Built at once from the turns: each turn's names in order, its provenance (the
+    analyst's per name, else "rule"), and text columns typed as text even with no name."""
+    tickers = np.array([f"T{i}" for i in range(n)])
+    turns = [
+        (1, "risky", Proposal("risky", 0.1, np.full(n, 0.2), "r")),
+        (1, "safe", Proposal("safe", 0.3, np.full(n, -0.1), "s", "model", np.full(n, "model"))),
+    ]
+    frame = _name_transcript(turns, tickers)
+    assert len(frame) == 2 * n
+    assert frame["ticker"].tolist() == [*tickers, *tickers]
+    assert frame["speaker"].tolist() == ["risky"] * n + ["safe"] * n
+    assert frame["provenance"].tolist() == ["rule"] * n + ["model"] * n
+    np.testing.assert_allclose(frame["name_risk_aversion"], np.exp([0.2] * n + [-0.1] * n))
+    text = pd.Series(["a"]).dtype
+    assert [frame[c].dtype for c in ("speaker", "ticker", "provenance")] == [text] * 3
+    assert frame["round"].dtype == np.int64
