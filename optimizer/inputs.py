@@ -84,15 +84,16 @@ def triage_decisions(decisions: pd.DataFrame, book: Book, cs: ConstraintSet) -> 
 
 
 def _clusters(
-    book: Book, cs: ConstraintSet, tickers: np.ndarray, market: pd.DataFrame
+    book: Book, cs: ConstraintSet, tickers: np.ndarray, column: np.ndarray
 ) -> tuple[np.ndarray, str | None]:
-    """The book's cluster column where it labels every name, else clusters from returns.
+    """The book's cluster column (``column``, on ``tickers``) where it labels every name,
+    else clusters from returns.
 
     With neither, cluster caps cannot apply: the labels are empty and a warning says so.
     """
-    given = market["cluster"].astype(object).where(market["cluster"].notna(), "")
+    given = np.where(pd.isna(column), "", column).astype(object)
     if not cs.groups.cluster.active or (given != "").all():
-        return given.to_numpy(), None
+        return given, None
     if book.returns is None:
         return np.full(len(tickers), "", dtype=object), (
             "groups.cluster: the book has neither a cluster column for every name nor returns; "
@@ -140,8 +141,13 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
     pair_strategy = strategy_names[pair_code // max(n, 1)].astype(object)
     tickers = ticker_names.astype(object)
 
-    mk = market.loc[tickers] if n else market.iloc[:0]
-    price = mk["price"].to_numpy(dtype=float)
+    rows = market.index.get_indexer(pd.Index(tickers)) if n else np.zeros(0, dtype=np.intp)
+
+    def column(name: str, dtype: type = float) -> np.ndarray:
+        """The market's ``name`` column on the program's names."""
+        return market[name].to_numpy(dtype=dtype)[rows]
+
+    price = column("price")
     # Holdings are one row per pair (the Book's contract); decisions too (triage).
     qty = np.bincount(
         pair_of_row[:held], weights=pos["quantity"].to_numpy(dtype=float), minlength=p
@@ -161,14 +167,20 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
     factors: tuple[str, ...] = ()
     if book.risk_model is not None and n:
         rm = book.risk_model
-        loadings = rm.loadings.loc[tickers].to_numpy(dtype=float)
+        if rm.loadings.index.equals(market.index) and rm.specific_var.index.equals(market.index):
+            # A Book aligns its risk model on its market: the same rows. Column-major, as
+            # pandas hands it out, so that every product keeps its last bit.
+            loadings = np.asfortranarray(rm.loadings.to_numpy(dtype=float)[rows])
+            specific = rm.specific_var.to_numpy(dtype=float)[rows]
+        else:  # a model changed after validation: by label (a missing name raises)
+            loadings = rm.loadings.loc[tickers].to_numpy(dtype=float)
+            specific = rm.specific_var.loc[tickers].to_numpy(dtype=float)
         factor_cov = rm.factor_cov.to_numpy(dtype=float)
-        specific = rm.specific_var.loc[tickers].to_numpy(dtype=float)
         factors = tuple(rm.factors)
     elif book.risk_model is None:
         warnings.append("the book has no risk model: the risk-aversion terms are off")
 
-    cluster, cluster_warning = _clusters(book, cs, tickers, mk)
+    cluster, cluster_warning = _clusters(book, cs, tickers, market["cluster"].to_numpy()[rows])
     if cluster_warning:
         warnings.append(cluster_warning)
     # Today's point of the NAV path is the book's NAV, whatever the history says for it.
@@ -185,13 +197,13 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
         tickers=tickers,
         nav=book.nav,
         price=price,
-        adv_shares=mk["adv_shares"].to_numpy(dtype=float),
-        spread_bps=mk["spread_bps"].to_numpy(dtype=float),
-        volatility=mk["volatility"].to_numpy(dtype=float),
-        lot_size=mk["lot_size"].to_numpy(dtype=float),
-        tick_size=mk["tick_size"].to_numpy(dtype=float),
-        sector=mk["sector"].astype(str).to_numpy(dtype=object),
-        country=mk["country"].astype(str).to_numpy(dtype=object),
+        adv_shares=column("adv_shares"),
+        spread_bps=column("spread_bps"),
+        volatility=column("volatility"),
+        lot_size=column("lot_size"),
+        tick_size=column("tick_size"),
+        sector=market["sector"].astype(str).to_numpy(dtype=object)[rows],
+        country=market["country"].astype(str).to_numpy(dtype=object)[rows],
         cluster=cluster,
         h0=h0,
         pair_strategy=pair_strategy,
