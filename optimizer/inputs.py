@@ -29,6 +29,8 @@ class PreparedInputs:
     """All decision rows, with ``reject_reason`` (None when valid) and ``pair`` (index or -1)."""
     unpriced_holdings: pd.DataFrame
     warnings: tuple[str, ...]
+    current_shares: np.ndarray
+    """Shares held of each of the program's names (all sleeves)."""
 
 
 def triage_decisions(decisions: pd.DataFrame, book: Book, cs: ConstraintSet) -> pd.DataFrame:
@@ -149,9 +151,9 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
 
     price = column("price")
     # Holdings are one row per pair (the Book's contract); decisions too (triage).
-    qty = np.bincount(
-        pair_of_row[:held], weights=pos["quantity"].to_numpy(dtype=float), minlength=p
-    )
+    quantity = pos["quantity"].to_numpy(dtype=float)
+    qty = np.bincount(pair_of_row[:held], weights=quantity, minlength=p)
+    shares = np.bincount(ticker_code[:held], weights=quantity, minlength=n)
     w0 = qty * price[pair_ticker] / book.nav
     decided_pair = pair_of_row[held:]
     has_decision = np.zeros(p, dtype=bool)
@@ -235,5 +237,9 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
     pair[np.flatnonzero(d["reject_reason"].isna().to_numpy())] = decided_pair
     d["pair"] = pair
     return PreparedInputs(
-        data=data, decisions=d, unpriced_holdings=unpriced, warnings=tuple(warnings)
+        data=data,
+        decisions=d,
+        unpriced_holdings=unpriced,
+        warnings=tuple(warnings),
+        current_shares=shares,
     )

@@ -305,7 +305,7 @@ def rebalance(
         w_star = _pairs_from_tickers(data, h_star, c)
         attribution = _fallback_attribution(data, h_star)
 
-    current_shares = _current_shares(book, data)
+    current_shares = prepared.current_shares
     target_shares, h_final = round_to_lots(
         h_star, current_shares, lo, hi, price=data.price, lot_size=data.lot_size, nav=data.nav
     )
@@ -509,13 +509,6 @@ def _cost_weights(data: ProgramData, cs: ConstraintSet) -> np.ndarray:
     if not cs.objective.costs:
         return np.zeros(data.n)
     return (0.5 * data.spread_bps + cs.objective.commission_bps) * 1e-4
-
-
-def _current_shares(book: Book, data: ProgramData) -> np.ndarray:
-    where = pd.Index(data.tickers).get_indexer(book.positions["ticker"])
-    held = where >= 0
-    quantity = book.positions["quantity"].to_numpy(dtype=float)[held]
-    return np.bincount(where[held], weights=quantity, minlength=data.n)
 
 
 def _box_violation(solved: Solved, lo: np.ndarray, hi: np.ndarray) -> float:
