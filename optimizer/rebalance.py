@@ -753,19 +753,23 @@ def _diff_tables(
     priority = execution_priority(
         data.tickers, current_shares, target_shares, data.adv_shares, conf, risk_removed
     )
+    # In execution order (the priorities are the ranks 1..N); carried names go last.
+    first = np.argsort(priority)
     targets = pd.DataFrame(
         {
-            "ticker": string_column(data.tickers.astype(str)),
-            "current_position": current_shares,
-            "target_position": target_shares,
-            "delta_position": target_shares - current_shares,
-            "current_weight": data.h0,
-            "target_weight": h_final,
-            "proposed_weight": h_tilde,
-            "solved_weight": h_solved,
-            "priority": priority,
-            "action_type": string_column(ticker_labels),
-            "risk_reasoning_summary": string_column(ticker_reasons),
+            "ticker": string_column(data.tickers.astype(str)[first]),
+            "current_position": current_shares[first],
+            "target_position": target_shares[first],
+            "delta_position": (target_shares - current_shares)[first],
+            "current_weight": data.h0[first],
+            "target_weight": h_final[first],
+            "proposed_weight": h_tilde[first],
+            "solved_weight": None if h_solved is None else h_solved[first],
+            "priority": priority[first],
+            "action_type": string_column(np.asarray(ticker_labels)[first]),
+            "risk_reasoning_summary": string_column(
+                np.asarray(ticker_reasons, dtype=object)[first]
+            ),
         }
     )
     unpriced = prepared.unpriced_holdings
@@ -787,7 +791,6 @@ def _diff_tables(
             }
         )
         targets = pd.concat([targets, extra], ignore_index=True)
-    targets = targets.sort_values("priority").reset_index(drop=True)
 
     sleeves = pd.DataFrame(
         {
