@@ -62,13 +62,12 @@ from tqdm import tqdm
 from constraints.config import ConstraintSet
 from constraints.states import BlackSwanState
 from data.book import Book
-from data.contracts import check_decision_columns
+from data.contracts import DECISION_COLUMNS, check_decision_columns
 from optimizer.rebalance import degraded_result, rebalance
 from optimizer.result import DEGRADED, FALLBACK, RebalanceResult, RunInfo
 
 log = logging.getLogger("riskopt")
 
-DECISION_COLUMNS = ["decision_id", "ticker", "strategy_id", "target_weight", "confidence"]
 KEEP = ("results", "summaries")
 SCATTER_WAIT = 2.0
 """Seconds a Dask round waits for a running worker to scatter its books to; past it
@@ -203,7 +202,7 @@ def failed_result(job: Job, err: BaseException, *, store: str | None = None) -> 
         decisions = check_decision_columns(_decisions(job.decisions))
     except Exception:
         # The decisions themselves are what is broken: no row can be labelled.
-        decisions = pd.DataFrame(columns=DECISION_COLUMNS)
+        decisions = pd.DataFrame(columns=[*DECISION_COLUMNS, "confidence"])
     as_of = job.book.as_of if isinstance(job.book, Book) else None
     try:
         result = degraded_result(decisions, reason, run_id=job.run_id, store=store, as_of=as_of)
