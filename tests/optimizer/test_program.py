@@ -215,3 +215,29 @@ def test_exposure_caps_and_factor_bands_add_no_dense_row_of_their_own(
     assert direct.objective == pytest.approx(reference.objective, rel=1e-6, abs=1e-9)
     for ours, theirs in zip(direct.duals, reference.duals, strict=True):
         np.testing.assert_allclose(ours, theirs, atol=1e-4 * max(1.0, theirs.max()))
+
+
+def test_large_programs_are_factored_with_faer_to_the_same_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """From ``FAER_FROM`` names Clarabel factors its KKT system with faer, not QDLDL: the
+    same program, the same answer (to far below the gate's tolerance)."""
+    import optimizer.program as module
+
+    program = _program(150, 3)
+    methods: list[str] = []
+    real = module._clarabel
+
+    def spy(*args: object, **kwargs: object) -> object:
+        methods.append(str(kwargs["method"]))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "_clarabel", spy)
+    qdldl = program.solve("CLARABEL", max_iters=500)
+    monkeypatch.setattr(module, "FAER_FROM", program.structure.n)
+    faer = program.solve("CLARABEL", max_iters=500)
+    assert methods == ["qdldl", "faer"]
+    assert qdldl.status == faer.status == "optimal"
+    np.testing.assert_allclose(faer.h, qdldl.h, atol=1e-8)
+    np.testing.assert_allclose(faer.w, qdldl.w, atol=1e-8)
+    assert faer.objective == pytest.approx(qdldl.objective, rel=1e-9, abs=1e-12)
