@@ -854,10 +854,13 @@ class ClarabelProgram:
 
 FAER_FROM = 5_000
 """Names from which Clarabel factors its KKT system with faer (supernodal, one thread)
-instead of QDLDL. On the benchmark's books, interleaved runs: 12% less solver time at
-N = 10,000 (4.7–4.9 s against 5.5 s), 4% at 5,000, and 1–7% more from 300 to 2,000; the
-iterations are the same and the objective agrees to 1e-13. One thread: a batch already
-runs one book per core."""
+instead of QDLDL. On the benchmark's books with every family on, interleaved runs: 12%
+less solver time at N = 10,000 (4.7–4.9 s against 5.5 s), 4% at 5,000, and 1–7% more
+from 300 to 2,000; the iterations are the same and the objective agrees to 1e-13. On the
+benchmark's smaller shared problem (no country or cluster rows) faer was 5–10% slower at
+10,000: which wins depends on how many group rows end in the dense part of the
+factorization, and the default set has them all. One thread: a batch already runs one
+book per core."""
 
 
 def _clarabel(
