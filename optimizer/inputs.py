@@ -145,9 +145,14 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
 
     rows = market.index.get_indexer(pd.Index(tickers)) if n else np.zeros(0, dtype=np.intp)
 
-    def column(name: str, dtype: type = float) -> np.ndarray:
-        """The market's ``name`` column on the program's names."""
-        return market[name].to_numpy(dtype=dtype)[rows]
+    def column(name: str) -> np.ndarray:
+        """The market's numeric ``name`` column on the program's names."""
+        return market[name].to_numpy(dtype=float)[rows]
+
+    # Sector and country labels of the whole market: the program's names', and the set
+    # a constraint set's overrides are checked against.
+    sector_of = market["sector"].astype(str).to_numpy(dtype=object)
+    country_of = market["country"].astype(str).to_numpy(dtype=object)
 
     price = column("price")
     # Holdings are one row per pair (the Book's contract); decisions too (triage).
@@ -204,8 +209,8 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
         volatility=column("volatility"),
         lot_size=column("lot_size"),
         tick_size=column("tick_size"),
-        sector=market["sector"].astype(str).to_numpy(dtype=object)[rows],
-        country=market["country"].astype(str).to_numpy(dtype=object)[rows],
+        sector=sector_of[rows],
+        country=country_of[rows],
         cluster=cluster,
         h0=h0,
         pair_strategy=pair_strategy,
@@ -225,8 +230,8 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
     problems = book_problems(
         cs,
         tickers=set(market.index.astype(str).tolist()),
-        sectors=set(market["sector"].astype(str).unique().tolist()),
-        countries=set(market["country"].astype(str).unique().tolist()),
+        sectors=set(sector_of.tolist()),
+        countries=set(country_of.tolist()),
         clusters={str(c) for c in cluster if c},
         factors=set(book.risk_model.factors) if book.risk_model is not None else set(),
         has_risk_model=book.risk_model is not None,

@@ -384,6 +384,16 @@ class _Rows:
         )
 
 
+def _sum_rows(rows: _Rows, c: sp.csr_matrix, columns: np.ndarray, first: int) -> int:
+    """Append ``y_r − C_r x = 0`` for each row ``r`` of ``y`` that has a column (``columns``,
+    -1 for none; ``x`` from column ``first``); returns how many rows that is."""
+    read = np.flatnonzero(columns >= 0)
+    if len(read):
+        own = (np.arange(len(read)), columns[read], np.ones(len(read)))
+        rows.add(np.zeros(len(read)), (0, own), (first, _triplets(c[read], -1.0)))
+    return len(read)
+
+
 def _transform_bounds(
     transform: Transform, lo: np.ndarray, hi: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -433,8 +443,9 @@ class SharedSum:
     refactorized on every interior-point iteration. Written once as ``y = C x``, the five
     caps become rows on ``y`` and the KKT system keeps two dense rows instead of five: 5–14%
     less solver time from N = 300 to 2,000, level at 5,000 and 10,000 (measured on
-    the benchmark's books). A band on a factor reads ``f = Bᵀh``, which the program has
-    already: its rows need no sum and no dense row at all.
+    the benchmark's books). A band on a factor whose loadings are dense reads ``f = Bᵀh``,
+    which the program has already: its rows need no sum and no dense row at all (a factor
+    with sparse loadings, such as an industry, has sparse band rows to begin with).
 
     Only wide rows are shared (each touching half the columns or more). Sector, country
     and cluster rows are narrow; sharing them was measured faster on some books and up
@@ -606,14 +617,17 @@ class ClarabelProgram:
         sum_h: list[np.ndarray] = []
         sum_a: list[np.ndarray] = []
         for j, total in enumerate(self._sums):
-            need_h = np.zeros(total.C.shape[0], dtype=bool)
-            need_a = np.zeros(total.C.shape[0], dtype=bool)
+            need_h = np.zeros(total.C.shape[0], dtype=bool)  # rows read as C x ...
+            need_a = np.zeros(total.C.shape[0], dtype=bool)  # ... and as C |x|
             for (_, transform, _, _, _), kept, use in zip(
                 s.blocks, keep, self._block_sum, strict=True
             ):
-                if use is not None and use[0] == j:
-                    need_h |= kept if transform != "abs" else False
-                    need_a |= kept if transform != "id" else False
+                if use is None or use[0] != j:
+                    continue
+                if transform != "abs":  # id, pos and neg read y_h
+                    need_h |= kept
+                if transform != "id":  # abs, pos and neg read y_a
+                    need_a |= kept
             columns_h = np.full(len(need_h), -1)
             if total.factor is not None:
                 columns_h[need_h] = col_f + total.factor[need_h]
@@ -636,14 +650,12 @@ class ClarabelProgram:
             zero.add(np.zeros(k), (col_f, 1.0), (col_h, self._minus_loadings_t))
         sum_rows = 0
         for total, columns_h, columns_a in zip(self._sums, sum_h, sum_a, strict=True):
-            base = col_h if total.on == "h" else col_w
-            for columns, x in ((columns_h, base), (columns_a, aux_col.get(total.on, -1))):
-                read = np.flatnonzero(columns >= 0)
-                if not len(read) or (columns is columns_h and total.factor is not None):
-                    continue
-                own = (np.arange(len(read)), columns[read], np.ones(len(read)))
-                zero.add(np.zeros(len(read)), (0, own), (x, _triplets(total.C[read], -1.0)))
-                sum_rows += len(read)
+            # y_h = C x (unless y_h is f itself) and y_a = C |x|: the |x| column exists
+            # whenever a kept row reads y_a.
+            if total.factor is None:
+                sum_rows += _sum_rows(zero, total.C, columns_h, col_h if total.on == "h" else col_w)
+            if (columns_a >= 0).any():
+                sum_rows += _sum_rows(zero, total.C, columns_a, aux_col[total.on])
         upper = nonneg.add(v.hi, (col_h, 1.0))
         lower = nonneg.add(-v.lo, (col_h, -1.0))
         if s.costs:

@@ -21,6 +21,7 @@ from optimizer.debate.routing import (
     record_decision,
     record_turn,
 )
+from optimizer.result import string_column
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,10 @@ def _name_transcript(turns: list[tuple[int, str, Proposal]], tickers: np.ndarray
     return pd.DataFrame(
         {
             "round": np.repeat(np.array([r for r, _, _ in turns], dtype=np.int64), n),
-            "speaker": pd.array(np.repeat([s for _, s, _ in turns], n).astype(object), dtype="str"),
-            "ticker": pd.array(np.tile(tickers.astype(object), len(turns)), dtype="str"),
+            "speaker": string_column(np.repeat([s for _, s, _ in turns], n)),
+            "ticker": string_column(np.tile(tickers, len(turns))),
             "name_risk_aversion": np.exp(np.concatenate([p.log_gamma_i for _, _, p in turns])),
-            "provenance": pd.array(np.concatenate(provenance), dtype="str"),
+            "provenance": string_column(np.concatenate(provenance)),
         },
         columns=columns,
     )
