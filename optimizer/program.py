@@ -18,6 +18,7 @@ cvxpy twin's compile is paid once per structure.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import warnings
 from collections import OrderedDict
@@ -140,6 +141,36 @@ class Values:
     kappa: np.ndarray
     rhs: list[np.ndarray]
     rho: list[float]
+
+    @classmethod
+    def of(
+        cls,
+        data: ProgramData,
+        limits: list[LinearLimit],
+        *,
+        c: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        gamma: float,
+        gamma_i: np.ndarray,
+        kappa: np.ndarray,
+        rho: list[float],
+    ) -> Values:
+        """The values of one book's solve (the limits' right-hand sides, the objective's
+        weights, the hard box)."""
+        specific = np.zeros(data.n) if data.specific_var is None else data.specific_var
+        return cls(
+            c=np.asarray(c, dtype=float),
+            w_tilde=np.asarray(data.w_tilde, dtype=float),
+            lo=np.asarray(lo, dtype=float),
+            hi=np.asarray(hi, dtype=float),
+            gamma=float(gamma),
+            specific_weight=float(gamma) * np.asarray(gamma_i, dtype=float) * specific,
+            h0=np.asarray(data.h0, dtype=float),
+            kappa=np.asarray(kappa, dtype=float),
+            rhs=[np.asarray(limit.rhs, dtype=float) for limit in limits],
+            rho=[float(r) for r in rho],
+        )
 
 
 class CvxpyProgram:
@@ -913,6 +944,7 @@ class GateProgram:
         self.solves = 0
         self._direct: ClarabelProgram | None = None
         self._cvxpy: CvxpyProgram | None = None
+        self._lock = threading.Lock()
 
     @property
     def cvxpy(self) -> CvxpyProgram:
@@ -933,18 +965,10 @@ class GateProgram:
         kappa: np.ndarray,
         rho: list[float],
     ) -> None:
-        specific = np.zeros(data.n) if data.specific_var is None else data.specific_var
-        self.values = Values(
-            c=np.asarray(c, dtype=float),
-            w_tilde=np.asarray(data.w_tilde, dtype=float),
-            lo=np.asarray(lo, dtype=float),
-            hi=np.asarray(hi, dtype=float),
-            gamma=float(gamma),
-            specific_weight=float(gamma) * np.asarray(gamma_i, dtype=float) * specific,
-            h0=np.asarray(data.h0, dtype=float),
-            kappa=np.asarray(kappa, dtype=float),
-            rhs=[np.asarray(limit.rhs, dtype=float) for limit in limits],
-            rho=[float(r) for r in rho],
+        """Keep :meth:`Values.of` these inputs for the next :meth:`solve` that is given
+        none (a notebook's convenience; concurrent callers pass ``values``)."""
+        self.values = Values.of(
+            data, limits, c=c, lo=lo, hi=hi, gamma=gamma, gamma_i=gamma_i, kappa=kappa, rho=rho
         )
 
     def solve(
@@ -954,8 +978,14 @@ class GateProgram:
         max_iters: int,
         via: str = "direct",
         warm_start: bool = False,
+        values: Values | None = None,
     ) -> Solved:
-        """Solve with one solver (a name or a cvxpy solver instance); raises on failure.
+        """Solve ``values`` (default: those kept by :meth:`set_values`) with one solver (a
+        name or a cvxpy solver instance); raises on failure.
+
+        A program is shared by every book of its structure, also across threads: the
+        direct Clarabel path keeps no state between solves, and the cvxpy path, whose
+        parameters are the program's own, takes one solve at a time.
 
         ``warm_start`` starts a first-order solver (OSQP, SCS) from the cached program's
         previous solution. It is off by default: at the gate's 1e-9 tolerance a
@@ -963,40 +993,52 @@ class GateProgram:
         iterations (status ``user_limit``) where the cold start converged in 0.6 s.
         Clarabel, an interior-point method, always starts afresh.
         """
-        if self.values is None:
-            raise ValueError("set_values first")
-        self.solves += 1
-        if solver == "CLARABEL" and via == "direct":
-            if self._direct is None:
-                self._direct = ClarabelProgram(self.structure)
-            return self._direct.solve(self.values, max_iters=max_iters)
-        program = self.cvxpy
-        program.set_values(self.values)
-        return program.solve(solver, max_iters=max_iters, warm_start=warm_start)
+        v = self.values if values is None else values
+        if v is None:
+            raise ValueError("no values: pass values or call set_values first")
+        with self._lock:
+            self.solves += 1
+            if solver == "CLARABEL" and via == "direct":
+                if self._direct is None:
+                    self._direct = ClarabelProgram(self.structure)
+                direct = self._direct
+            else:
+                program = self.cvxpy
+                program.set_values(v)
+                return program.solve(solver, max_iters=max_iters, warm_start=warm_start)
+        return direct.solve(v, max_iters=max_iters)
 
 
 class ProgramCache:
-    """Compiled programs keyed by structure (least recently used evicted)."""
+    """Compiled programs keyed by structure (least recently used evicted); safe to share
+    between threads."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self.size = size
         self._programs: OrderedDict[tuple[object, ...], GateProgram] = OrderedDict()
+        self._lock = threading.Lock()
         self.builds = 0
 
     def get(self, structure: Structure) -> GateProgram:
-        program = self._programs.get(structure.key)
-        if program is None:
+        return self.fetch(structure)[0]
+
+    def fetch(self, structure: Structure) -> tuple[GateProgram, bool]:
+        """The program of ``structure`` and whether this call built it."""
+        with self._lock:
+            program = self._programs.get(structure.key)
+            if program is not None:
+                self._programs.move_to_end(structure.key)
+                return program, False
             program = GateProgram(structure)
             self.builds += 1
             self._programs[structure.key] = program
             while len(self._programs) > self.size:
                 self._programs.popitem(last=False)
-        else:
-            self._programs.move_to_end(structure.key)
-        return program
+            return program, True
 
     def clear(self) -> None:
-        self._programs.clear()
+        with self._lock:
+            self._programs.clear()
 
 
 DEFAULT_CACHE = ProgramCache()

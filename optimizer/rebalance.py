@@ -60,6 +60,7 @@ from optimizer.program import (
     Solved,
     SolverFailed,
     Structure,
+    Values,
 )
 from optimizer.program import OPTIMAL as SOLVER_OPTIMAL
 from optimizer.result import (
@@ -221,10 +222,8 @@ def rebalance(
     program_built = False
     if data.n:
         structure = Structure.of(data, limits, costs=cs.objective.costs)
-        builds_before = cache.builds if cache is not None else 0
-        program = cache.get(structure) if cache is not None else ProgramCache(1).get(structure)
-        program_built = cache is None or cache.builds > builds_before
-        program.set_values(
+        program, program_built = (cache if cache is not None else ProgramCache(1)).fetch(structure)
+        values = Values.of(
             data, limits, c=c, lo=lo, hi=hi, gamma=gamma, gamma_i=gamma_i, kappa=kappa, rho=rho
         )
         inaccurate: Solved | None = None
@@ -238,7 +237,7 @@ def rebalance(
                 chain.append({"solver": name, "outcome": "not installed"})
                 continue
             try:
-                candidate = program.solve(solver, max_iters=cs.solver.max_iters)
+                candidate = program.solve(solver, max_iters=cs.solver.max_iters, values=values)
             except (SolverFailed, ValueError, ArithmeticError) as err:
                 chain.append({"solver": name, "outcome": f"failed: {err}"})
                 log.warning("solver %s failed: %s", name, err)

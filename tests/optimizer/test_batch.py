@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,6 +18,7 @@ from data.loaders import save_book
 from data.synthetic import make_universe
 from optimizer import rebalance
 from optimizer.batch import Job, jobs_from_manifest, rebalance_many
+from optimizer.program import GateProgram
 
 NOW = dt.datetime(2026, 11, 20, 21, 0, tzinfo=dt.UTC)
 VOLATILE = ["created_at", "timestamp", "action_id"]
@@ -110,6 +113,37 @@ def test_serial_process_pool_threads_and_dask_give_identical_results() -> None:
             _same(a.targets, b.targets)
             _same(a.actions, b.actions)
             assert a.run.gamma == b.run.gamma
+
+
+def test_threads_sharing_one_program_keep_each_books_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Scenarios of one book share one cached program. A thread's solve must use its own
+    book's values even when another thread of the same structure runs meanwhile (a pause
+    before each solve lets every thread prepare its book first)."""
+    u = make_universe(60, 4, 7, coverage=0.9, years=0.5)
+    jobs = [
+        Job(
+            u.book,
+            u.decisions.assign(target_weight=u.decisions["target_weight"] * (0.4 + 0.2 * i)),
+            state="NORMAL",
+            run_id=f"scenario-{i}",
+        )
+        for i in range(6)
+    ]
+    serial = rebalance_many(jobs, executor="serial", progress=False, now=NOW)
+    assert len({tuple(r.targets["target_position"]) for r in serial}) == len(jobs)
+    solve = GateProgram.solve
+
+    def paused(self: GateProgram, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.05)
+        return solve(self, *args, **kwargs)
+
+    monkeypatch.setattr(GateProgram, "solve", paused)
+    with ThreadPoolExecutor(len(jobs)) as threads:
+        threaded = rebalance_many(jobs, executor=threads, progress=False, now=NOW)
+    for a, b in zip(serial, threaded, strict=True):
+        _same(a.targets, b.targets)
 
 
 def test_default_run_ids_are_the_batch_and_the_index_and_must_be_unique() -> None:
