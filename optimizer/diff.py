@@ -296,8 +296,14 @@ def label_trades(
 
 
 def _pcts(values: np.ndarray) -> list[str]:
-    """:func:`_pct` of every value (on Python floats: numpy scalars format slowly)."""
-    return [_pct(x) for x in np.asarray(values, dtype=float).tolist()]
+    """:func:`_pct` of every value: one format per value, on Python floats (numpy scalars
+    format slowly); only values that can read "-0.00%" are looked at again."""
+    scaled = 100.0 * np.asarray(values, dtype=float)
+    texts = [f"{x:.2f}%" for x in scaled.tolist()]
+    for k in np.flatnonzero((scaled <= 0.0) & (scaled > -0.01)).tolist():
+        if texts[k] == "-0.00%":
+            texts[k] = "0.00%"
+    return texts
 
 
 def reasons(
@@ -331,15 +337,23 @@ def reasons(
         return out
     sentence = {} if sentences is None else sentences
     names = np.array(sorted({int(rows[k]) for k in todo} - sentence.keys()), dtype=int)
-    dom = attribution.dominant()[names].tolist()
+    dom = attribution.dominant()[names]
     shares = attribution.shares[names]
+    # The other causes with ≥ 5% of the move, largest first, as one flat list cut per name.
     order = np.argsort(-shares, axis=1)
-    shown_others = np.take_along_axis(shares >= 0.05, order, axis=1)
-    share_rows = shares.tolist()
-    # Per name: the main cause's sentence and the other causes with ≥ 5% of the move.
+    other = np.take_along_axis(shares >= 0.05, order, axis=1) & (order != dom[:, None])
+    row, rank = np.nonzero(other)
+    cause_of = order[row, rank]
+    descriptions = [c.description for c in attribution.causes]
+    other_texts = [
+        f"{descriptions[j]} {x:.0%}"
+        for j, x in zip(cause_of.tolist(), shares[row, cause_of].tolist(), strict=True)
+    ]
+    ends = np.cumsum(other.sum(axis=1)).tolist()
+    # Per name: the main cause's sentence and the others.
     causes = attribution.causes
-    for r, i in enumerate(names.tolist()):
-        d = dom[r]
+    start = 0
+    for r, (i, d) in enumerate(zip(names.tolist(), dom.tolist(), strict=True)):
         cause = causes[d]
         value = attribution.limit_value.get(cause.name)
         limit = math.nan if value is None else float(value[i])
@@ -350,12 +364,8 @@ def reasons(
             main = f"{cause.description}{at} ({cause.value_label} {shown} of NAV)"
         else:
             main = f"{cause.description}{at} ({cause.name}" + (f" {shown}" if shown else "") + ")"
-        row_shares = share_rows[r]
-        others = [
-            f"{causes[j].description} {row_shares[j]:.0%}"
-            for j in order[r, shown_others[r]].tolist()
-            if j != d
-        ]
+        others = other_texts[start : ends[r]]
+        start = ends[r]
         sentence[i] = main + (f" with {', '.join(others)}" if others else "")
     for k in todo:
         label = labels_l[k]
