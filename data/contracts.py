@@ -119,6 +119,10 @@ def validate(schema: pa.DataFrameSchema, table: Any, *, key: str | None = "ticke
         raise ValidationError(schema.name or "table", _describe(err, table, key)) from None
 
 
+_TEXT = pd.Series(["text", None]).dtype
+"""pandas' own dtype for a column of text with missing values."""
+
+
 def check_decision_columns(decisions: Any) -> pd.DataFrame:
     """Check the decisions table's shape; rows are judged one by one later."""
     if not isinstance(decisions, pd.DataFrame):
@@ -131,6 +135,8 @@ def check_decision_columns(decisions: Any) -> pd.DataFrame:
     out = decisions.reset_index(drop=True)
     columns: dict[str, Any] = {}
     for col in ("decision_id", "ticker", "strategy_id"):
+        if out[col].dtype == _TEXT:  # already what the conversion below gives
+            continue
         values = out[col].tolist()
         absent = out[col].isna().tolist()
         columns[col] = [None if a else str(v) for v, a in zip(values, absent, strict=True)]

@@ -87,3 +87,30 @@ def test_a_position_worth_a_thousand_navs_is_rejected_by_name() -> None:
             as_of=book.as_of, nav=book.nav, positions=positions, market=book.market.reset_index()
         )
     assert "NAV" in str(err.value)
+
+
+def test_decision_text_columns_come_out_as_text_whatever_they_came_in_as() -> None:
+    """Ids given as numbers or as pandas' nullable strings are read as text, a column
+    that already is text is kept as it is, and a missing value stays missing."""
+    from data.contracts import check_decision_columns
+
+    given = pd.DataFrame(
+        {
+            "decision_id": ["d1", None, "d3"],  # already text
+            "ticker": pd.array(["AAA", "BBB", None], dtype="string"),  # missing is pd.NA
+            "strategy_id": [7, 8, None],  # numbers (float with a NaN)
+            "target_weight": ["0.1", "x", 0.3],
+            "confidence": [1, 0.5, 1],
+        },
+        index=[10, 11, 12],
+    )
+    out = check_decision_columns(given)
+    text = pd.Series(["x", None]).dtype
+    for column in ("decision_id", "ticker", "strategy_id"):
+        assert out[column].dtype == text, column
+    assert out["decision_id"].tolist()[::2] == ["d1", "d3"] and pd.isna(out["decision_id"][1])
+    assert out["ticker"].tolist()[:2] == ["AAA", "BBB"] and pd.isna(out["ticker"][2])
+    assert out["strategy_id"].tolist()[:2] == ["7.0", "8.0"] and pd.isna(out["strategy_id"][2])
+    assert out["target_weight"].tolist()[::2] == [0.1, 0.3] and pd.isna(out["target_weight"][1])
+    assert list(out.index) == [0, 1, 2]
+    assert given["ticker"].dtype == "string"  # the caller's frame is left alone
