@@ -840,7 +840,10 @@ def _diff_tables(
             column.insert(k, row[name])
     columns = {"action_id": [f"{run_id}-{k:05d}" for k in range(len(columns["ticker"]))]} | columns
     actions = pd.DataFrame(
-        {k: string_column(v) if k in _TEXT_COLUMNS else v for k, v in columns.items()},
+        {
+            k: string_column(v) if k == "action_id" or _ACTION_COLUMNS[k] is str else v
+            for k, v in columns.items()
+        },
         columns=["action_id", *_ACTION_COLUMNS],
     )
     actions.insert(1, "run_id", run_id)
@@ -848,26 +851,19 @@ def _diff_tables(
     return {"targets": targets, "sleeves": sleeves, "actions": actions}
 
 
-_ACTION_COLUMNS = (
-    "ticker",
-    "decision_id",
-    "strategy_id",
-    "action_type",
-    "proposed_weight",
-    "final_weight",
-    "current_weight",
-    "reason",
-    "details_json",
-)
-_TEXT_COLUMNS = (
-    "action_id",
-    "ticker",
-    "decision_id",
-    "strategy_id",
-    "action_type",
-    "reason",
-    "details_json",
-)
+_ACTION_COLUMNS: dict[str, type] = {
+    "ticker": str,
+    "decision_id": str,
+    "strategy_id": str,
+    "action_type": str,
+    "proposed_weight": float,
+    "final_weight": float,
+    "current_weight": float,
+    "reason": str,
+    "details_json": str,
+}
+"""The actions table's columns after ``action_id`` (text too), in order, each with its
+kind: text columns are built by :func:`string_column`."""
 
 
 def _rejected(rec: Mapping[Any, Any], details: dict[str, Any], shared: str = "") -> dict[str, Any]:
