@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+import optimizer.program
 from constraints import FAMILIES
 from constraints.base import ProgramData
 from constraints.config import ConstraintSet
@@ -122,13 +123,13 @@ def test_substituted_columns_leave_the_answer_unchanged(state: str) -> None:
     signed = int(((values.lo >= 0) | (values.hi <= 0)).sum())
     if state == "EMERGENCY":  # de-risk only: every name's sign is fixed
         assert signed == structure.n
-    # Rows: ``h = M w`` only for crowded tickers (and ``f = Bᵀ h``, and the shared sums
-    # ``Σh``, ``Σ|h|`` of the exposure caps: see the next test); ``a ≥ ±h`` only for
+    # Rows: ``h = M w`` only for crowded tickers (and ``f = Bᵀ h``, and the shared sums:
+    # see the tests below); ``a ≥ ±h`` only for
     # names of either sign, ``a ≥ ±w`` only for crowded pairs; the box; two per kept
     # policy row (the row and its slack's sign), and one for the cone's slack.
     zero, nonneg, _ = assembly.cones
     assert zero == int((pairs_per_ticker != 1).sum()) + structure.k + assembly.sums
-    assert 0 < assembly.sums <= 2
+    assert assembly.sums > 0
     kept = sum(int(kept.sum()) for _, is_cone, kept, _ in assembly.blocks if not is_cone)
     cones = sum(1 for _, is_cone, _, _ in assembly.blocks if is_cone)
     unsigned = structure.n - signed
@@ -241,3 +242,26 @@ def test_large_programs_are_factored_with_faer_to_the_same_answer(
     np.testing.assert_allclose(faer.h, qdldl.h, atol=1e-8)
     np.testing.assert_allclose(faer.w, qdldl.w, atol=1e-8)
     assert faer.objective == pytest.approx(qdldl.objective, rel=1e-9, abs=1e-12)
+
+
+def test_a_small_books_group_rows_read_one_sum_per_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below ``NARROW_SUMS_BELOW`` names, a group's net rows above and below (and its gross
+    rows) read one sum per group instead of each repeating the group's members: fewer
+    entries in ``A``, more sum rows, and the same answer as without, and as cvxpy's."""
+    program = _program(150, 7)
+    values, structure = program.values, program.structure
+    assert values is not None and structure.n < optimizer.program.NARROW_SUMS_BELOW
+    narrow = ClarabelProgram(structure)
+    monkeypatch.setattr(optimizer.program, "NARROW_SUMS_BELOW", 0)
+    wide = ClarabelProgram(structure)
+    a_narrow, a_wide = narrow.assemble(values), wide.assemble(values)
+    assert a_wide.sums <= 2  # only the book's own sums, Σh and Σ|h|
+    assert a_narrow.sums > a_wide.sums  # a sum per group whose rows are kept
+    assert a_narrow.A.nnz < a_wide.A.nnz
+    solved = [p.solve(values, max_iters=500) for p in (narrow, wide)]
+    np.testing.assert_allclose(solved[0].h, solved[1].h, atol=1e-6)
+    assert solved[0].objective == pytest.approx(solved[1].objective, rel=1e-7, abs=1e-10)
+    for ours, theirs in zip(solved[0].duals, solved[1].duals, strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-4 * max(1.0, theirs.max()))
+    reference = program.solve("CLARABEL", max_iters=500, via="cvxpy")
+    np.testing.assert_allclose(solved[0].h, reference.h, atol=1e-6)
