@@ -478,9 +478,9 @@ class SharedSum:
     which the program has already: its rows need no sum and no dense row at all (a factor
     with sparse loadings, such as an industry, has sparse band rows to begin with).
 
-    Only wide rows are shared (each touching half the columns or more). Sector, country
-    and cluster rows are narrow; sharing them was measured faster on some books and up
-    to 25% slower on others, as the fill-reducing ordering fell one way or the other.
+    Wide rows (each touching half the columns or more) are shared at every size. Sector,
+    country and cluster rows are narrow: they are shared below :data:`NARROW_SUMS_BELOW`
+    names, where that was measured faster, and not above, where it was mostly slower.
     """
 
     on: str
@@ -498,7 +498,8 @@ def shared_sums(
     """The shared sums of a program's blocks, and each block's (sum, sign) or ``None``.
 
     A block reads a sum when its ``A`` is ``±C``. A sum is written when its rows are
-    factor loadings, or when its rows are wide and two blocks or more read it.
+    factor loadings, or when two blocks or more read it and its rows are wide (or
+    ``narrow`` is set).
     """
     keyed: dict[tuple[object, ...], int] = {}
     found: list[tuple[str, sp.csr_matrix]] = []
@@ -591,8 +592,9 @@ class ClarabelProgram:
     substituted (a pair alone on its ticker is the ticker's weight; a name whose box fixes
     its sign has ``|h_i| = ±h_i``), with the rows that then say nothing. At N = 2,000
     with every family on, the last one takes the KKT system from 26,000 to 17,000 rows.
-    Blocks that read the same wide sums (the book's exposure caps) read them from one
-    :class:`SharedSum`, and a factor band reads ``f``: fewer dense rows, not fewer rows.
+    Blocks that read the same sums (the book's exposure caps; a small book's group caps)
+    read them from one :class:`SharedSum`, and a factor band reads ``f``: fewer dense
+    rows, not fewer rows.
     """
 
     def __init__(self, structure: Structure) -> None:
