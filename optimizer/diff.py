@@ -447,7 +447,7 @@ def attribution_json(
                 at[finite].tolist(), json_numbers(values[finite].tolist()), strict=True
             ):
                 limit[k] = f', "limit": {text}'
-    entries = [  # one f-string: a single allocation per entry, where + made seven
+    entries = [  # one f-string per entry: seven +s would build six strings on the way
         f"{head[j]}{c}{describe[j]}{g}{lim}{scope[j]}{sh}{tail[j]}"
         for j, c, g, lim, sh in zip(cause.tolist(), contribution, group, limit, share, strict=True)
     ]
