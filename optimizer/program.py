@@ -957,6 +957,8 @@ class GateProgram:
     def __init__(self, structure: Structure) -> None:
         self.structure = structure
         self.values: Values | None = None
+        """Values for a :meth:`solve` given none (a notebook's convenience: set it to
+        :meth:`Values.of` a book's inputs; concurrent callers pass ``values`` instead)."""
         self.solves = 0
         self._direct: ClarabelProgram | None = None
         self._cvxpy: CvxpyProgram | None = None
@@ -968,25 +970,6 @@ class GateProgram:
             self._cvxpy = CvxpyProgram(self.structure)
         return self._cvxpy
 
-    def set_values(
-        self,
-        data: ProgramData,
-        limits: list[LinearLimit],
-        *,
-        c: np.ndarray,
-        lo: np.ndarray,
-        hi: np.ndarray,
-        gamma: float,
-        gamma_i: np.ndarray,
-        kappa: np.ndarray,
-        rho: list[float],
-    ) -> None:
-        """Keep :meth:`Values.of` these inputs for the next :meth:`solve` that is given
-        none (a notebook's convenience; concurrent callers pass ``values``)."""
-        self.values = Values.of(
-            data, limits, c=c, lo=lo, hi=hi, gamma=gamma, gamma_i=gamma_i, kappa=kappa, rho=rho
-        )
-
     def solve(
         self,
         solver: str | Any,
@@ -996,7 +979,7 @@ class GateProgram:
         warm_start: bool = False,
         values: Values | None = None,
     ) -> Solved:
-        """Solve ``values`` (default: those kept by :meth:`set_values`) with one solver (a
+        """Solve ``values`` (default: :attr:`values`) with one solver (a
         name or a cvxpy solver instance); raises on failure.
 
         A program is shared by every book of its structure, also across threads: the
@@ -1011,7 +994,7 @@ class GateProgram:
         """
         v = self.values if values is None else values
         if v is None:
-            raise ValueError("no values: pass values or call set_values first")
+            raise ValueError("no values: pass values or set program.values first")
         with self._lock:
             self.solves += 1
             if solver == "CLARABEL" and via == "direct":

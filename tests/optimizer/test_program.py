@@ -14,7 +14,7 @@ from constraints.config import ConstraintSet
 from data.synthetic import make_universe
 from optimizer import rebalance
 from optimizer.inputs import prepare
-from optimizer.program import ClarabelProgram, GateProgram, ProgramCache, Structure
+from optimizer.program import ClarabelProgram, GateProgram, ProgramCache, Structure, Values
 from optimizer.rebalance import _cost_weights, _hard_box, _tracking_weights
 
 
@@ -59,7 +59,7 @@ def test_the_cache_builds_once_per_structure() -> None:
 def _set_values(program: GateProgram, data: ProgramData, limits: list, cs: ConstraintSet) -> None:
     bounds = [bound for family in FAMILIES for bound in family.bounds(cs, data)]
     lo, hi = _hard_box(data, bounds)
-    program.set_values(
+    program.values = Values.of(
         data,
         limits,
         c=_tracking_weights(data, cs),
