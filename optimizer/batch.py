@@ -354,9 +354,27 @@ def rebalance_many(
     )
 
 
+QUIET_WORKERS: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+}
+"""Dask settings of the workers :func:`local_cluster` starts. A worker's event loop
+shares the GIL with the task it runs, and by default wakes often: the statistical
+profiler samples every running task's stack every 10 ms, the tick monitor runs every
+20 ms and the system monitor every 500 ms. A book is about 50 ms of mostly Python, so
+each wake-up stalls it: 400 books of 300 names took a median 50–52 ms a book on a
+two-worker cluster with the defaults and 47–48 ms with these (a single process takes
+46–47), and the batch 5–7% less time. What they cost: no profile in the dashboard (none
+is started), a blocked event loop noticed within a second rather than 20 ms, and
+coarser host-load plots. A cluster of your own can take them too:
+``with dask.config.set(QUIET_WORKERS): cluster = LocalCluster(...)``."""
+
+
 def local_cluster(workers: int | None = None) -> Any:
     """A Dask ``LocalCluster`` as ``rebalance_many(executor="dask")`` starts one: ``workers``
-    single-threaded worker processes (default: one per core) and no dashboard.
+    single-threaded worker processes (default: one per core), no dashboard, and the
+    :data:`QUIET_WORKERS` settings.
 
     Its workers keep glibc's default memory trimming: Dask's nannies otherwise start them
     with ``MALLOC_TRIM_THRESHOLD_=65536``, which hands memory back eagerly, and the gate,
@@ -377,7 +395,7 @@ def local_cluster(workers: int | None = None) -> Any:
     # inherit the variable. It is kept out of the environment while these workers start.
     inherited = os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     try:
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ, **QUIET_WORKERS}):
             return LocalCluster(
                 n_workers=max(1, workers or os.cpu_count() or 1),
                 threads_per_worker=1,

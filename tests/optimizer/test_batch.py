@@ -254,22 +254,30 @@ def test_on_a_dask_cluster_with_no_worker_yet_the_batch_waits_for_one() -> None:
 def test_local_cluster_workers_keep_the_default_memory_trimming() -> None:
     """Dask's nannies set MALLOC_TRIM_THRESHOLD_ in their workers, and leave it in the
     parent's environment; the cluster riskopt starts (and hands out for keeping one up)
-    leaves glibc's default even so, and still runs."""
+    leaves glibc's default even so, runs its workers with the quiet settings, and still
+    runs."""
     import os
 
+    import dask
     from distributed import Client
 
-    from optimizer.batch import local_cluster
+    from optimizer.batch import QUIET_WORKERS, local_cluster
+
+    def settings() -> tuple[Any, ...]:
+        return tuple(dask.config.get(key) for key in QUIET_WORKERS)
 
     os.environ["MALLOC_TRIM_THRESHOLD_"] = "65536"  # as any default cluster leaves it
     try:
         with local_cluster(2) as cluster, Client(cluster) as client:
             seen = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+            quiet = client.run(settings)
             batch = rebalance_many(_jobs(2, n=40), executor=client, progress=False, now=NOW)
         assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # given back
     finally:
         os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     assert len(seen) == 2 and set(seen.values()) == {None}
+    assert set(quiet.values()) == {tuple(QUIET_WORKERS.values())}
+    assert settings() != tuple(QUIET_WORKERS.values())  # this process's own are left alone
     assert not batch.failed
 
 
