@@ -20,10 +20,12 @@ numeric residual of any weight vector, and the subgradient used for KKT attribut
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 Transform = Literal["id", "abs", "pos", "neg", "vol"]
@@ -88,6 +90,20 @@ class ProgramData:
     def lot_weight(self) -> np.ndarray:
         """Weight of one lot of each name."""
         return self.lot_size * self.price / self.nav
+
+    def by_name(self, values: Mapping[str, float], default: float | np.ndarray) -> np.ndarray:
+        """``values[ticker]`` for each name that has one, ``default`` (a number, or one per
+        name) for the others: one lookup for all names, as floats."""
+        out = np.array(np.broadcast_to(np.asarray(default, dtype=float), (self.n,)))
+        if values:
+            at = pd.Index(list(values)).get_indexer(self.tickers.astype(str))
+            given = np.array(list(values.values()), dtype=float)
+            out[at >= 0] = given[at[at >= 0]]
+        return out
+
+    def named(self, names: Collection[str]) -> np.ndarray:
+        """Which names are in ``names`` (a mask over the program's names)."""
+        return np.asarray(pd.Index(self.tickers.astype(str)).isin(list(names)))
 
 
 def apply_transform(transform: Transform, h: np.ndarray) -> np.ndarray:

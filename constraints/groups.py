@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData
@@ -13,12 +14,15 @@ KINDS = ("sector", "country", "cluster")
 
 def membership(labels: np.ndarray) -> tuple[list[str], sp.csr_matrix]:
     """Sorted group names and the sparse G×N matrix with a 1 where name i is in group g."""
-    groups = sorted({str(x) for x in labels} - {""})
-    index = {g: k for k, g in enumerate(groups)}
-    rows = np.array([index.get(str(x), -1) for x in labels])
+    text = np.asarray(labels, dtype=object)
+    if pd.api.types.infer_dtype(text, skipna=False) != "string":  # None, numbers: as str() reads
+        text = text.astype(str).astype(object)
+    rows, groups = pd.factorize(text, sort=True)
+    if len(groups) and groups[0] == "":  # no group; "" sorts first
+        groups, rows = groups[1:], rows - 1
     cols = np.flatnonzero(rows >= 0)
-    a = sp.csr_matrix((np.ones(len(cols)), (rows[cols], cols)), shape=(len(groups), len(labels)))
-    return groups, a
+    a = sp.csr_matrix((np.ones(len(cols)), (rows[cols], cols)), shape=(len(groups), len(text)))
+    return [str(g) for g in groups], a
 
 
 def _caps(

@@ -17,8 +17,7 @@ class PositionCaps:
             return []
         cap = np.full(data.n, cfg.max_weight if cfg.max_weight is not None else np.inf)
         if cfg.overrides:
-            override = np.array([cfg.overrides.get(str(t), np.nan) for t in data.tickers])
-            cap = np.where(np.isnan(override), cap, override)
+            cap = data.by_name(cfg.overrides, cap)
         cap = np.minimum(cap, 10.0)
         return [
             LinearLimit(

@@ -14,9 +14,8 @@ class RestrictedList:
     name = "restricted"
 
     def limits(self, cs: ConstraintSet, data: ProgramData) -> list[LinearLimit]:
-        close = set(cs.restricted.close)
-        rows = [i for i, t in enumerate(data.tickers) if str(t) in close]
-        if not rows:
+        rows = np.flatnonzero(data.named(cs.restricted.close))
+        if not len(rows):
             return []
         a = sp.csr_matrix(
             (np.ones(len(rows)), (np.arange(len(rows)), rows)), shape=(len(rows), data.n)
@@ -36,8 +35,7 @@ class RestrictedList:
         ]
 
     def bounds(self, cs: ConstraintSet, data: ProgramData) -> list[HardBound]:
-        names = set(cs.restricted.reduce_only) | set(cs.restricted.close)
-        mask = np.array([str(t) in names for t in data.tickers], dtype=bool)
+        mask = data.named([*cs.restricted.reduce_only, *cs.restricted.close])
         if not mask.any():
             return []
         lo, hi = reduce_only_box(data, mask)

@@ -271,12 +271,11 @@ class CalmerStateEnvelope:
                 "min",
             )
         if env.per_name:
-            own = np.full(
-                data.n, NO_LIMIT if cs.position.max_weight is None else cs.position.max_weight
+            own = data.by_name(
+                cs.position.overrides,
+                NO_LIMIT if cs.position.max_weight is None else cs.position.max_weight,
             )
-            for k, t in enumerate(data.tickers):
-                own[k] = cs.position.overrides.get(str(t), own[k])
-            cap = np.array([env.per_name.get(str(t), NO_LIMIT) for t in data.tickers])
+            cap = data.by_name(env.per_name, NO_LIMIT)
             cap = np.where(cap < own - 1e-12, cap, NO_LIMIT)
             add("per_name", "abs", cap, None, tuple(map(str, data.tickers)), "name", "position")
         return out

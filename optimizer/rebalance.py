@@ -472,7 +472,7 @@ def _name_gamma(
     if value is None:
         return np.ones(data.n)
     if isinstance(value, Mapping):
-        arr = np.array([float(value.get(str(t), 1.0)) for t in data.tickers])
+        arr = data.by_name(value, 1.0)
     elif np.isscalar(value):
         arr = np.full(data.n, float(value))  # type: ignore[arg-type]
     else:

@@ -10,10 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from constraints.config import ConstraintSet
 from constraints.drawdown import drawdown, risk_budget_multiplier
 from constraints.errors import ConfigError
+from constraints.groups import membership
 from optimizer import rebalance
 from optimizer.inputs import prepare
 from tests.helpers import decisions, hand_book
@@ -354,3 +357,38 @@ def test_group_caps_that_cannot_admit_the_net_floor_are_a_config_error() -> None
     )
     with pytest.raises(ConfigError, match=r"sector net caps add up to 0\.3"):
         rebalance(book, decisions([("D1", "s1", "AAA", 0.01)]), cs, strict=True, risk_aversion=0.0)
+
+
+_LABELS = st.lists(
+    st.one_of(
+        st.sampled_from(["", "Tech", "tech", "Énergie", "None", "B"]), st.none(), st.integers(0, 3)
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_LABELS)
+def test_group_membership_reads_labels_as_str_does(labels: list[object]) -> None:
+    """Groups are the labels as ``str`` reads them, sorted, without "" (no group); each
+    name is in its own label's row and no other."""
+    groups, a = membership(np.array(labels, dtype=object))
+    text = [str(x) for x in labels]
+    assert groups == sorted(set(text) - {""})
+    expected = np.array([[t == g for t in text] for g in groups], dtype=float)
+    np.testing.assert_array_equal(a.toarray(), expected.reshape(len(groups), len(labels)))
+
+
+def test_per_name_settings_are_read_for_each_name_and_only_it() -> None:
+    """``by_name`` and ``named`` read a ticker-keyed setting the way a dict lookup per
+    name would; names absent from the setting keep the default (one per name, or one)."""
+    book = hand_book({"AAA": 10.0, "BBB": 20.0, "CCC": 30.0, "DDD": 40.0})
+    data = prepare(book, decisions([("D1", "s1", "AAA", 0.01)]), only()).data
+    names = [str(t) for t in data.tickers]
+    setting = {"CCC": 0.3, "AAA": 0.1, "ZZZ": 9.0, 1: 5.0}
+    default = np.arange(data.n, dtype=float)
+    expected = [setting.get(t, default[k]) for k, t in enumerate(names)]
+    np.testing.assert_array_equal(data.by_name(setting, default), expected)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(data.by_name({}, 2.0), np.full(data.n, 2.0))
+    assert data.named(["BBB", "ZZZ", "DDD"]).tolist() == [t in ("BBB", "DDD") for t in names]
+    assert not data.named([]).any()
