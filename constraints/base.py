@@ -96,7 +96,7 @@ class ProgramData:
         name) for the others: one lookup for all names, as floats."""
         out = np.array(np.broadcast_to(np.asarray(default, dtype=float), (self.n,)))
         if values:
-            at = pd.Index(list(values)).get_indexer(self.tickers.astype(str))
+            at = pd.Index(list(values)).get_indexer(pd.Index(self.tickers.astype(str)))
             given = np.array(list(values.values()), dtype=float)
             out[at >= 0] = given[at[at >= 0]]
         return out
