@@ -101,7 +101,8 @@ def _clusters(
             "groups.cluster: the book has neither a cluster column for every name nor returns; "
             "cluster caps are not applied"
         )
-    columns = [t for t in tickers if t in book.returns.columns]
+    columns = pd.Index(tickers)
+    columns = columns[columns.isin(book.returns.columns)]
     labels = estimate_clusters(book.returns[columns], cs.groups.cluster.correlation)
     return labels.reindex(tickers).fillna("").astype(object).to_numpy(), None
 
