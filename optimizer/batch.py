@@ -368,7 +368,10 @@ two-worker cluster with the defaults and 47–48 ms with these (a single process
 46–47), and the batch 5–7% less time. What they cost: no profile in the dashboard (none
 is started), a blocked event loop noticed within a second rather than 20 ms, and
 coarser host-load plots. A cluster of your own can take them too:
-``with dask.config.set(QUIET_WORKERS): cluster = LocalCluster(...)``."""
+``with dask.config.set(QUIET_WORKERS): cluster = LocalCluster(...)``, or, for workers
+started from a shell, ``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``,
+``DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL=1s`` and
+``DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL=5s`` in their environment."""
 
 
 def local_cluster(workers: int | None = None) -> Any:
