@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.spatial.distance import squareform
 
 from data.errors import ValidationError
 
@@ -20,6 +18,11 @@ def estimate_clusters(
     alphabetically first ticker (``"CL:<ticker>"``), so labels are stable across runs as
     long as the membership is, and never depend on scipy's numbering.
     """
+    # Imported here: scipy.cluster and scipy.spatial take about 0.1 s to import, paid by
+    # every process (each batch worker, each CLI call) though most books carry clusters.
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
     if returns.shape[0] < min_days:
         raise ValidationError(
             "returns",
