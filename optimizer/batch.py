@@ -376,8 +376,9 @@ started from a shell, ``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``,
 
 def local_cluster(workers: int | None = None) -> Any:
     """A Dask ``LocalCluster`` as ``rebalance_many(executor="dask")`` starts one: ``workers``
-    single-threaded worker processes (default: one per core), no dashboard, and the
-    :data:`QUIET_WORKERS` settings.
+    single-threaded worker processes (default: one per core), no dashboard (the
+    scheduler's own HTTP routes on a free loopback port, so several clusters can run on
+    one host), and the :data:`QUIET_WORKERS` settings.
 
     Its workers keep glibc's default memory trimming: Dask's nannies otherwise start them
     with ``MALLOC_TRIM_THRESHOLD_=65536``, which hands memory back eagerly, and the gate,
@@ -404,6 +405,10 @@ def local_cluster(workers: int | None = None) -> Any:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
+                # The scheduler serves its health and metrics routes even without a
+                # dashboard, on port 8787 by default: a second cluster on the host then
+                # warns and moves. Any free loopback port, from the start.
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             )
     finally:
         if inherited is not None:

@@ -281,6 +281,28 @@ def test_local_cluster_workers_keep_the_default_memory_trimming() -> None:
     assert not batch.failed
 
 
+def test_two_local_clusters_run_side_by_side_without_a_port_clash() -> None:
+    """Two batches on one host each start their own cluster: neither may warn that a
+    port is taken (the scheduler's HTTP routes once always asked for 8787)."""
+    import warnings
+
+    from distributed import Client
+
+    from optimizer.batch import local_cluster
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with local_cluster(1) as first, local_cluster(1) as second, Client(second) as client:
+            batch = rebalance_many(_jobs(1, n=40), executor=client, progress=False, now=NOW)
+            ports = {
+                sock.getsockname()
+                for cluster in (first, second)
+                for sock in cluster.scheduler.http_server._sockets.values()
+            }
+    assert len(ports) == 2 and all(host == "127.0.0.1" for host, _ in ports)
+    assert not batch.failed
+
+
 def test_on_the_process_pool_a_book_that_kills_its_process_fails_alone() -> None:
     """The dead worker breaks the pool; the books it left are re-run one per process."""
     jobs = _jobs(5, n=40)
