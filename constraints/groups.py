@@ -22,7 +22,7 @@ def membership(labels: np.ndarray) -> tuple[list[str], sp.csr_matrix]:
         groups, rows = groups[1:], rows - 1
     cols = np.flatnonzero(rows >= 0)
     a = sp.csr_matrix((np.ones(len(cols)), (rows[cols], cols)), shape=(len(groups), len(text)))
-    return [str(g) for g in groups], a
+    return groups.tolist(), a
 
 
 def _caps(

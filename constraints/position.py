@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from constraints.base import HardBound, LinearLimit, ProgramData
+from constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData
 from constraints.config import ConstraintSet
+
+
+def name_caps(cs: ConstraintSet, data: ProgramData) -> np.ndarray:
+    """Each name's cap under the set's position section: its override, else
+    ``max_weight``, at most :data:`~constraints.base.NO_LIMIT`."""
+    cfg = cs.position
+    default = cfg.max_weight if cfg.max_weight is not None else NO_LIMIT
+    return np.minimum(data.by_name(cfg.overrides, default), NO_LIMIT)
 
 
 class PositionCaps:
@@ -15,10 +23,7 @@ class PositionCaps:
         cfg = cs.position
         if cfg.max_weight is None and not cfg.overrides:
             return []
-        cap = np.full(data.n, cfg.max_weight if cfg.max_weight is not None else np.inf)
-        if cfg.overrides:
-            cap = data.by_name(cfg.overrides, cap)
-        cap = np.minimum(cap, 10.0)
+        cap = name_caps(cs, data)
         return [
             LinearLimit(
                 name="position.max_weight",

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 from constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData
 from constraints.config import ConstraintSet, StateSOP
 from constraints.liquidity import reduce_only_box
+from constraints.position import name_caps
 
 log = logging.getLogger("riskopt")
 
@@ -271,12 +272,8 @@ class CalmerStateEnvelope:
                 "min",
             )
         if env.per_name:
-            own = data.by_name(
-                cs.position.overrides,
-                NO_LIMIT if cs.position.max_weight is None else cs.position.max_weight,
-            )
             cap = data.by_name(env.per_name, NO_LIMIT)
-            cap = np.where(cap < own - 1e-12, cap, NO_LIMIT)
+            cap = np.where(cap < name_caps(cs, data) - 1e-12, cap, NO_LIMIT)
             add("per_name", "abs", cap, None, tuple(map(str, data.tickers)), "name", "position")
         return out
 
