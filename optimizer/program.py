@@ -922,6 +922,27 @@ factorization, and the default set has them all. One thread: a batch already run
 book per core."""
 
 
+class _Lists:
+    """A CSC matrix as Clarabel's Python binding reads it (``data``, ``indices``,
+    ``indptr``, ``shape``, ``has_canonical_format``), its arrays as Python lists.
+
+    The binding copies each array element by element through the sequence protocol; from
+    a NumPy array every element is first boxed as a NumPy scalar, from a list it is read
+    straight from a Python number. Handing over lists (``tolist`` is one C loop) takes
+    Clarabel's constructor from 85.8 to 79.1 ms at N = 2,000 with every family on (84,000
+    entries in ``A``) and from 3.8 to 3.3 ms for a 300-name book; the solution is the
+    same to the last bit."""
+
+    __slots__ = ("data", "has_canonical_format", "indices", "indptr", "shape")
+
+    def __init__(self, matrix: sp.csc_matrix) -> None:
+        self.has_canonical_format = bool(matrix.has_canonical_format)
+        self.data = matrix.data.tolist()
+        self.indices = matrix.indices.tolist()
+        self.indptr = matrix.indptr.tolist()
+        self.shape = matrix.shape
+
+
 def _clarabel(
     data: Assembly, cones: list[Any], max_iters: int, *, refine: bool, method: str = "qdldl"
 ) -> Any:
@@ -938,7 +959,9 @@ def _clarabel(
     settings.direct_solve_method = method
     settings.max_threads = 1
     try:
-        solver = clarabel.DefaultSolver(data.P, data.q, data.A, data.b, cones, settings)
+        solver = clarabel.DefaultSolver(
+            _Lists(data.P), data.q.tolist(), _Lists(data.A), data.b.tolist(), cones, settings
+        )
     except Exception:  # a Clarabel built without faer: QDLDL, which every build has
         if method == "qdldl":
             raise

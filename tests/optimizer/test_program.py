@@ -265,3 +265,44 @@ def test_a_small_books_group_rows_read_one_sum_per_group(monkeypatch: pytest.Mon
         np.testing.assert_allclose(ours, theirs, atol=1e-4 * max(1.0, theirs.max()))
     reference = program.solve("CLARABEL", max_iters=500, via="cvxpy")
     np.testing.assert_allclose(solved[0].h, reference.h, atol=1e-6)
+
+
+def test_clarabel_reads_the_program_as_lists_to_the_same_answer() -> None:
+    """The program goes to Clarabel as Python lists (:class:`optimizer.program._Lists`):
+    the very solution the scipy matrices themselves give, to the last bit; and a matrix
+    that is not in canonical form (unsorted rows) is still read as the same matrix."""
+    import clarabel
+
+    from optimizer.program import _clarabel, _Lists
+
+    program = _program(150, 11)
+    assert program.values is not None
+    assembly = ClarabelProgram(program.structure).assemble(program.values)
+    zero, nonneg, soc = assembly.cones
+    cones = [clarabel.ZeroConeT(zero), clarabel.NonnegativeConeT(nonneg)]
+    cones += [clarabel.SecondOrderConeT(soc)] if soc else []
+    ours = _clarabel(assembly, cones, 500, refine=False)
+
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    settings.max_iter = 500
+    settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = 1e-10
+    settings.tol_ktratio = 1e-9
+    settings.iterative_refinement_enable = False
+    settings.max_threads = 1
+    a = assembly
+    direct = clarabel.DefaultSolver(a.P, a.q, a.A, a.b, cones, settings).solve()
+    assert str(ours.status) == str(direct.status) == "Solved"
+    assert np.asarray(ours.x).tobytes() == np.asarray(direct.x).tobytes()
+    assert np.asarray(ours.z).tobytes() == np.asarray(direct.z).tobytes()
+
+    # Reverse the rows within each column: the same matrix, no longer canonical.
+    shuffled = assembly.A.copy()
+    for start, stop in zip(shuffled.indptr[:-1], shuffled.indptr[1:], strict=True):
+        shuffled.indices[start:stop] = shuffled.indices[start:stop][::-1].copy()
+        shuffled.data[start:stop] = shuffled.data[start:stop][::-1].copy()
+    shuffled.has_sorted_indices = False
+    listed = _Lists(shuffled)
+    assert not listed.has_canonical_format
+    again = clarabel.DefaultSolver(a.P, a.q, listed, a.b.tolist(), cones, settings).solve()
+    np.testing.assert_allclose(np.asarray(again.x), np.asarray(direct.x), atol=1e-9)
