@@ -295,12 +295,27 @@ def label_trades(
     return np.where(ok, OK, np.where(no_move, REJECTED, np.where(name_scope, CAPPED, SCALED_DOWN)))
 
 
-def _pcts(values: np.ndarray) -> list[str]:
+def percent_texts(
+    values: np.ndarray, like: tuple[np.ndarray, list[str]] | None = None
+) -> list[str]:
     """:func:`_pct` of every value: one format per value, on Python floats (numpy scalars
-    format slowly); only values that can read "-0.00%" are looked at again."""
-    scaled = 100.0 * np.asarray(values, dtype=float)
-    texts = [f"{x:.2f}%" for x in scaled.tolist()]
-    for k in np.flatnonzero((scaled <= 0.0) & (scaled > -0.01)).tolist():
+    format slowly); only values that can read "-0.00%" are looked at again.
+
+    ``like`` is ``(values, texts)`` already written, aligned with ``values``: where a
+    value is the same, its text is taken instead of written again (a pair alone on its
+    ticker has the ticker's weights)."""
+    values = np.asarray(values, dtype=float)
+    if like is None:
+        todo = np.arange(len(values))
+        texts = [""] * len(values)
+    else:
+        seen, seen_texts = like
+        todo = np.flatnonzero(values != seen)
+        texts = seen_texts[:]
+    scaled = 100.0 * values[todo]
+    for k, text in zip(todo.tolist(), [f"{x:.2f}%" for x in scaled.tolist()], strict=True):
+        texts[k] = text
+    for k in todo[(scaled <= 0.0) & (scaled > -0.01)].tolist():
         if texts[k] == "-0.00%":
             texts[k] = "0.00%"
     return texts
@@ -309,20 +324,20 @@ def _pcts(values: np.ndarray) -> list[str]:
 def reasons(
     labels: np.ndarray,
     attribution: Attribution,
-    proposed: np.ndarray,
-    final: np.ndarray,
-    current: np.ndarray,
+    texts: tuple[list[str], list[str], list[str]],
     has_proposal: np.ndarray,
     rows: np.ndarray,
     sentences: dict[int, str] | None = None,
 ) -> list[str]:
     """One plain-words sentence per row (``rows`` index the attribution's names).
 
-    ``sentences`` holds each name's explanation once written; pass the same dict to the
-    calls for pairs and for tickers of one run so that a name is explained once."""
+    ``texts`` are each row's proposed, final and current weight as
+    :func:`percent_texts`. ``sentences`` holds each name's explanation once written;
+    pass the same dict to the calls for pairs and for tickers of one run so that a name
+    is explained once."""
     rows = np.asarray(rows, dtype=int)
     labels_l = [str(x) for x in np.asarray(labels).tolist()]
-    p_pct, f_pct, c_pct = _pcts(proposed), _pcts(final), _pcts(current)
+    p_pct, f_pct, c_pct = texts
     moves = [
         f"proposed {p} → {f}" if has else f"held {c} → {f} (no decision)"
         for p, f, c, has in zip(

@@ -48,6 +48,7 @@ from optimizer.diff import (
     execution_priority,
     json_numbers,
     label_trades,
+    percent_texts,
     reasons,
     shared_json,
 )
@@ -73,6 +74,8 @@ from optimizer.result import (
     RunInfo,
     exposures,
     string_column,
+    string_take,
+    text_array,
 )
 
 log = logging.getLogger("riskopt")
@@ -724,21 +727,28 @@ def _diff_tables(
             REJECTED,
             pair_labels,
         )
-    sentences: dict[int, str] = {}  # each name explained once, for its pairs and itself
-    pair_reasons = reasons(
-        pair_labels, attribution, data.w_tilde, w_final, data.w0, data.has_decision, pt, sentences
+    # Tickers' weights as text, then pairs' (a pair alone on its ticker reads the same).
+    h_tilde = data.h_tilde
+    p_text, f_text, c_text = (percent_texts(v) for v in (h_tilde, h_final, data.h0))
+
+    def on_pairs(ticker_values: np.ndarray, texts: list[str]) -> tuple[np.ndarray, list[str]]:
+        return ticker_values[pt], np.array(texts, dtype=object)[pt].tolist()
+
+    pair_texts = (
+        percent_texts(data.w_tilde, like=on_pairs(h_tilde, p_text)),
+        percent_texts(w_final, like=on_pairs(h_final, f_text)),
+        percent_texts(data.w0, like=on_pairs(data.h0, c_text)),
     )
+    sentences: dict[int, str] = {}  # each name explained once, for its pairs and itself
+    pair_reasons = reasons(pair_labels, attribution, pair_texts, data.has_decision, pt, sentences)
 
     # Tickers.
-    h_tilde = data.h_tilde
     ticker_labels = label_trades(h_tilde - data.h0, h_final - data.h0, tol_t, name_scope_t)
     decided = np.asarray(data.M @ data.has_decision.astype(float)) > 0
     ticker_reasons = reasons(
         ticker_labels,
         attribution,
-        h_tilde,
-        h_final,
-        data.h0,
+        (p_text, f_text, c_text),
         decided,
         np.arange(data.n),
         sentences,
@@ -754,9 +764,10 @@ def _diff_tables(
     )
     # In execution order (the priorities are the ranks 1..N); carried names go last.
     first = np.argsort(priority)
+    names = text_array(data.tickers)
     targets = pd.DataFrame(
         {
-            "ticker": string_column(data.tickers.astype(str)[first]),
+            "ticker": string_take(names, first),
             "current_position": current_shares[first],
             "target_position": target_shares[first],
             "delta_position": (target_shares - current_shares)[first],
@@ -794,7 +805,7 @@ def _diff_tables(
     sleeves = pd.DataFrame(
         {
             "strategy_id": string_column(data.pair_strategy.astype(str)),
-            "ticker": string_column(data.tickers[pt].astype(str)),
+            "ticker": string_take(names, pt),
             "current_weight": data.w0,
             "proposed_weight": data.w_tilde,
             "target_weight": w_final,
@@ -838,16 +849,11 @@ def _diff_tables(
         row = _rejected(rec, {"reason": f"REJECTED: {reject}", "sanity_reject": reject}, common)
         for name, column in columns.items():
             column.insert(k, row[name])
-    columns = {"action_id": [f"{run_id}-{k:05d}" for k in range(len(columns["ticker"]))]} | columns
+    action_id = [f"{run_id}-{k:05d}" for k in range(len(columns["ticker"]))]
     actions = pd.DataFrame(
-        {
-            k: string_column(v) if k == "action_id" or _ACTION_COLUMNS[k] is str else v
-            for k, v in columns.items()
-        },
-        columns=["action_id", *_ACTION_COLUMNS],
+        {"action_id": string_column(action_id), "run_id": run_id, "timestamp": created}
+        | {k: string_column(v) if _ACTION_COLUMNS[k] is str else v for k, v in columns.items()}
     )
-    actions.insert(1, "run_id", run_id)
-    actions.insert(2, "timestamp", created)
     return {"targets": targets, "sleeves": sleeves, "actions": actions}
 
 

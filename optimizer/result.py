@@ -40,6 +40,17 @@ def string_column(values: list[Any] | np.ndarray) -> pd.api.extensions.Extension
     return pd.array(array, dtype="str")
 
 
+def text_array(values: np.ndarray) -> pa.Array:
+    """Text read into several columns (the tickers, in the targets and sleeves tables),
+    converted to Arrow once for :func:`string_take`."""
+    return pa.array(values, type=pa.large_string(), memory_pool=STRING_POOL)
+
+
+def string_take(texts: pa.Array, indices: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """The ``str`` column of ``texts[indices]`` (:func:`text_array`)."""
+    return pd.array(texts.take(indices), dtype="str")
+
+
 TARGET_COLUMNS = (
     "ticker",
     "current_position",

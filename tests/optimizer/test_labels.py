@@ -7,11 +7,20 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from constraints.config import ConstraintSet
 from optimizer import rebalance
-from optimizer.diff import Attribution, Cause, attribution_details, attribution_json
-from optimizer.result import string_column
+from optimizer.diff import (
+    Attribution,
+    Cause,
+    _pct,
+    attribution_details,
+    attribution_json,
+    percent_texts,
+)
+from optimizer.result import string_column, string_take, text_array
 from tests.helpers import decisions, hand_book
 
 PRICES = {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0, "DDD": 10.0}
@@ -249,3 +258,31 @@ def test_text_columns_read_as_pandas_would_write_them(values: list[object]) -> N
     theirs = pd.Series(pd.array(list(values), dtype="str"))
     assert ours.dtype == theirs.dtype == pd.Series(["a"]).dtype
     pd.testing.assert_series_equal(ours, theirs)
+
+
+def test_ticker_columns_taken_from_one_arrow_array_read_as_built_one_by_one() -> None:
+    tickers = np.array(["AAA", "BB", "ÇÇ", "D"], dtype=object)
+    at = np.array([3, 0, 0, 2])
+    ours = pd.Series(string_take(text_array(tickers), at))
+    pd.testing.assert_series_equal(ours, pd.Series(string_column(tickers[at].astype(str))))
+
+
+weights = st.floats(-2.0, 2.0, allow_nan=False) | st.sampled_from([0.0, -0.0, -1e-13, -4.9e-5])
+
+
+@given(
+    st.lists(st.tuples(weights, weights, st.booleans()), max_size=30),
+)
+def test_percent_texts_read_as_pct_of_each_value(rows: list[tuple[float, float, bool]]) -> None:
+    """Each text is :func:`_pct` of its value, written afresh or taken from ``like``
+    where the value there is the same (and only there)."""
+    values = np.array([v for v, _, _ in rows])
+    seen = np.array([v if same else other for v, other, same in rows])
+    expected = [_pct(v) for v in values.tolist()]
+    assert percent_texts(values) == expected
+    assert percent_texts(values, like=(seen, [_pct(v) for v in seen.tolist()])) == expected
+    # Texts are taken only where the value is the same: a wrong text there would show.
+    same = (values == seen).tolist()
+    marked = ["?" if eq else _pct(b) for eq, b in zip(same, seen.tolist(), strict=True)]
+    taken = percent_texts(values, like=(seen, marked))
+    assert taken == ["?" if eq else e for eq, e in zip(same, expected, strict=True)]
