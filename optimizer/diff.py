@@ -441,30 +441,27 @@ def attribution_json(
     cause = order[row, rank]
     name = names[row]
     contribution = json_numbers(attribution.contributions[name, cause].tolist())
-    share = json_numbers([round(x, 6) for x in shares[row, cause].tolist()])
-    group = [""] * len(cause)
-    limit = [""] * len(cause)
+    share = json_numbers(rounded(shares[row, cause], 6))
+    group = np.full(len(cause), "", dtype=object)
+    limit = np.full(len(cause), "", dtype=object)
     for j in np.unique(cause).tolist():
         at = np.flatnonzero(cause == j)
         where = attribution.group.get(causes[j].name)
-        if where is not None:
-            quoted: dict[object, str] = {}
-            for k, label in zip(at.tolist(), where[name[at]].tolist(), strict=True):
-                if label is not None:
-                    if label not in quoted:
-                        quoted[label] = f', "group": {json.dumps(str(label))}'
-                    group[k] = quoted[label]
+        if where is not None:  # labels are text, or None for no group
+            code, labels = pd.factorize(np.asarray(where, dtype=object)[name[at]])
+            quoted = [f', "group": {json.dumps(str(label))}' for label in labels]
+            group[at] = np.array([*quoted, ""], dtype=object)[code]  # code -1: None
         value = attribution.limit_value.get(causes[j].name)
         if value is not None:
             values = np.asarray(value, dtype=float)[name[at]]
             finite = np.isfinite(values)
-            for k, text in zip(
-                at[finite].tolist(), json_numbers(values[finite].tolist()), strict=True
-            ):
-                limit[k] = f', "limit": {text}'
+            texts = json_numbers(values[finite].tolist())
+            limit[at[finite]] = np.array([f', "limit": {t}' for t in texts], dtype=object)
     entries = [  # one f-string per entry: seven +s would build six strings on the way
         f"{head[j]}{c}{describe[j]}{g}{lim}{scope[j]}{sh}{tail[j]}"
-        for j, c, g, lim, sh in zip(cause.tolist(), contribution, group, limit, share, strict=True)
+        for j, c, g, lim, sh in zip(
+            cause.tolist(), contribution, group.tolist(), limit.tolist(), share, strict=True
+        )
     ]
     ends = np.cumsum(shown.sum(axis=1)).tolist()
     starts = [0, *ends[:-1]]
@@ -472,6 +469,23 @@ def attribution_json(
         i: "[" + ", ".join(entries[a:b]) + "]"
         for i, a, b in zip(names.tolist(), starts, ends, strict=True)
     }
+
+
+def rounded(values: np.ndarray, digits: int) -> list[float]:
+    """``[round(x, digits) for x in values]``, vectorized. ``rint(x·10ᵈ) / 10ᵈ`` is the
+    double nearest to ``k·10⁻ᵈ``, which is what ``round`` returns, wherever ``k`` is the
+    same: that is, unless ``x·10ᵈ`` lies within rounding error of a half (or is not
+    finite, or too large to tell); those few values are rounded by ``round`` itself."""
+    values = np.asarray(values, dtype=float)
+    scale = 10.0**digits
+    with np.errstate(over="ignore", invalid="ignore"):  # those go to round below
+        scaled = values * scale
+        whole = np.rint(scaled)
+        out = whole / scale
+        clear = (np.abs(np.abs(scaled - whole) - 0.5) > 1e-6) & (np.abs(scaled) < 2.0**31)
+    for k in np.flatnonzero(~clear).tolist():
+        out[k] = round(float(values[k]), digits)
+    return out.tolist()
 
 
 def json_numbers(values: list[float]) -> list[str]:

@@ -19,6 +19,7 @@ from optimizer.diff import (
     attribution_details,
     attribution_json,
     percent_texts,
+    rounded,
 )
 from optimizer.result import string_column, string_take, text_array
 from tests.helpers import decisions, hand_book
@@ -286,3 +287,21 @@ def test_percent_texts_read_as_pct_of_each_value(rows: list[tuple[float, float, 
     marked = ["?" if eq else _pct(b) for eq, b in zip(same, seen.tolist(), strict=True)]
     taken = percent_texts(values, like=(seen, marked))
     assert taken == ["?" if eq else e for eq, e in zip(same, expected, strict=True)]
+
+
+halves = st.builds(  # x·10⁶ at, or a few ulps from, a half: where rint could disagree
+    lambda k, ulps: (
+        float(np.nextafter((k + 0.5) / 1e6, np.inf if ulps > 0 else -np.inf))
+        if ulps
+        else (k + 0.5) / 1e6
+    ),
+    st.integers(-(10**7), 10**7),
+    st.integers(-1, 1),
+)
+
+
+@given(st.lists(st.floats(allow_subnormal=True) | halves, max_size=40))
+def test_rounded_is_round_to_the_last_bit(values: list[float]) -> None:
+    ours = rounded(np.array(values, dtype=float), 6)
+    theirs = [round(x, 6) for x in values]
+    assert [repr(x) for x in ours] == [repr(x) for x in theirs]
