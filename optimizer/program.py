@@ -25,6 +25,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import clarabel
 import numpy as np
 import scipy.sparse as sp
 
@@ -844,8 +845,6 @@ class ClarabelProgram:
         )
 
     def solve(self, v: Values, *, max_iters: int) -> Solved:
-        import clarabel
-
         start = time.perf_counter()
         data = self.assemble(v)
         zero, nonneg, soc = data.cones
@@ -946,8 +945,6 @@ class _Lists:
 def _clarabel(
     data: Assembly, cones: list[Any], max_iters: int, *, refine: bool, method: str = "qdldl"
 ) -> Any:
-    import clarabel
-
     settings = clarabel.DefaultSettings()
     settings.verbose = False
     settings.max_iter = max_iters
