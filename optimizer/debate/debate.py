@@ -38,17 +38,20 @@ class DebateResult:
     state: dict[str, Any]
     steps: int
     stress: float
+    rows: tuple[dict[str, Any], ...] = ()
+    """The transcript's rows as Python values (:meth:`records`)."""
 
     def last_proposals(self) -> pd.DataFrame:
         analysts = self.transcript[self.transcript["speaker"] != JUDGE]
         return analysts.groupby("speaker", sort=False).tail(1).set_index("speaker")
 
     def records(self) -> list[dict[str, Any]]:
-        """JSON-ready rows, for the run record."""
-        return [
-            {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-            for row in self.transcript.to_dict("records")
-        ]
+        """JSON-ready rows, for the run record: the transcript's rows as Python values
+        (a missing round is ``None``)."""
+        return [dict(row) for row in self.rows]
+
+
+TRANSCRIPT_COLUMNS = ("round", "speaker", "risk_aversion", "rationale", "provenance")
 
 
 def _judge_row(verdict: Verdict) -> dict[str, Any]:
@@ -129,10 +132,16 @@ def run_debate(
         current = record_decision(current, verdict.rationale)
     # A state that came in already decided (END at once) still reports these features' verdict.
     rows.append(_judge_row(verdict))
-    transcript = pd.DataFrame(
-        rows, columns=["round", "speaker", "risk_aversion", "rationale", "provenance"]
+    records = tuple(
+        {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+        for row in rows
     )
-    transcript["round"] = transcript["round"].astype("Int64")
+    transcript = pd.DataFrame(
+        {
+            "round": pd.array([row["round"] for row in records], dtype="Int64"),
+            **{k: [row[k] for row in records] for k in TRANSCRIPT_COLUMNS[1:]},
+        }
+    )
     gamma = verdict.gamma
     name_transcript = _name_transcript(name_rows, features.tickers.astype(str))
     return DebateResult(
@@ -147,4 +156,5 @@ def run_debate(
         state=current,
         steps=steps,
         stress=stress,
+        rows=records,
     )

@@ -105,6 +105,12 @@ def test_any_state_terminates_within_3r_plus_1_steps(state, rounds: int) -> None
     assert result.steps <= 3 * rounds + 1
     assert result.transcript["speaker"].iloc[-1] == JUDGE or result.state.get("judge_decision")
     assert CFG.min_risk_aversion <= result.gamma <= CFG.max_risk_aversion
+    # The run record's rows are the transcript's, as JSON-ready Python values.
+    records = result.records()
+    as_read = result.transcript.astype(object).where(result.transcript.notna(), None)
+    assert records == as_read.to_dict("records")
+    assert json.loads(json.dumps(records)) == records
+    assert all(type(row["round"]) in (int, type(None)) for row in records)
 
 
 # -- analysts and judge -----------------------------------------------------------------------
