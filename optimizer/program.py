@@ -422,7 +422,8 @@ def _sum_rows(rows: _Rows, c: sp.csr_matrix, columns: np.ndarray, first: int) ->
     read = np.flatnonzero(columns >= 0)
     if len(read):
         own = (np.arange(len(read)), columns[read], np.ones(len(read)))
-        rows.add(np.zeros(len(read)), (0, own), (first, _triplets(c[read], -1.0)))
+        c = c if len(read) == c.shape[0] else c[read]  # indexing a CSR matrix is slow
+        rows.add(np.zeros(len(read)), (0, own), (first, _triplets(c, -1.0)))
     return len(read)
 
 
@@ -509,15 +510,16 @@ def shared_sums(
         if a is None or transform == "vol" or not (narrow or _wide(a)):
             of_block.append(None)
             continue
-        c = sp.csr_matrix(a, copy=True)
-        c.sum_duplicates()
-        c.eliminate_zeros()
-        sign = -1.0 if c.nnz and c.data[0] < 0.0 else 1.0  # A and −A read one sum
-        c.data *= sign
-        key = (on, c.shape, _digest(c.indptr, c.indices, c.data))
-        if key not in keyed:
+        if not (a.has_canonical_format and a.data.all()):  # summed, sorted, no zeros
+            a = sp.csr_matrix(a, copy=True)
+            a.sum_duplicates()
+            a.eliminate_zeros()
+        sign = -1.0 if a.nnz and a.data[0] < 0.0 else 1.0  # A and −A read one sum
+        data = sign * a.data
+        key = (on, a.shape, _digest(a.indptr, a.indices, data))
+        if key not in keyed:  # a matrix only for each sum found, not for every block
             keyed[key] = len(found)
-            found.append((on, c))
+            found.append((on, sp.csr_matrix((data, a.indices.copy(), a.indptr.copy()), a.shape)))
         of_block.append((keyed[key], sign))
     uses = np.bincount([u[0] for u in of_block if u is not None], minlength=len(found))
     only_id = np.ones(len(found), dtype=bool)

@@ -133,8 +133,7 @@ def run_debate(
     # A state that came in already decided (END at once) still reports these features' verdict.
     rows.append(_judge_row(verdict))
     records = tuple(
-        {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-        for row in rows
+        {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()} for row in rows
     )
     transcript = pd.DataFrame(
         {

@@ -306,3 +306,33 @@ def test_clarabel_reads_the_program_as_lists_to_the_same_answer() -> None:
     assert not listed.has_canonical_format
     again = clarabel.DefaultSolver(a.P, a.q, listed, a.b.tolist(), cones, settings).solve()
     np.testing.assert_allclose(np.asarray(again.x), np.asarray(direct.x), atol=1e-9)
+
+
+def test_blocks_that_read_the_same_sum_share_it_whatever_their_storage() -> None:
+    """``A``, ``−A``, and ``A`` stored with duplicate entries, unsorted columns and a
+    stored zero all read one sum, written once with ``A``'s canonical entries; another
+    matrix read twice gets its own."""
+    from optimizer.program import shared_sums
+
+    a = sp.csr_matrix(np.array([[1.0, 0.0, 2.0, 1.0], [0.0, 3.0, 0.0, 1.0]]))
+    messy = sp.csr_matrix(  # row 0: 1 + 1 in column 2, a stored zero; row 1 unsorted
+        (np.array([1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 3.0]), [3, 2, 2, 1, 0, 3, 1], [0, 5, 7]),
+        shape=(2, 4),
+    )
+    zero = sp.csr_matrix(  # sorted, no duplicates, but a stored zero in column 1
+        (np.array([1.0, 0.0, 2.0, 1.0, 3.0, 1.0]), [0, 1, 2, 3, 1, 3], [0, 4, 6]), shape=(2, 4)
+    )
+    assert not messy.has_canonical_format and zero.has_canonical_format
+    np.testing.assert_array_equal(messy.toarray(), a.toarray())
+    np.testing.assert_array_equal(zero.toarray(), a.toarray())
+    other = sp.csr_matrix(np.array([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]]))
+    matrices = (a, -a, messy, other, -messy, other, zero)
+    sums, of_block = shared_sums(
+        tuple(("cap", "id", "h", 2, m) for m in matrices), None, narrow=True
+    )
+    assert of_block == [(0, 1.0), (0, -1.0), (0, 1.0), (1, 1.0), (0, -1.0), (1, 1.0), (0, 1.0)]
+    written = sums[0].C
+    assert written.has_canonical_format and written.data.all()
+    np.testing.assert_array_equal(written.toarray(), a.toarray())
+    np.testing.assert_array_equal(sums[1].C.toarray(), other.toarray())
+    assert not messy.has_canonical_format and messy.nnz == 7  # the block is left as it was
