@@ -811,16 +811,23 @@ class ClarabelProgram:
             shape=(m_kept, n_kept),
         )
         b = np.concatenate([*zero.b, *nonneg.b, *soc.b])[kept_row]
-        P = sp.diags(np.bincount(column, weights=diag, minlength=n_kept), format="csc")
+        # P: the diagonal, plus the factor block's upper triangle; one COO build sums
+        # where they meet, and entries that are zero are not stored.
+        p_diag = np.bincount(column, weights=diag, minlength=n_kept)
+        p_at = np.flatnonzero(p_diag)
+        p_rows, p_cols, p_vals = [p_at], [p_at], [p_diag[p_at]]
         if risk and v.gamma > 0:
             assert self._factor_cov is not None
             fr, fc = np.triu_indices(k)
             f0 = before_col[col_f]
-            block = sp.csc_matrix(
-                (2.0 * scale * v.gamma * self._factor_cov[fr, fc], (fr + f0, fc + f0)),
-                shape=(n_kept, n_kept),
-            )
-            P = (P + block).tocsc()
+            p_rows.append(fr + f0)
+            p_cols.append(fc + f0)
+            p_vals.append(2.0 * scale * v.gamma * self._factor_cov[fr, fc])
+        P = sp.csc_matrix(
+            (np.concatenate(p_vals), (np.concatenate(p_rows), np.concatenate(p_cols))),
+            shape=(n_kept, n_kept),
+        )
+        P.eliminate_zeros()
 
         def absolute(rows: _Rows, span: slice) -> slice:
             start = offsets[id(rows)]
