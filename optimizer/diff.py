@@ -189,8 +189,14 @@ def attribute(
         if limit.A is None:
             weight, weight_abs = lam, lam
         else:
-            weight = np.asarray(limit.A.T @ lam)
-            weight_abs = weight if nonneg else np.asarray(abs(limit.A).T @ lam)
+            # Aᵀλ and |A|ᵀλ as sums over A's entries in storage order: scipy's product
+            # to the last bit, without building Aᵀ (and |A|) for each limit.
+            A = limit.A if isinstance(limit.A, sp.csr_matrix) else sp.csr_matrix(limit.A)
+            rows = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))
+            magnitude = A.data if nonneg else np.abs(A.data)
+            lam_rows = lam[rows]
+            weight = _column_sums(A, A.data * lam_rows)
+            weight_abs = weight if nonneg else _column_sums(A, magnitude * lam_rows)
         force = weight * slope
         cap = np.where(kink, weight_abs, 0.0)
         if limit.on == "w":
@@ -202,14 +208,12 @@ def attribute(
             limit_value[limit.name] = sign * limit.rhs
         else:
             # The row that pushes each name hardest names its group (sector, factor, sleeve).
-            magnitude = sp.csr_matrix(limit.A if nonneg else abs(limit.A))
-            rows = np.repeat(np.arange(magnitude.shape[0]), np.diff(magnitude.indptr))
-            push = lam[rows] * magnitude.data  # row r of diag(λ)·|A|
+            push = lam_rows * magnitude  # row r of diag(λ)·|A|
             if limit.on == "w":
-                pairs = sp.csr_matrix((push, magnitude.indices, magnitude.indptr), magnitude.shape)
+                pairs = sp.csr_matrix((push, A.indices, A.indptr), A.shape)
                 owner, top = _column_argmax(pairs @ data.M.T)
             else:
-                owner, top = _argmax_by_column(rows, magnitude.indices, push, n)
+                owner, top = _argmax_by_column(rows, A.indices, push, n)
             has = top > 0
             labels = np.asarray(limit.labels, dtype=object)
             owners = labels[owner].copy()
@@ -250,6 +254,13 @@ def attribute(
     F = np.column_stack([F, leftover])
     contributions = -F * H[:, None]
     return Attribution(tuple(causes), contributions, deviation, limit_value, group)
+
+
+def _column_sums(a: sp.csr_matrix, entries: np.ndarray) -> np.ndarray:
+    """Per column of ``a``, the sum of ``entries`` (one per stored entry of ``a``) in
+    storage order. With ``entries = a.data · λ[row]`` this is ``aᵀλ`` as scipy computes
+    it, to the last bit."""
+    return np.bincount(a.indices, weights=entries, minlength=a.shape[1])
 
 
 def _column_argmax(matrix: sp.spmatrix) -> tuple[np.ndarray, np.ndarray]:

@@ -305,3 +305,32 @@ def test_rounded_is_round_to_the_last_bit(values: list[float]) -> None:
     ours = rounded(np.array(values, dtype=float), 6)
     theirs = [round(x, 6) for x in values]
     assert [repr(x) for x in ours] == [repr(x) for x in theirs]
+
+
+@given(
+    st.integers(1, 6),
+    st.integers(1, 6),
+    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5), st.floats(-1e3, 1e3)), max_size=40),
+    st.lists(st.floats(0.0, 1e3), min_size=6, max_size=6),
+)
+def test_column_sums_are_scipys_transposed_product_to_the_last_bit(
+    m: int, n: int, entries: list[tuple[int, int, float]], lam: list[float]
+) -> None:
+    """Stored entries in any order, duplicates and zeros included (a COO built as is)."""
+    import scipy.sparse as sp
+
+    from optimizer.diff import _column_sums
+
+    kept = [(r, c, v) for r, c, v in entries if r < m and c < n]
+    rows = np.array([r for r, _, _ in kept], dtype=np.int32)
+    order = np.argsort(rows, kind="stable")  # rows in order, columns as they came
+    cols = np.array([c for _, c, _ in kept], dtype=np.int32)[order]
+    data = np.array([v for _, _, v in kept], dtype=float)[order]
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=m))])
+    a = sp.csr_matrix((data, cols, indptr), shape=(m, n))
+    weights = np.array(lam[:m])
+    row_of = np.repeat(np.arange(m), np.diff(a.indptr))
+    ours = _column_sums(a, a.data * weights[row_of])
+    assert ours.tobytes() == np.asarray(a.T @ weights).tobytes()
+    absolute = _column_sums(a, np.abs(a.data) * weights[row_of])
+    assert absolute.tobytes() == np.asarray(abs(a).T @ weights).tobytes()
