@@ -189,14 +189,7 @@ def attribute(
         if limit.A is None:
             weight, weight_abs = lam, lam
         else:
-            # Aᵀλ and |A|ᵀλ as sums over A's entries in storage order: scipy's product
-            # to the last bit, without building Aᵀ (and |A|) for each limit.
-            A = limit.A if isinstance(limit.A, sp.csr_matrix) else sp.csr_matrix(limit.A)
-            rows = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))
-            magnitude = A.data if nonneg else np.abs(A.data)
-            lam_rows = lam[rows]
-            weight = _column_sums(A, A.data * lam_rows)
-            weight_abs = weight if nonneg else _column_sums(A, magnitude * lam_rows)
+            A, rows, push, weight, weight_abs = _limit_weights(limit.A, lam, nonneg)
         force = weight * slope
         cap = np.where(kink, weight_abs, 0.0)
         if limit.on == "w":
@@ -208,7 +201,6 @@ def attribute(
             limit_value[limit.name] = sign * limit.rhs
         else:
             # The row that pushes each name hardest names its group (sector, factor, sleeve).
-            push = lam_rows * magnitude  # row r of diag(λ)·|A|
             if limit.on == "w":
                 pairs = sp.csr_matrix((push, A.indices, A.indptr), A.shape)
                 owner, top = _column_argmax(pairs @ data.M.T)
@@ -254,6 +246,29 @@ def attribute(
     F = np.column_stack([F, leftover])
     contributions = -F * H[:, None]
     return Attribution(tuple(causes), contributions, deviation, limit_value, group)
+
+
+def _limit_weights(
+    a: sp.csr_matrix, lam: np.ndarray, nonneg: bool
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``aᵀλ`` and ``|a|ᵀλ`` (``|a| = a`` where ``nonneg``), and each stored entry of
+    ``|a|`` with its row and its push ``λ_row·|a|``: the matrix the entries are of (``a``,
+    or scipy's ``|a|``, which sums duplicate entries first), rows, pushes, and the two
+    products, each as scipy computes it to the last bit, without building ``aᵀ``."""
+    a = a if isinstance(a, sp.csr_matrix) else sp.csr_matrix(a)
+    rows = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
+    lam_rows = lam[rows]
+    weight = _column_sums(a, a.data * lam_rows)
+    if nonneg:
+        return a, rows, lam_rows * a.data, weight, weight
+    if a.has_canonical_format:  # no duplicates: |a|'s entries are a's, made positive
+        magnitude = np.abs(a.data)
+    else:
+        a = abs(a.copy())  # scipy's abs sums the duplicates of the matrix it is given
+        rows = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
+        lam_rows = lam[rows]
+        magnitude = a.data
+    return a, rows, lam_rows * magnitude, weight, _column_sums(a, magnitude * lam_rows)
 
 
 def _column_sums(a: sp.csr_matrix, entries: np.ndarray) -> np.ndarray:

@@ -312,14 +312,17 @@ def test_rounded_is_round_to_the_last_bit(values: list[float]) -> None:
     st.integers(1, 6),
     st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5), st.floats(-1e3, 1e3)), max_size=40),
     st.lists(st.floats(0.0, 1e3), min_size=6, max_size=6),
+    st.booleans(),
 )
-def test_column_sums_are_scipys_transposed_product_to_the_last_bit(
-    m: int, n: int, entries: list[tuple[int, int, float]], lam: list[float]
+def test_limit_weights_are_scipys_products_to_the_last_bit(
+    m: int, n: int, entries: list[tuple[int, int, float]], lam: list[float], sort: bool
 ) -> None:
-    """Stored entries in any order, duplicates and zeros included (a COO built as is)."""
+    """Aᵀλ, |A|ᵀλ and each entry's push λ_row·|A| (|A| = A for a non-negative limit) are
+    what scipy's own products give, byte for byte, on matrices stored with duplicates,
+    zeros and unsorted columns (a COO built as is), or canonical."""
     import scipy.sparse as sp
 
-    from optimizer.diff import _column_sums
+    from optimizer.diff import _limit_weights
 
     kept = [(r, c, v) for r, c, v in entries if r < m and c < n]
     rows = np.array([r for r, _, _ in kept], dtype=np.int32)
@@ -328,9 +331,22 @@ def test_column_sums_are_scipys_transposed_product_to_the_last_bit(
     data = np.array([v for _, _, v in kept], dtype=float)[order]
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=m))])
     a = sp.csr_matrix((data, cols, indptr), shape=(m, n))
+    if sort:
+        a.sum_duplicates()
     weights = np.array(lam[:m])
-    row_of = np.repeat(np.arange(m), np.diff(a.indptr))
-    ours = _column_sums(a, a.data * weights[row_of])
-    assert ours.tobytes() == np.asarray(a.T @ weights).tobytes()
-    absolute = _column_sums(a, np.abs(a.data) * weights[row_of])
-    assert absolute.tobytes() == np.asarray(abs(a).T @ weights).tobytes()
+    for nonneg in (True, False):
+        stored = (a.data.copy(), a.indices.copy(), a.indptr.copy())
+        used, row_of, push, weight, weight_abs = _limit_weights(a, weights, nonneg)
+        assert all(
+            (x == y).all() for x, y in zip(stored, (a.data, a.indices, a.indptr), strict=True)
+        )
+        # What they must equal (on copies: scipy's abs sums duplicates in place).
+        magnitude = sp.csr_matrix(a.copy() if nonneg else abs(a.copy()))
+        expected_rows = np.repeat(np.arange(m), np.diff(magnitude.indptr))
+        assert weight.tobytes() == np.asarray(a.T @ weights).tobytes()
+        expected_abs = weight if nonneg else np.asarray(abs(a.copy()).T @ weights)
+        assert weight_abs.tobytes() == expected_abs.tobytes()
+        assert push.tobytes() == (weights[expected_rows] * magnitude.data).tobytes()
+        assert (row_of == expected_rows).all()
+        assert (used.indices == magnitude.indices).all()
+        assert (used.indptr == magnitude.indptr).all()
