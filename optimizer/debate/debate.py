@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,22 +25,41 @@ from optimizer.debate.routing import (
 from optimizer.result import string_column
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DebateResult:
-    """The judge's parameters and the whole transcript."""
+    """The judge's parameters and the whole transcript.
+
+    The two transcript tables are built when first read (the run record, the database
+    and the report read them; a batch that keeps only summaries never does): about 2 ms
+    of a 300-name rebalance."""
 
     gamma: float
     gamma_i: pd.Series
     """Per-name multiplier of the specific-risk term, indexed by ticker."""
-    transcript: pd.DataFrame
-    """One row per turn: round, speaker, proposed γ, rationale, provenance."""
-    name_transcript: pd.DataFrame
-    """One row per turn and name: round, speaker, ticker, proposed γ_i, provenance."""
     state: dict[str, Any]
     steps: int
     stress: float
-    rows: tuple[dict[str, Any], ...] = ()
+    rows: tuple[dict[str, Any], ...]
     """The transcript's rows as Python values (:meth:`records`)."""
+    turns: tuple[tuple[int, str, Proposal], ...]
+    """Each analyst turn's round, speaker and proposal (:attr:`name_transcript`)."""
+    tickers: np.ndarray
+    """The names, as text, in the proposals' order."""
+
+    @functools.cached_property
+    def transcript(self) -> pd.DataFrame:
+        """One row per turn: round, speaker, proposed γ, rationale, provenance."""
+        return pd.DataFrame(
+            {
+                "round": pd.array([row["round"] for row in self.rows], dtype="Int64"),
+                **{k: [row[k] for row in self.rows] for k in TRANSCRIPT_COLUMNS[1:]},
+            }
+        )
+
+    @functools.cached_property
+    def name_transcript(self) -> pd.DataFrame:
+        """One row per turn and name: round, speaker, ticker, proposed γ_i, provenance."""
+        return _name_transcript(list(self.turns), self.tickers)
 
     def last_proposals(self) -> pd.DataFrame:
         analysts = self.transcript[self.transcript["speaker"] != JUDGE]
@@ -135,25 +155,16 @@ def run_debate(
     records = tuple(
         {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()} for row in rows
     )
-    transcript = pd.DataFrame(
-        {
-            "round": pd.array([row["round"] for row in records], dtype="Int64"),
-            **{k: [row[k] for row in records] for k in TRANSCRIPT_COLUMNS[1:]},
-        }
-    )
-    gamma = verdict.gamma
-    name_transcript = _name_transcript(name_rows, features.tickers.astype(str))
+    tickers = features.tickers.astype(str)
     return DebateResult(
-        gamma=gamma,
+        gamma=verdict.gamma,
         gamma_i=pd.Series(
-            verdict.gamma_i,
-            index=pd.Index(features.tickers.astype(str), name="ticker"),
-            name="name_risk_aversion",
+            verdict.gamma_i, index=pd.Index(tickers, name="ticker"), name="name_risk_aversion"
         ),
-        transcript=transcript,
-        name_transcript=name_transcript,
         state=current,
         steps=steps,
         stress=stress,
         rows=records,
+        turns=tuple(name_rows),
+        tickers=tickers,
     )

@@ -300,3 +300,17 @@ def test_the_name_transcript_has_a_row_per_turn_and_name(n: int) -> None:
     text = pd.Series(["a"]).dtype
     assert [frame[c].dtype for c in ("speaker", "ticker", "provenance")] == [text] * 3
     assert frame["round"].dtype == np.int64
+
+
+def test_the_transcripts_are_built_when_read_and_travel_with_the_result() -> None:
+    """A batch worker that never reads the transcripts does not build them; a result sent
+    to another process (pickled) builds the same tables there."""
+    import pickle
+
+    result = run_debate(features(7), CFG)
+    assert "transcript" not in vars(result) and "name_transcript" not in vars(result)
+    moved = pickle.loads(pickle.dumps(result))
+    pd.testing.assert_frame_equal(moved.transcript, result.transcript)
+    pd.testing.assert_frame_equal(moved.name_transcript, result.name_transcript)
+    assert len(result.name_transcript) == 7 * (len(result.transcript) - 1)
+    assert result.transcript is result.transcript  # built once
