@@ -202,8 +202,7 @@ def attribute(
         else:
             # The row that pushes each name hardest names its group (sector, factor, sleeve).
             if limit.on == "w":
-                pairs = sp.csr_matrix((push, A.indices, A.indptr), A.shape)
-                owner, top = _column_argmax(pairs @ data.M.T)
+                owner, top = _ticker_argmax(A, rows, push, data)
             else:
                 owner, top = _argmax_by_column(rows, A.indices, push, n)
             has = top > 0
@@ -285,18 +284,34 @@ def _column_argmax(matrix: sp.spmatrix) -> tuple[np.ndarray, np.ndarray]:
     return _argmax_by_column(coo.row, coo.col, coo.data, coo.shape[1])
 
 
+def _ticker_argmax(
+    a: sp.csr_matrix, row: np.ndarray, push: np.ndarray, data: ProgramData
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_column_argmax` of ``P·Mᵀ``, ``P`` being ``a`` holding ``push`` (row ``row``
+    of each entry): each pair's push is its ticker's. Only where a row holds two pairs
+    of one ticker (several sleeves in one row) does the product sum them; then it is
+    formed. (The product drops pushes of zero, so a ticker whose largest push is zero
+    may get another row; its row is not read then.)"""
+    ticker = data.pair_ticker[a.indices]
+    key = np.sort(row.astype(np.int64) * max(data.n, 1) + ticker)
+    if len(key) > 1 and (key[1:] == key[:-1]).any():
+        return _column_argmax(sp.csr_matrix((push, a.indices, a.indptr), a.shape) @ data.M.T)
+    return _argmax_by_column(row, ticker, push, data.n)
+
+
 def _argmax_by_column(
     row: np.ndarray, col: np.ndarray, data: np.ndarray, n_cols: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_column_argmax` of the sparse matrix with these (row, col, value) entries."""
-    owner = np.zeros(n_cols, dtype=np.int64)
-    top = np.zeros(n_cols)
-    if len(data):
-        order = np.lexsort((row, -data, col))
-        cols = col[order]
-        first = np.flatnonzero(np.r_[True, cols[1:] != cols[:-1]])
-        owner[cols[first]] = row[order][first]
-        top[cols[first]] = data[order][first]
+    """:func:`_column_argmax` of the sparse matrix with these (row, col, value) entries
+    (no two at one place): each column's largest value, then the first row holding it."""
+    top = np.full(n_cols, -np.inf)
+    np.maximum.at(top, col, data)
+    empty = top == -np.inf
+    top[empty] = 0.0
+    at_top = data == top[col]
+    owner = np.full(n_cols, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(owner, col[at_top], row[at_top].astype(np.int64))
+    owner[empty] = 0
     # A column whose stored entries are all below zero still has its max at an implicit 0.
     return owner, np.maximum(top, 0.0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -350,3 +351,78 @@ def test_limit_weights_are_scipys_products_to_the_last_bit(
         assert (row_of == expected_rows).all()
         assert (used.indices == magnitude.indices).all()
         assert (used.indptr == magnitude.indptr).all()
+
+
+def _argmax_reference(
+    rows: list[int], cols: list[int], values: list[float], n: int
+) -> tuple[list[int], list[float]]:
+    """Per column: the first row holding the largest stored value, and that value
+    (at least 0); an empty column gives row 0 and 0."""
+    owner, top = [0] * n, [0.0] * n
+    for j in range(n):
+        held = sorted((r, v) for r, c, v in zip(rows, cols, values, strict=True) if c == j)
+        if held:
+            best = max(v for _, v in held)
+            owner[j] = min(r for r, v in held if v == best)
+            top[j] = max(best, 0.0)
+    return owner, top
+
+
+@given(
+    st.integers(1, 5),
+    st.dictionaries(
+        st.tuples(st.integers(0, 6), st.integers(0, 4)),
+        st.sampled_from([0.0, -0.0, 1.0, 2.0, -1.0, 0.5]) | st.floats(-5, 5),
+        max_size=25,
+    ),
+)
+def test_argmax_by_column_is_the_first_row_of_each_columns_largest_entry(
+    n: int, entries: dict[tuple[int, int], float]
+) -> None:
+    from optimizer.diff import _argmax_by_column
+
+    kept = {(r, c): v for (r, c), v in entries.items() if c < n}
+    rows, cols = [r for r, _ in kept], [c for _, c in kept]
+    values = list(kept.values())
+    owner, top = _argmax_by_column(
+        np.array(rows, dtype=int), np.array(cols, dtype=int), np.array(values, dtype=float), n
+    )
+    expected_owner, expected_top = _argmax_reference(rows, cols, values, n)
+    assert owner.tolist() == expected_owner
+    assert top.tolist() == expected_top
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 2), st.integers(0, 3)), min_size=1, max_size=10, unique=True),
+    st.lists(
+        st.lists(st.tuples(st.integers(0, 9), st.floats(0, 5)), max_size=6), min_size=1, max_size=4
+    ),
+)
+def test_a_pair_limits_pushes_are_read_per_ticker_as_the_product_with_m_gives(
+    pairs: list[tuple[int, int]], limit_rows: list[list[tuple[int, float]]]
+) -> None:
+    """Whether a row holds one pair per ticker or several (several sleeves in one row),
+    each ticker's largest push is that of ``P·Mᵀ``, and so is its row wherever the push
+    is above zero (the only rows read: the product drops pushes of zero)."""
+    import scipy.sparse as sp
+
+    from optimizer.diff import _column_argmax, _ticker_argmax
+
+    p = len(pairs)
+    tickers = sorted({t for _, t in pairs})
+    n = len(tickers)
+    pair_ticker = np.array([tickers.index(t) for _, t in pairs])
+    m = sp.csr_matrix((np.ones(p), (pair_ticker, np.arange(p))), shape=(n, p))
+    data = dataclasses.make_dataclass("D", ["pair_ticker", "n", "p", "M"])(pair_ticker, n, p, m)
+    entries = [(r, j % p, v) for r, row in enumerate(limit_rows) for j, v in dict(row).items()]
+    a = sp.csr_matrix(
+        ([v for *_, v in entries], ([r for r, *_ in entries], [j for _, j, _ in entries])),
+        shape=(len(limit_rows), p),
+    )
+    a.sum_duplicates()
+    row_of = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
+    owner, top = _ticker_argmax(a, row_of, a.data.copy(), data)  # type: ignore[arg-type]
+    expected_owner, expected_top = _column_argmax(a @ m.T)
+    assert top.tobytes() == expected_top.tobytes()
+    pushed = top > 0
+    assert owner[pushed].tolist() == expected_owner[pushed].tolist()
