@@ -26,7 +26,8 @@ from data.contracts import check_decision_columns
 class PreparedInputs:
     data: ProgramData
     decisions: pd.DataFrame
-    """All decision rows, with ``reject_reason`` (None when valid) and ``pair`` (index or -1)."""
+    """All decision rows, with ``reject_reason`` (None when valid) and ``pair`` (index, or
+    -1 for a rejected row)."""
     unpriced_holdings: pd.DataFrame
     warnings: tuple[str, ...]
     current_shares: np.ndarray
@@ -122,7 +123,8 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
             f"program: {', '.join(sorted(set(unpriced['ticker'])))}"
         )
     pos = pos.loc[priced]
-    valid = d[d["reject_reason"].isna()]
+    is_valid = d["reject_reason"].isna().to_numpy()
+    valid = d[is_valid]
 
     # Pairs (strategy, ticker) from holdings and valid decisions, as integer codes:
     # sorted by strategy then ticker, as strings sort.
@@ -240,7 +242,7 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
     if problems:
         raise ConfigError(cs.name, problems)
     pair = np.full(len(d), -1, dtype=int)
-    pair[np.flatnonzero(d["reject_reason"].isna().to_numpy())] = decided_pair
+    pair[is_valid] = decided_pair
     d["pair"] = pair
     return PreparedInputs(
         data=data,

@@ -825,9 +825,10 @@ def _diff_tables(
             "exposures_after": exposures_after,
         }
     )
-    rejected = d["reject_reason"].notna().to_numpy()
+    pair_of_row = d["pair"].to_numpy()
+    rejected = pair_of_row < 0  # rejected before the solve: no pair
     changed = np.flatnonzero(~data.has_decision & (np.abs(final_trade) > tol_t[pt]))
-    acted = np.concatenate([d["pair"].to_numpy()[~rejected].astype(int), changed])
+    acted = np.concatenate([pair_of_row[~rejected].astype(int), changed])
     explained = attribution_json(attribution, np.unique(pt[acted[pair_labels[acted] != OK]]))
     decision_ids = d["decision_id"].to_numpy(dtype=object)[~rejected].tolist()
     columns = _pair_actions(
