@@ -732,7 +732,7 @@ def _diff_tables(
     p_text, f_text, c_text = (percent_texts(v) for v in (h_tilde, h_final, data.h0))
 
     def on_pairs(ticker_values: np.ndarray, texts: list[str]) -> tuple[np.ndarray, list[str]]:
-        return ticker_values[pt], np.array(texts, dtype=object)[pt].tolist()
+        return ticker_values[pt], _take(texts, pt)
 
     pair_texts = (
         percent_texts(data.w_tilde, like=on_pairs(h_tilde, p_text)),
@@ -744,13 +744,15 @@ def _diff_tables(
 
     # Tickers.
     ticker_labels = label_trades(h_tilde - data.h0, h_final - data.h0, tol_t, name_scope_t)
-    decided = np.asarray(data.M @ data.has_decision.astype(float)) > 0
-    ticker_reasons = reasons(
-        ticker_labels,
+    ticker_reasons = _ticker_reasons(
+        data,
         attribution,
+        ticker_labels,
         (p_text, f_text, c_text),
-        decided,
-        np.arange(data.n),
+        h_final,
+        w_final,
+        pair_labels,
+        pair_reasons,
         sentences,
     )
     conf = np.zeros(data.n)
@@ -777,9 +779,7 @@ def _diff_tables(
             "solved_weight": None if h_solved is None else h_solved[first],
             "priority": priority[first],
             "action_type": string_column(np.asarray(ticker_labels)[first]),
-            "risk_reasoning_summary": string_column(
-                np.asarray(ticker_reasons, dtype=object)[first]
-            ),
+            "risk_reasoning_summary": string_column(ticker_reasons[first]),
         }
     )
     unpriced = prepared.unpriced_holdings
@@ -856,6 +856,51 @@ def _diff_tables(
         | {k: string_column(v) if _ACTION_COLUMNS[k] is str else v for k, v in columns.items()}
     )
     return {"targets": targets, "sleeves": sleeves, "actions": actions}
+
+
+def _ticker_reasons(
+    data: ProgramData,
+    attribution: Attribution,
+    labels: np.ndarray,
+    texts: tuple[list[str], list[str], list[str]],
+    h_final: np.ndarray,
+    w_final: np.ndarray,
+    pair_labels: np.ndarray,
+    pair_reasons: list[str],
+    sentences: dict[int, str],
+) -> np.ndarray:
+    """Each name's reason (:func:`reasons`, a decision being any of its pairs'). A name
+    held by one pair that reads as it does (label, decision, the three weights) has that
+    pair's reason, word for word; the others' are written."""
+    pt = data.pair_ticker
+    decided = np.asarray(data.M @ data.has_decision.astype(float)) > 0
+    pair_of = np.zeros(data.n, dtype=np.intp)
+    pair_of[pt] = np.arange(len(pt))  # a name's pair, where it has one only
+    same = (
+        (np.bincount(pt, minlength=data.n) == 1)
+        & (labels == pair_labels[pair_of])
+        & (decided == data.has_decision[pair_of])
+        & (data.h_tilde == data.w_tilde[pair_of])
+        & (h_final == w_final[pair_of])
+        & (data.h0 == data.w0[pair_of])
+    )
+    out = np.empty(data.n, dtype=object)
+    out[same] = np.array(pair_reasons, dtype=object)[pair_of[same]]
+    written = np.flatnonzero(~same)
+    out[written] = reasons(
+        labels[written],
+        attribution,
+        (_take(texts[0], written), _take(texts[1], written), _take(texts[2], written)),
+        decided[written],
+        written,
+        sentences,
+    )
+    return out
+
+
+def _take(texts: list[str], at: np.ndarray) -> list[str]:
+    """``texts`` at the indices ``at``."""
+    return np.array(texts, dtype=object)[at].tolist()
 
 
 _ACTION_COLUMNS: dict[str, type] = {

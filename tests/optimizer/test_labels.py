@@ -426,3 +426,48 @@ def test_a_pair_limits_pushes_are_read_per_ticker_as_the_product_with_m_gives(
     assert top.tobytes() == expected_top.tobytes()
     pushed = top > 0
     assert owner[pushed].tolist() == expected_owner[pushed].tolist()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_names_reason_is_written_as_for_every_name_when_taken_from_its_pair(
+    seed: int,
+) -> None:
+    """Names held by one pair take that pair's reason where the two read alike; every
+    name's reason must be what :func:`reasons` writes for it, on books with names in
+    several sleeves, names whose pair reads otherwise (another label, other weights),
+    OK and other labels."""
+    from constraints.config import ConstraintSet
+    from data.synthetic import make_universe
+    from optimizer.diff import OK, REJECTED, SCALED_DOWN, reasons
+    from optimizer.inputs import prepare
+    from optimizer.rebalance import _ticker_reasons
+
+    rng = np.random.default_rng(seed)
+    universe = make_universe(60, 3, seed, coverage=0.9, years=0.3)
+    data = prepare(universe.book, universe.decisions, ConstraintSet.load("default")).data
+    n, pt = data.n, data.pair_ticker
+    assert (np.bincount(pt, minlength=n) > 1).any() and (np.bincount(pt, minlength=n) == 1).any()
+    causes = (Cause("position.max_weight", "name cap", "name", 2), Cause("x", "other", "group"))
+    contributions = rng.standard_normal((n, 2))
+    attribution = Attribution(
+        causes,
+        contributions,
+        contributions.sum(axis=1),
+        {"position.max_weight": np.full(n, 0.05)},
+        {"x": np.array([f"G{k % 3}" for k in range(n)], dtype=object)},
+    )
+    h_final = data.h_tilde * rng.choice([1.0, 0.5], n)
+    w_final = h_final[pt] * np.where(rng.random(len(pt)) < 0.1, 0.9, 1.0)  # some differ
+    labels = rng.choice([OK, SCALED_DOWN, REJECTED], n)
+    pair_labels = labels[pt].copy()
+    pair_labels[rng.random(len(pt)) < 0.1] = OK
+    texts = tuple(percent_texts(v) for v in (data.h_tilde, h_final, data.h0))
+    pair_texts = tuple(percent_texts(v) for v in (data.w_tilde, w_final, data.w0))
+    sentences: dict[int, str] = {}
+    pair_reasons = reasons(pair_labels, attribution, pair_texts, data.has_decision, pt, sentences)
+    ours = _ticker_reasons(
+        data, attribution, labels, texts, h_final, w_final, pair_labels, pair_reasons, sentences
+    )
+    decided = np.asarray(data.M @ data.has_decision.astype(float)) > 0
+    written = reasons(labels, attribution, texts, decided, np.arange(n), {})
+    assert ours.tolist() == written
