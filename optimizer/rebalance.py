@@ -714,7 +714,8 @@ def _diff_tables(
     data = prepared.data
     tol_t = cs.labels.weight_tol + cs.labels.lot_tol * data.lot_weight
     dom = attribution.dominant() if data.n else np.zeros(0, dtype=int)
-    name_scope_t = np.array([attribution.causes[j].scope == "name" for j in dom], dtype=bool)
+    name_scope = np.array([c.scope == "name" for c in attribution.causes], dtype=bool)
+    name_scope_t = name_scope[dom]
 
     # Pairs (sleeve × ticker).
     pt = data.pair_ticker
