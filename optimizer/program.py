@@ -916,14 +916,16 @@ one sum ``y_g = Σ_{i∈g} h_i`` instead of each repeating the group's members. 
 alone, the same books solved old and new in alternation (best of five each; iterations
 unchanged): 8–12% less solver time at N = 300 (12 books) and 600 (4), 5–11% at 1,000
 (3), 11–14% at 1,400 (3); at 2,000 one book 11% less and one 21% more, at 3,000 20–22%
-more, at 5,000 9% more (both with QDLDL). Which way it goes is the fill-reducing ordering's, which Python
-cannot steer; wide rows (the book's sums) are shared at every size."""
+more, at 5,000 9% more (both with QDLDL). Which way it goes is the fill-reducing
+ordering's, which Python cannot steer; wide rows (the book's sums) are shared at every
+size."""
 
 FAER_FROM = 5_000
 """Names from which Clarabel factors its KKT system with faer (one thread; on these
 problems faer picks its simplicial factorization) instead of QDLDL. On the benchmark's
 books with every family on, interleaved runs: 12% less solver time at N = 10,000
-(4.7–4.9 s against 5.5 s), 4% at 5,000, and 1–7% more from 300 to 2,000; the iterations are the same and the objective agrees to 1e-13. On the
+(4.7–4.9 s against 5.5 s), 4% at 5,000, and 1–7% more from 300 to 2,000; the iterations
+are the same and the objective agrees to 1e-13. On the
 benchmark's smaller shared problem (no country or cluster rows) faer was 5–10% slower at
 10,000: which wins depends on how many group rows end in the dense part of the
 factorization, and the default set has them all. One thread: a batch already runs one

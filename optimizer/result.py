@@ -34,16 +34,18 @@ def string_column(values: list[Any] | np.ndarray) -> pd.api.extensions.Extension
     """``values`` (text; ``None`` or NaN for missing) as pandas' ``str`` column; anything
     else (a number in a rejected decision's id) is written as pandas writes it."""
     try:
-        array = pa.array(values, type=pa.large_string(), from_pandas=True, memory_pool=STRING_POOL)
+        array = text_array(values)
     except (pa.ArrowTypeError, pa.ArrowInvalid):
         return pd.array(values, dtype="str")
     return pd.array(array, dtype="str")
 
 
-def text_array(values: np.ndarray) -> pa.Array:
-    """Text read into several columns (the tickers, in the targets and sleeves tables),
-    converted to Arrow once for :func:`string_take`."""
-    return pa.array(values, type=pa.large_string(), memory_pool=STRING_POOL)
+def text_array(values: list[Any] | np.ndarray) -> pa.Array:
+    """``values`` (text; ``None`` or NaN for missing) as one Arrow array in
+    :data:`STRING_POOL`: what :func:`string_column` wraps, and what text read into several
+    columns (the tickers, in the targets and sleeves tables) is converted to once, for
+    :func:`string_take`."""
+    return pa.array(values, type=pa.large_string(), from_pandas=True, memory_pool=STRING_POOL)
 
 
 def string_take(texts: pa.Array, indices: np.ndarray) -> pd.api.extensions.ExtensionArray:
