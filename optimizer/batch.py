@@ -63,8 +63,8 @@ from constraints.config import ConstraintSet
 from constraints.states import BlackSwanState
 from data.book import Book
 from data.contracts import DECISION_COLUMNS, check_decision_columns
-from optimizer.rebalance import degraded_result, rebalance
-from optimizer.result import DEGRADED, FALLBACK, RebalanceResult, RunInfo
+from optimizer.rebalance import degraded_result, rebalance, rebalance_summary
+from optimizer.result import DEGRADED, FALLBACK, BookSummary, RebalanceResult
 
 log = logging.getLogger("riskopt")
 
@@ -90,21 +90,6 @@ class Job:
     state: str | BlackSwanState | None = None
     risk_aversion: float | None = None
     name_risk_aversion: float | Mapping[str, float] | np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class BookSummary:
-    """What a batch keeps of a book with ``keep="summaries"``: the run record (status,
-    label counts, exposures, breaches, warnings, timings) without the tables, about 1 kB
-    where a 300-name book's full result pickles to about 550 kB."""
-
-    run: RunInfo
-    names: int
-    """Rows of the book's target table."""
-
-    @classmethod
-    def of(cls, result: RebalanceResult) -> BookSummary:
-        return cls(run=result.run, names=len(result.targets))
 
 
 Outcome = RebalanceResult | BookSummary
@@ -168,31 +153,28 @@ def run_job(
     job: Job, store: str | None = None, now: dt.datetime | None = None, keep: str = "results"
 ) -> Outcome:
     """Rebalance one job; never raises (the batch's unit of isolation). With
-    ``keep="summaries"`` only its :class:`BookSummary` comes back."""
-    return _kept(_run_job(job, store, now), keep)
+    ``keep="summaries"`` only its :class:`BookSummary` comes back, and without a store
+    its tables are never written (:func:`~optimizer.rebalance.rebalance_summary`)."""
+    try:
+        decisions = _decisions(job.decisions)
+        options: dict[str, Any] = {
+            "state": job.state,
+            "risk_aversion": job.risk_aversion,
+            "name_risk_aversion": job.name_risk_aversion,
+            "run_id": job.run_id,
+            "now": now,
+        }
+        if keep == "summaries" and store is None:
+            return rebalance_summary(job.book, decisions, job.constraint_set, **options)
+        result = rebalance(job.book, decisions, job.constraint_set, store=store, **options)
+    except Exception as err:  # one book's failure must not stop the batch
+        result = failed_result(job, err, store=store)
+    return _kept(result, keep)
 
 
 def _kept(result: RebalanceResult, keep: str) -> Outcome:
     """What a batch keeps of a book's result (see ``keep`` of :func:`rebalance_many`)."""
     return BookSummary.of(result) if keep == "summaries" else result
-
-
-def _run_job(job: Job, store: str | None, now: dt.datetime | None) -> RebalanceResult:
-    try:
-        decisions = _decisions(job.decisions)
-        return rebalance(
-            job.book,
-            decisions,
-            job.constraint_set,
-            state=job.state,
-            risk_aversion=job.risk_aversion,
-            name_risk_aversion=job.name_risk_aversion,
-            run_id=job.run_id,
-            store=store,
-            now=now,
-        )
-    except Exception as err:  # one book's failure must not stop the batch
-        return failed_result(job, err, store=store)
 
 
 def failed_result(job: Job, err: BaseException, *, store: str | None = None) -> RebalanceResult:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Mapping
 from json.encoder import encode_basestring_ascii as encode_json_string
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,7 @@ from data.errors import BookLoadError, ValidationError
 from data.loaders import load_book
 from optimizer.debate import DebateResult, compute_features, run_debate
 from optimizer.diff import (
+    LABEL_ORDER,
     OK,
     REJECTED,
     Attribution,
@@ -70,6 +71,7 @@ from optimizer.result import (
     OPTIMAL,
     RELAXED,
     TARGET_COLUMNS,
+    BookSummary,
     RebalanceResult,
     RunInfo,
     exposures,
@@ -141,6 +143,78 @@ def rebalance(
     now
         The run's clock, for the staleness of ``state`` (default: the current time).
     """
+    gated = _gate(
+        book,
+        decisions,
+        constraint_set,
+        state=state,
+        risk_aversion=risk_aversion,
+        name_risk_aversion=name_risk_aversion,
+        run_id=run_id,
+        cache=cache,
+        solvers=solvers,
+        strict=strict,
+        now=now,
+        store=store,
+    )
+    return gated if isinstance(gated, RebalanceResult) else gated.result(store)
+
+
+def rebalance_summary(
+    book: Book | str | Path,
+    decisions: pd.DataFrame,
+    constraint_set: ConstraintSet | str | Path = "default",
+    *,
+    state: str | BlackSwanState | None = None,
+    risk_aversion: float | None = None,
+    name_risk_aversion: float | Mapping[str, float] | np.ndarray | None = None,
+    run_id: str | None = None,
+    cache: ProgramCache | None = DEFAULT_CACHE,
+    solvers: list[str | Any] | None = None,
+    strict: bool = False,
+    now: dt.datetime | None = None,
+) -> BookSummary:
+    """:func:`rebalance`'s run record alone (status, label counts, exposures, breaches,
+    warnings, timings), for a sweep that reads no table: the same solve and labels, the
+    same record as ``BookSummary.of(rebalance(...))`` but for its timings, without writing
+    the tables, reasons and attribution that nobody would read (about a quarter of a
+    300-name book's time). Nothing is stored; the parameters are :func:`rebalance`'s.
+    This is what :func:`~optimizer.batch.rebalance_many` runs for a book with
+    ``keep="summaries"`` and no store."""
+    gated = _gate(
+        book,
+        decisions,
+        constraint_set,
+        state=state,
+        risk_aversion=risk_aversion,
+        name_risk_aversion=name_risk_aversion,
+        run_id=run_id,
+        cache=cache,
+        solvers=solvers,
+        strict=strict,
+        now=now,
+        store=None,
+    )
+    return BookSummary.of(gated) if isinstance(gated, RebalanceResult) else gated.summary()
+
+
+def _gate(
+    book: Book | str | Path,
+    decisions: pd.DataFrame,
+    constraint_set: ConstraintSet | str | Path = "default",
+    *,
+    state: str | BlackSwanState | None = None,
+    risk_aversion: float | None = None,
+    name_risk_aversion: float | Mapping[str, float] | np.ndarray | None = None,
+    run_id: str | None = None,
+    store: str | None,
+    cache: ProgramCache | None,
+    solvers: list[str | Any] | None,
+    strict: bool,
+    now: dt.datetime | None,
+) -> RebalanceResult | _Gated:
+    """The gate up to its labels: a book that cannot be loaded comes back as its
+    ``DEGRADED`` result (stored if ``store``), any other as :class:`_Gated`."""
     t_start = time.perf_counter()
     user_gamma = None if risk_aversion is None else _check_gamma(risk_aversion)
     if isinstance(book, str | Path):
@@ -324,25 +398,7 @@ def rebalance(
     before = exposures(data.h0, data.loadings, data.factor_cov, data.specific_var)
     after = exposures(h_final, data.loadings, data.factor_cov, data.specific_var)
 
-    tables = _diff_tables(
-        prepared,
-        cs,
-        attribution=attribution,
-        h_final=h_final,
-        w_final=w_final,
-        current_shares=current_shares,
-        target_shares=target_shares,
-        run_id=run_id,
-        created=created,
-        gamma=gamma,
-        fallback=solved is None,
-        exposures_before=before,
-        exposures_after=after,
-        state=resolved.state,
-        h_solved=h_star,
-    )
-    binding = _binding(limits, bounds, solved, data) if solved is not None else _empty_binding()
-    t_done = time.perf_counter()
+    labelled = _label_pairs(data, cs, attribution, w_final, fallback=solved is None)
     run = RunInfo(
         run_id=run_id,
         as_of=book.as_of,
@@ -359,31 +415,99 @@ def rebalance(
             "prepare": t_prepared - t_start,
             "solve": t_solved - t_prepared,
             "solver": solved.solve_seconds if solved is not None else 0.0,
-            "diff": t_done - t_solved,
-            "total": t_done - t_start,
         },
         warnings=[*prepared.warnings, *prepared_warnings],
+        counts=_decision_counts(prepared.decisions, labelled.pairs),
         program_built=program_built,
         state=resolved.state,
         state_source=resolved.source,
         alerts=alerts,
         debate=[] if debate is None else debate.records(),
     )
-    result = RebalanceResult(
+    return _Gated(
+        prepared=prepared,
+        cs=cs,
         run=run,
-        targets=tables["targets"],
-        sleeve_targets=tables["sleeves"],
-        actions=tables["actions"],
-        binding=binding,
-        attribution=attribution.frame(data.tickers),
         debate=debate,
+        attribution=attribution,
+        labelled=labelled,
+        limits=limits,
+        bounds=bounds,
+        solved=solved,
+        h_star=h_star,
+        h_final=h_final,
+        w_final=w_final,
+        target_shares=target_shares,
+        started=t_start,
+        solved_at=t_solved,
     )
-    run.counts = {str(k): int(v) for k, v in result.label_counts().items()}
-    if store is not None:
-        from optimizer.store import store_result
 
-        store_result(result, store)
-    return result
+
+@dataclasses.dataclass
+class _Gated:
+    """A book through the gate: solved, rounded and labelled, its run record written but
+    for the time of what comes next (:meth:`result` writes the tables, :meth:`summary`
+    does not)."""
+
+    prepared: PreparedInputs
+    cs: ConstraintSet
+    run: RunInfo
+    debate: DebateResult | None
+    attribution: Attribution
+    labelled: _Labelled
+    limits: list[LinearLimit]
+    bounds: list[HardBound]
+    solved: Solved | None
+    h_star: np.ndarray
+    h_final: np.ndarray
+    w_final: np.ndarray
+    target_shares: np.ndarray
+    started: float
+    solved_at: float
+
+    def _finished(self) -> None:
+        now = time.perf_counter()
+        self.run.timings["diff"] = now - self.solved_at
+        self.run.timings["total"] = now - self.started
+
+    def summary(self) -> BookSummary:
+        self._finished()
+        names = self.prepared.data.n + self.prepared.unpriced_holdings["ticker"].nunique()
+        return BookSummary(run=self.run, names=int(names))
+
+    def result(self, store: str | None) -> RebalanceResult:
+        data = self.prepared.data
+        tables = _diff_tables(
+            self.prepared,
+            self.labelled,
+            self.run,
+            attribution=self.attribution,
+            h_final=self.h_final,
+            w_final=self.w_final,
+            target_shares=self.target_shares,
+            h_solved=self.h_star,
+        )
+        solved = self.solved
+        binding = (
+            _binding(self.limits, self.bounds, solved, data)
+            if solved is not None
+            else _empty_binding()
+        )
+        self._finished()
+        result = RebalanceResult(
+            run=self.run,
+            targets=tables["targets"],
+            sleeve_targets=tables["sleeves"],
+            actions=tables["actions"],
+            binding=binding,
+            attribution=self.attribution.frame(data.tickers),
+            debate=self.debate,
+        )
+        if store is not None:
+            from optimizer.store import store_result
+
+            store_result(result, store)
+        return result
 
 
 # -- states ---------------------------------------------------------------------------------
@@ -693,31 +817,30 @@ def _fallback_attribution(data: ProgramData, h: np.ndarray) -> Attribution:
 # -- the diff tables -------------------------------------------------------------------------
 
 
-def _diff_tables(
-    prepared: PreparedInputs,
+class _Labelled(NamedTuple):
+    """Each pair's label, with what the names' labels are read against."""
+
+    pairs: np.ndarray
+    tol: np.ndarray
+    """Each name's tolerance (weight), lots included."""
+    name_scope: np.ndarray
+    """Whether each name's dominant cause is a per-name limit (CAPPED, not SCALED_DOWN)."""
+
+
+def _label_pairs(
+    data: ProgramData,
     cs: ConstraintSet,
-    *,
     attribution: Attribution,
-    h_final: np.ndarray,
     w_final: np.ndarray,
-    current_shares: np.ndarray,
-    target_shares: np.ndarray,
-    run_id: str,
-    created: dt.datetime,
-    gamma: float,
+    *,
     fallback: bool,
-    exposures_before: dict[str, float],
-    exposures_after: dict[str, float],
-    state: str = "NORMAL",
-    h_solved: np.ndarray | None = None,
-) -> dict[str, pd.DataFrame]:
-    data = prepared.data
+) -> _Labelled:
+    """Label every pair (:func:`label_trades`); in the fallback a decided pair moved off
+    its proposal is REJECTED."""
     tol_t = cs.labels.weight_tol + cs.labels.lot_tol * data.lot_weight
     dom = attribution.dominant() if data.n else np.zeros(0, dtype=int)
     name_scope = np.array([c.scope == "name" for c in attribution.causes], dtype=bool)
     name_scope_t = name_scope[dom]
-
-    # Pairs (sleeve × ticker).
     pt = data.pair_ticker
     proposed_trade = data.w_tilde - data.w0
     final_trade = w_final - data.w0
@@ -728,6 +851,39 @@ def _diff_tables(
             REJECTED,
             pair_labels,
         )
+    return _Labelled(pair_labels, tol_t, name_scope_t)
+
+
+def _decision_counts(decisions: pd.DataFrame, pair_labels: np.ndarray) -> dict[str, int]:
+    """Decisions by label, as :meth:`RebalanceResult.label_counts` reads them from the
+    actions table: a valid decision has its pair's label, a row rejected before the solve
+    is REJECTED (counted only where it has a decision id, as in the table)."""
+    pair = decisions["pair"].to_numpy()
+    rejected = pair < 0
+    labels = pair_labels[pair[~rejected]]
+    unsolved = int(np.count_nonzero(rejected & decisions["decision_id"].notna().to_numpy()))
+    return {
+        str(label): int(np.count_nonzero(labels == label)) + (unsolved if label == REJECTED else 0)
+        for label in LABEL_ORDER
+    }
+
+
+def _diff_tables(
+    prepared: PreparedInputs,
+    labelled: _Labelled,
+    run: RunInfo,
+    *,
+    attribution: Attribution,
+    h_final: np.ndarray,
+    w_final: np.ndarray,
+    target_shares: np.ndarray,
+    h_solved: np.ndarray | None = None,
+) -> dict[str, pd.DataFrame]:
+    data = prepared.data
+    current_shares = prepared.current_shares
+    pair_labels, tol_t, name_scope_t = labelled
+    pt = data.pair_ticker
+    final_trade = w_final - data.w0
     # Tickers' weights as text, then pairs' (a pair alone on its ticker reads the same).
     h_tilde = data.h_tilde
     p_text, f_text, c_text = (percent_texts(v) for v in (h_tilde, h_final, data.h0))
@@ -760,7 +916,7 @@ def _diff_tables(
     np.maximum.at(conf, pt, np.where(data.has_decision, data.confidence, 0.0))
     # Under EMERGENCY the largest de-risking trades, by stand-alone risk removed, go first.
     risk_removed = (
-        (np.abs(data.h0) - np.abs(h_final)) * data.volatility if state == "EMERGENCY" else None
+        (np.abs(data.h0) - np.abs(h_final)) * data.volatility if run.state == "EMERGENCY" else None
     )
     priority = execution_priority(
         data.tickers, current_shares, target_shares, data.adv_shares, conf, risk_removed
@@ -820,10 +976,10 @@ def _diff_tables(
     d = prepared.decisions
     common = shared_json(
         {
-            "gamma": gamma,
-            "state": state,
-            "exposures_before": exposures_before,
-            "exposures_after": exposures_after,
+            "gamma": run.gamma,
+            "state": run.state,
+            "exposures_before": run.exposures_before,
+            "exposures_after": run.exposures_after,
         }
     )
     pair_of_row = d["pair"].to_numpy()
@@ -851,9 +1007,9 @@ def _diff_tables(
         row = _rejected(rec, {"reason": f"REJECTED: {reject}", "sanity_reject": reject}, common)
         for name, column in columns.items():
             column.insert(k, row[name])
-    action_id = [f"{run_id}-{k:05d}" for k in range(len(columns["ticker"]))]
+    action_id = [f"{run.run_id}-{k:05d}" for k in range(len(columns["ticker"]))]
     actions = pd.DataFrame(
-        {"action_id": string_column(action_id), "run_id": run_id, "timestamp": created}
+        {"action_id": string_column(action_id), "run_id": run.run_id, "timestamp": run.created_at}
         | {k: string_column(v) if _ACTION_COLUMNS[k] is str else v for k, v in columns.items()}
     )
     return {"targets": targets, "sleeves": sleeves, "actions": actions}
