@@ -17,6 +17,7 @@ cvxpy twin's compile is paid once per structure.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import time
@@ -956,6 +957,8 @@ class _Lists:
 def _clarabel(
     data: Assembly, cones: list[Any], max_iters: int, *, refine: bool, method: str = "qdldl"
 ) -> Any:
+    """Clarabel's solution of ``data``, factoring with ``method`` (QDLDL where this build
+    of Clarabel has no faer)."""
     settings = clarabel.DefaultSettings()
     settings.verbose = False
     settings.max_iter = max_iters
@@ -964,17 +967,30 @@ def _clarabel(
     settings.tol_feas = 1e-10
     settings.tol_ktratio = 1e-9
     settings.iterative_refinement_enable = refine
-    settings.direct_solve_method = method
+    settings.direct_solve_method = method if method == "qdldl" or _can_factor(method) else "qdldl"
     settings.max_threads = 1
+    solver = clarabel.DefaultSolver(
+        _Lists(data.P), data.q.tolist(), _Lists(data.A), data.b.tolist(), cones, settings
+    )
+    return solver.solve()
+
+
+@functools.cache
+def _can_factor(method: str) -> bool:
+    """Whether this build of Clarabel factors with ``method`` (faer is a build option;
+    QDLDL is in every build), asked once per process on a one-variable program so that a
+    failure on real data is never taken for a missing method."""
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    settings.direct_solve_method = method
+    one = sp.csc_matrix(np.ones((1, 1)))
     try:
         solver = clarabel.DefaultSolver(
-            _Lists(data.P), data.q.tolist(), _Lists(data.A), data.b.tolist(), cones, settings
+            one, [0.0], one, [1.0], [clarabel.NonnegativeConeT(1)], settings
         )
-    except Exception:  # a Clarabel built without faer: QDLDL, which every build has
-        if method == "qdldl":
-            raise
-        return _clarabel(data, cones, max_iters, refine=refine)
-    return solver.solve()
+        return str(solver.solve().status) == "Solved"
+    except Exception:  # Clarabel names no exception class for it
+        return False
 
 
 class GateProgram:

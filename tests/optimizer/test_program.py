@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -242,6 +244,33 @@ def test_large_programs_are_factored_with_faer_to_the_same_answer(
     np.testing.assert_allclose(faer.h, qdldl.h, atol=1e-8)
     np.testing.assert_allclose(faer.w, qdldl.w, atol=1e-8)
     assert faer.objective == pytest.approx(qdldl.objective, rel=1e-9, abs=1e-12)
+
+
+def test_a_clarabel_without_faer_factors_with_qdldl(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether Clarabel can factor with a method is asked once, on a one-variable
+    program: this build has QDLDL and faer and no method by another name. A build
+    without faer solves a large program with QDLDL, once, to the same answer."""
+    import clarabel
+
+    import optimizer.program as module
+
+    assert module._can_factor("qdldl") and module._can_factor("faer")
+    assert not module._can_factor("no-such-method")
+    program = _program(150, 3)
+    expected = program.solve("CLARABEL", max_iters=500)
+    asked: list[str] = []
+    real = clarabel.DefaultSolver
+
+    def spy(*args: Any) -> Any:
+        asked.append(args[-1].direct_solve_method)
+        return real(*args)
+
+    monkeypatch.setattr(module, "FAER_FROM", program.structure.n)
+    monkeypatch.setattr(module, "_can_factor", lambda method: method != "faer")
+    monkeypatch.setattr(clarabel, "DefaultSolver", spy)
+    without = program.solve("CLARABEL", max_iters=500)
+    assert asked == ["qdldl"]
+    np.testing.assert_array_equal(without.h, expected.h)
 
 
 def test_a_small_books_group_rows_read_one_sum_per_group(monkeypatch: pytest.MonkeyPatch) -> None:
