@@ -3,6 +3,8 @@
 validate → assemble the program's numbers → hard box and policy blocks from every
 constraint family → solve (solver chain, cached program per structure) → round lots →
 diff (labels, attribution, reasons, priority) → optionally store, in one transaction.
+``rebalance_summary`` runs the same gate up to the labels and returns the run record
+without writing the tables.
 """
 
 from __future__ import annotations
@@ -201,12 +203,12 @@ def rebalance_summary(
 def _gate(
     book: Book | str | Path,
     decisions: pd.DataFrame,
-    constraint_set: ConstraintSet | str | Path = "default",
+    constraint_set: ConstraintSet | str | Path,
     *,
-    state: str | BlackSwanState | None = None,
-    risk_aversion: float | None = None,
-    name_risk_aversion: float | Mapping[str, float] | np.ndarray | None = None,
-    run_id: str | None = None,
+    state: str | BlackSwanState | None,
+    risk_aversion: float | None,
+    name_risk_aversion: float | Mapping[str, float] | np.ndarray | None,
+    run_id: str | None,
     store: str | None,
     cache: ProgramCache | None,
     solvers: list[str | Any] | None,
@@ -426,7 +428,6 @@ def _gate(
     )
     return _Gated(
         prepared=prepared,
-        cs=cs,
         run=run,
         debate=debate,
         attribution=attribution,
@@ -450,7 +451,6 @@ class _Gated:
     does not)."""
 
     prepared: PreparedInputs
-    cs: ConstraintSet
     run: RunInfo
     debate: DebateResult | None
     attribution: Attribution
