@@ -1,6 +1,6 @@
 """The riskopt engine: the convex risk gate, its diff, storage hook and CLI."""
 
-from optimizer.rebalance import rebalance
-from optimizer.result import RebalanceResult, RunInfo
+from optimizer.rebalance import rebalance, rebalance_summary
+from optimizer.result import BookSummary, RebalanceResult, RunInfo
 
-__all__ = ["RebalanceResult", "RunInfo", "rebalance"]
+__all__ = ["BookSummary", "RebalanceResult", "RunInfo", "rebalance", "rebalance_summary"]

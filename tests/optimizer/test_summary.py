@@ -11,8 +11,7 @@ import pytest
 
 from data.book import Book
 from data.synthetic import make_universe
-from optimizer import rebalance
-from optimizer.rebalance import rebalance_summary
+from optimizer import rebalance, rebalance_summary
 from optimizer.result import BookSummary, RebalanceResult
 from tests.helpers import decisions, hand_book
 
