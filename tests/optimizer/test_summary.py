@@ -65,7 +65,11 @@ def _cases() -> dict[str, tuple[Any, pd.DataFrame, dict[str, Any]]]:
     return {
         "debate, NORMAL": (u.book, u.decisions, {"state": "NORMAL"}),
         "EMERGENCY": (u.book, u.decisions, {"state": "EMERGENCY"}),
-        "long only, given γ": (u.book, u.decisions, {"state": "NORMAL", "risk_aversion": 2.0}),
+        "long only, given γ": (
+            u.book,
+            u.decisions,
+            {"constraint_set": "long_only", "state": "NORMAL", "risk_aversion": 2.0},
+        ),
         "rejected rows, unpriced holding": (book, dec, {"state": "NORMAL"}),
         "no solver: fallback": (u.book, u.decisions, {"state": "NORMAL", "solvers": ["NONE"]}),
         "book that does not load": ("/nonexistent/book", u.decisions, {}),
@@ -80,10 +84,9 @@ def test_the_summary_is_the_full_runs_record(case: str) -> None:
     """Same record (status, counts, exposures, breaches, warnings, debate) and the same
     number of names as the full result, and the counts are the actions table's."""
     book, dec, options = CASES[case]
-    constraint_set = "long_only" if case.startswith("long only") else "default"
     options = {"run_id": "r", "now": NOW, "cache": None, **options}  # each builds its program
-    full = rebalance(book, dec, constraint_set, **options)
-    summary = rebalance_summary(book, dec, constraint_set, **options)
+    full = rebalance(book, dec, **options)
+    summary = rebalance_summary(book, dec, **options)
     assert isinstance(summary, BookSummary)
     assert _record(summary.run) == _record(full.run)
     assert summary.names == len(full.targets)
@@ -96,7 +99,7 @@ def test_the_cases_reach_what_they_are_for() -> None:
     """The cases above cover every label, a carried name, a rejected row without an id
     (not counted, as in the table), the fallback and a book that does not load."""
     runs = {
-        case: rebalance(book, dec, "default", run_id="r", now=NOW, **options)
+        case: rebalance(book, dec, run_id="r", now=NOW, **options)
         for case, (book, dec, options) in CASES.items()
     }
     labels = {label for r in runs.values() for label, n in r.run.counts.items() if n}
