@@ -328,15 +328,17 @@ def test_on_a_pool_passed_in_a_book_that_kills_its_process_fails_alone() -> None
 def test_summaries_without_a_store_skip_the_tables_and_read_the_same() -> None:
     """``keep="summaries"`` with nothing stored runs ``rebalance_summary`` (no tables
     written) and still gives the full batch's summary table, the poisoned book failed
-    over alike, on one process and on a pool."""
+    over alike, serially, on a process pool and on a Dask cluster."""
     from optimizer.batch import BookSummary
 
     jobs = _jobs(4)
     jobs[2] = _poisoned(jobs[2])
-    full = rebalance_many(jobs, progress=False, now=NOW, workers=1)
+    full = rebalance_many(jobs, executor="serial", progress=False, now=NOW)
     expected = full.summary().drop(columns="seconds")
-    for workers in (1, 2):
-        light = rebalance_many(jobs, progress=False, now=NOW, workers=workers, keep="summaries")
+    for executor in ("serial", "processes", "dask"):
+        light = rebalance_many(
+            jobs, executor=executor, progress=False, now=NOW, workers=2, keep="summaries"
+        )
         assert all(isinstance(r, BookSummary) for r in light)
         assert [r.run.run_id for r in light.failed] == ["acct-2"]
         assert light.errors == full.errors
