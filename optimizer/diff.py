@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -406,23 +405,36 @@ def reasons(
         for j, x in zip(cause_of.tolist(), shares[row, cause_of].tolist(), strict=True)
     ]
     ends = np.cumsum(other.sum(axis=1)).tolist()
-    # Per name: the main cause's sentence and the others.
-    causes = attribution.causes
-    start = 0
-    for r, (i, d) in enumerate(zip(names.tolist(), dom.tolist(), strict=True)):
-        cause = causes[d]
+    # The main cause's words, written cause by cause for the names it dominates.
+    main = np.empty(len(names), dtype=object)
+    for d in np.unique(dom).tolist():
+        at_rows = np.flatnonzero(dom == d)
+        mine = names[at_rows]
+        cause = attribution.causes[d]
+        shown = [""] * len(mine)
         value = attribution.limit_value.get(cause.name)
-        limit = math.nan if value is None else float(value[i])
-        shown = _pct(limit) if math.isfinite(limit) else ""
+        if value is not None:
+            limits = np.asarray(value, dtype=float)[mine]
+            finite = np.flatnonzero(np.isfinite(limits))
+            for k, text in zip(finite.tolist(), percent_texts(limits[finite]), strict=True):
+                shown[k] = text
         where = attribution.group.get(cause.name)
-        at = f" {where[i]}" if where is not None and where[i] is not None else ""
-        if cause.value_label and shown:
-            main = f"{cause.description}{at} ({cause.value_label} {shown} of NAV)"
-        else:
-            main = f"{cause.description}{at} ({cause.name}" + (f" {shown}" if shown else "") + ")"
-        others = other_texts[start : ends[r]]
-        start = ends[r]
-        sentence[i] = main + (f" with {', '.join(others)}" if others else "")
+        groups = [None] * len(mine) if where is None else np.asarray(where, dtype=object)[mine]
+        description, name, label = cause.description, cause.name, cause.value_label
+        main[at_rows] = [
+            f"{description}{'' if g is None else f' {g}'} ({label} {s} of NAV)"
+            if label and s
+            else f"{description}{'' if g is None else f' {g}'} ({name}{f' {s}' if s else ''})"
+            for g, s in zip(groups, shown, strict=True)
+        ]
+    # Each name's sentence: its main cause, then the others.
+    starts = [0, *ends][: len(ends)]
+    sentence.update(
+        {
+            i: m + (f" with {', '.join(other_texts[a:b])}" if b > a else "")
+            for i, m, a, b in zip(names.tolist(), main.tolist(), starts, ends, strict=True)
+        }
+    )
     for k in todo:
         label = labels_l[k]
         lead = label if label != REJECTED else "REJECTED, no trade toward the proposal,"

@@ -471,3 +471,71 @@ def test_a_names_reason_is_written_as_for_every_name_when_taken_from_its_pair(
     decided = np.asarray(data.M @ data.has_decision.astype(float)) > 0
     written = reasons(labels, attribution, texts, decided, np.arange(n), {})
     assert ours.tolist() == written
+
+
+def _sentence_one_by_one(attribution: Attribution, i: int) -> str:
+    """A name's explanation written for that name alone: the reference for
+    :func:`reasons`, which writes them cause by cause."""
+    import math
+
+    shares = attribution.shares[i]
+    d = int(attribution.dominant()[i])
+    order = np.argsort(-shares)
+    others = [
+        f"{attribution.causes[j].description} {shares[j]:.0%}"
+        for j in order.tolist()
+        if shares[j] >= 0.05 and j != d
+    ]
+    cause = attribution.causes[d]
+    value = attribution.limit_value.get(cause.name)
+    limit = math.nan if value is None else float(value[i])
+    shown = _pct(limit) if math.isfinite(limit) else ""
+    where = attribution.group.get(cause.name)
+    at = f" {where[i]}" if where is not None and where[i] is not None else ""
+    if cause.value_label and shown:
+        main = f"{cause.description}{at} ({cause.value_label} {shown} of NAV)"
+    else:
+        main = f"{cause.description}{at} ({cause.name}" + (f" {shown}" if shown else "") + ")"
+    return main + (f" with {', '.join(others)}" if others else "")
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 40))
+def test_reasons_read_as_each_name_written_alone(seed: int, n: int) -> None:
+    """:func:`reasons` writes each name's sentence cause by cause; every one must read as
+    the name written alone: a limit shown with its label or its key (or not at all where
+    it is not finite), a group named where there is one, the other causes of 5% or more."""
+    from optimizer.diff import CAPPED, OK, REJECTED, SCALED_DOWN, reasons
+
+    rng = np.random.default_rng(seed)
+    causes = (
+        Cause("trading.max_trade_pct_adv", "trade limit", "name", 1, "max trade"),
+        Cause("position.max_weight", "name cap", "name", 2),
+        Cause("groups.sector.net", "sector cap", "group", 2),
+        Cause("risk_aversion", "risk aversion", "portfolio"),
+    )
+    contributions = rng.standard_normal((n, len(causes))) * (rng.random((n, 1)) < 0.9)
+    limits = rng.choice([0.01, 0.0234567, -0.005, np.nan, np.inf], n)
+    sectors = np.array([rng.choice(["Tech", "Energy", None]) for _ in range(n)], dtype=object)
+    attribution = Attribution(
+        causes,
+        contributions,
+        contributions.sum(axis=1),
+        {"trading.max_trade_pct_adv": limits, "position.max_weight": np.full(n, 0.05)},
+        {"groups.sector.net": sectors},
+    )
+    rows = rng.integers(0, n, 2 * n)  # pairs: a name can have several
+    labels = rng.choice([OK, SCALED_DOWN, CAPPED, REJECTED], len(rows))
+    texts = tuple(percent_texts(rng.standard_normal(len(rows)) * 0.02) for _ in range(3))
+    decided = rng.random(len(rows)) < 0.8
+    out = reasons(labels, attribution, texts, decided, rows, {})
+    for k, (label, i) in enumerate(zip(labels.tolist(), rows.tolist(), strict=True)):
+        move = (
+            f"proposed {texts[0][k]} → {texts[1][k]}"
+            if decided[k]
+            else f"held {texts[2][k]} → {texts[1][k]} (no decision)"
+        )
+        if label == OK:
+            assert out[k] == f"OK: {move}"
+            continue
+        lead = label if label != REJECTED else "REJECTED, no trade toward the proposal,"
+        assert out[k] == f"{lead} by {_sentence_one_by_one(attribution, i)}: {move}"
