@@ -420,11 +420,11 @@ def reasons(
                 shown[k] = text
         where = attribution.group.get(cause.name)
         groups = [None] * len(mine) if where is None else np.asarray(where, dtype=object)[mine]
-        description, name, label = cause.description, cause.name, cause.value_label
+        description, key, value_label = cause.description, cause.name, cause.value_label
         main[at_rows] = [
-            f"{description}{'' if g is None else f' {g}'} ({label} {s} of NAV)"
-            if label and s
-            else f"{description}{'' if g is None else f' {g}'} ({name}{f' {s}' if s else ''})"
+            f"{description}{'' if g is None else f' {g}'} ({value_label} {s} of NAV)"
+            if value_label and s
+            else f"{description}{'' if g is None else f' {g}'} ({key}{f' {s}' if s else ''})"
             for g, s in zip(groups, shown, strict=True)
         ]
     # Each name's sentence: its main cause, then the others.
