@@ -21,12 +21,12 @@ Choices made:
 * One task per book on a local pool: a 300-name book pickles to about 100 kB and its
   result to about 550 kB (1.4 ms and 1.5 ms through pickle and back; a summary, 1 kB),
   small next to its 0.03–0.04 s of work, and per-book tasks give a live progress bar
-  (tasks of eight books changed neither the parent's share of the time nor the wall). On Dask, a few books per
-  task (about eight tasks per worker, at most 16 books each) spare the scheduler; each
-  book is still isolated inside its task. The books are scattered straight to the
-  workers, four tasks per worker ahead of them, rather than sent inside the task graph:
-  the scheduler then never unpickles a book, and a batch of any size holds only those
-  tasks' books on the cluster.
+  (tasks of eight books changed neither the parent's share of the time nor the wall).
+  On Dask, a few books per task (about eight tasks per worker, at most 16 books each)
+  spare the scheduler; each book is still isolated inside its task. The books are
+  scattered straight to the workers, four tasks per worker ahead of them, rather than
+  sent inside the task graph: the scheduler then never unpickles a book, and a batch of
+  any size holds only those tasks' books on the cluster.
 * Every job of a batch shares one clock (``now``), so a state's staleness is judged the
   same way on every worker, and run ids default to ``<batch>-<index>``: the serial, pool
   and Dask runs of one batch give identical results.

@@ -315,13 +315,6 @@ def _argmax_by_column(
     return owner, np.maximum(top, 0.0)
 
 
-def _pct(x: float) -> str:
-    """A fraction of NAV as a percentage to two decimals ('.2f' rounds as round(·, 2)
-    does); a value such as -1e-13 reads "0.00%", never "-0.00%"."""
-    text = f"{100.0 * x:.2f}%"
-    return "0.00%" if text == "-0.00%" else text
-
-
 def label_trades(
     proposed_trade: np.ndarray,
     final_trade: np.ndarray,
@@ -338,8 +331,10 @@ def label_trades(
 def percent_texts(
     values: np.ndarray, like: tuple[np.ndarray, list[str]] | None = None
 ) -> list[str]:
-    """:func:`_pct` of every value: one format per value, on Python floats (numpy scalars
-    format slowly); only values that can read "-0.00%" are looked at again.
+    """Each value, a fraction of NAV, as a percentage to two decimals (``f"{100x:.2f}%"``,
+    which rounds as ``round(·, 2)`` does); a value such as -1e-13 reads "0.00%", never
+    "-0.00%". One format per value, on Python floats (numpy scalars format slowly); only
+    values that can read "-0.00%" are looked at again.
 
     ``like`` is ``(values, texts)`` already written, aligned with ``values``: where a
     value is the same, its text is taken instead of written again (a pair alone on its

@@ -104,3 +104,17 @@ def decisions(
             }
         )
     return pd.DataFrame(out)
+
+
+def with_price(book: Book, ticker: str, price: float) -> Book:
+    """``book`` with ``ticker``'s market price set to ``price`` (0 or NaN for a name with
+    no valid price), validated again as a new book."""
+    market = book.market.reset_index()
+    market.loc[market["ticker"] == ticker, "price"] = price
+    return Book.create(
+        as_of=book.as_of,
+        nav=book.nav,
+        positions=book.positions,
+        market=market,
+        risk_model=book.risk_model,
+    )

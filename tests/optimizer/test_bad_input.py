@@ -10,7 +10,7 @@ from constraints.config import ConstraintSet
 from data.book import Book
 from data.errors import ValidationError
 from optimizer import rebalance
-from tests.helpers import decisions, hand_book
+from tests.helpers import decisions, hand_book, with_price
 
 PRICES = {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0, "ZERO": 10.0}
 
@@ -21,15 +21,7 @@ def reasons(result) -> pd.Series:  # type: ignore[no-untyped-def]
 
 def test_bad_decisions_are_rejected_and_the_rest_proceed() -> None:
     book = hand_book(PRICES, {("s1", "AAA"): 0.01})
-    market = book.market.reset_index()
-    market.loc[market["ticker"] == "ZERO", "price"] = 0.0
-    book = Book.create(
-        as_of=book.as_of,
-        nav=book.nav,
-        positions=book.positions,
-        market=market,
-        risk_model=book.risk_model,
-    )
+    book = with_price(book, "ZERO", 0.0)
     dec = decisions(
         [
             ("GOOD", "s1", "BBB", 0.02),
@@ -126,15 +118,7 @@ def test_empty_decisions_keep_the_book() -> None:
 
 def test_unpriced_holdings_are_carried_and_reported() -> None:
     book = hand_book(PRICES, {("s1", "ZERO"): 0.01, ("s1", "AAA"): 0.01})
-    market = book.market.reset_index()
-    market.loc[market["ticker"] == "ZERO", "price"] = np.nan
-    book = Book.create(
-        as_of=book.as_of,
-        nav=book.nav,
-        positions=book.positions,
-        market=market,
-        risk_model=book.risk_model,
-    )
+    book = with_price(book, "ZERO", np.nan)
     result = rebalance(
         book, decisions([("D1", "s1", "AAA", 0.02)]), "default", state="NORMAL", risk_aversion=0.0
     )

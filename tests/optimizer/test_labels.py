@@ -16,7 +16,6 @@ from optimizer import rebalance
 from optimizer.diff import (
     Attribution,
     Cause,
-    _pct,
     attribution_details,
     attribution_json,
     percent_texts,
@@ -26,6 +25,12 @@ from optimizer.result import string_column, string_take, text_array
 from tests.helpers import decisions, hand_book
 
 PRICES = {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0, "DDD": 10.0}
+
+
+def _pct(x: float) -> str:
+    """One weight's text as :func:`percent_texts` writes it, written alone: the reference."""
+    text = f"{100.0 * x:.2f}%"
+    return "0.00%" if text == "-0.00%" else text
 
 
 def policy(**changes: object) -> ConstraintSet:

@@ -13,7 +13,7 @@ from data.book import Book
 from data.synthetic import make_universe
 from optimizer import rebalance, rebalance_summary
 from optimizer.result import BookSummary, RebalanceResult
-from tests.helpers import decisions, hand_book
+from tests.helpers import decisions, hand_book, with_price
 
 NOW = dt.datetime(2026, 11, 20, 21, 0, tzinfo=dt.UTC)
 PRICES = {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0, "ZERO": 10.0}
@@ -35,15 +35,7 @@ def _messy_book() -> tuple[Book, pd.DataFrame]:
     """A hand book with a holding that has no price (carried) and decisions rejected
     before the solve, one of them without a decision id."""
     book = hand_book(PRICES, {("s1", "ZERO"): 0.01, ("s1", "AAA"): 0.01, ("s2", "CCC"): -0.01})
-    market = book.market.reset_index()
-    market.loc[market["ticker"] == "ZERO", "price"] = np.nan
-    book = Book.create(
-        as_of=book.as_of,
-        nav=book.nav,
-        positions=book.positions,
-        market=market,
-        risk_model=book.risk_model,
-    )
+    book = with_price(book, "ZERO", np.nan)
     dec = decisions(
         [
             ("GOOD", "s1", "BBB", 0.02),
