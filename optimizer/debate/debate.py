@@ -146,7 +146,8 @@ def run_debate(
         name_rows.append((round_no, speaker, proposal))
     stress, _ = portfolio_stress(features)
     for name, persona in DEFAULT_ANALYSTS.items():
-        last.setdefault(name, persona.propose(features, {}))  # a debate cut short
+        if name not in last:  # a debate cut short
+            last[name] = persona.propose(features, {})
     verdict = decide(last, features, cfg, floor)
     if speaker == JUDGE:
         current = record_decision(current, verdict.rationale)
