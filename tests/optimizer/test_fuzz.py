@@ -32,14 +32,14 @@ def corruptions(draw: st.DrawFn) -> tuple:  # type: ignore[type-arg]
         )
         name = draw(st.sampled_from(sorted(tables)))
         table = tables[name]
-        if kind == "cell" and len(table):
+        if kind == "cell" and len(table) and len(table.columns):
             row = draw(st.integers(0, len(table) - 1))
             col = draw(st.sampled_from(list(table.columns)))
             table[col] = table[col].astype(object)
             table.loc[table.index[row], col] = draw(st.sampled_from(BAD_VALUES))
         elif kind == "duplicate" and len(table):
             tables[name] = pd.concat([table, table.iloc[[0]]], ignore_index=True)
-        elif kind == "drop_column":
+        elif kind == "drop_column" and len(table.columns):
             col = draw(st.sampled_from(list(table.columns)))
             tables[name] = table.drop(columns=[col])
         elif kind == "unknown" and len(table) and "ticker" in table.columns:
@@ -51,7 +51,7 @@ def corruptions(draw: st.DrawFn) -> tuple:  # type: ignore[type-arg]
             tables[name] = table.iloc[0:0]
         elif kind == "nav":
             nav = draw(st.sampled_from([np.nan, -1.0, 0.0, "lots", np.inf]))
-        elif kind == "types" and len(table):
+        elif kind == "types" and len(table) and len(table.columns):
             col = draw(st.sampled_from(list(table.columns)))
             tables[name] = table.assign(**{col: "x"})
     return tables["market"], tables["positions"], tables["decisions"], nav
