@@ -68,6 +68,16 @@ def cases(draw: st.DrawFn) -> tuple:  # type: ignore[type-arg]
     return universe.book, universe.decisions, cs, gamma
 
 
+def _volatility(book, tickers, weights) -> float:  # type: ignore[no-untyped-def]
+    """Ex-ante volatility ``sqrt(wᵀ(BFBᵀ + D)w)`` of ``weights`` on ``tickers``."""
+    rm = book.risk_model
+    w = pd.Series(np.asarray(weights, dtype=float), index=np.asarray(tickers))
+    w = w.reindex(rm.loadings.index).fillna(0.0).to_numpy()
+    f = rm.loadings.to_numpy().T @ w
+    specific = rm.specific_var.reindex(rm.loadings.index).to_numpy()
+    return float(np.sqrt(f @ rm.factor_cov.to_numpy() @ f + (specific * w * w).sum()))
+
+
 def _gates_hold(book, result, cs) -> None:  # type: ignore[no-untyped-def]
     """Names failing the spread gate never grow and never flip."""
     limit = cs.liquidity.max_spread_bps
@@ -116,7 +126,14 @@ def test_every_hard_limit_holds(case) -> None:  # type: ignore[no-untyped-def]
         )
         assert (w.to_numpy() <= cs.position.max_weight + lot_w + 1e-7).all()
         if cs.risk.max_volatility is not None:
-            assert after["volatility"] <= cs.risk.max_volatility + 1e-6
+            # The solved weights meet the cap; rounding to lots moves the volatility by at
+            # most the volatility of the rounding itself (it is a norm). On a $10m book one
+            # lot can be 1e-5 of NAV, so the rounded book may sit that much above the cap.
+            t = result.targets.dropna(subset=["solved_weight"])
+            solved = _volatility(book, t["ticker"], t["solved_weight"])
+            rounding = _volatility(book, t["ticker"], t["target_weight"] - t["solved_weight"])
+            assert solved <= cs.risk.max_volatility + 1e-6
+            assert after["volatility"] <= cs.risk.max_volatility + rounding + 1e-6
         if cs.groups.sector.max_gross is not None:
             frame = result.targets.assign(
                 sector=book.market.loc[result.targets["ticker"], "sector"].to_numpy()
