@@ -302,7 +302,7 @@ def test_clarabel_reads_the_program_as_lists_to_the_same_answer() -> None:
     that is not in canonical form (unsorted rows) is still read as the same matrix."""
     import clarabel
 
-    from optimizer.program import _clarabel, _Lists
+    from optimizer.program import TOLERANCE, _clarabel, _Lists
 
     program = _program(150, 11)
     assert program.values is not None
@@ -315,7 +315,7 @@ def test_clarabel_reads_the_program_as_lists_to_the_same_answer() -> None:
     settings = clarabel.DefaultSettings()
     settings.verbose = False
     settings.max_iter = 500
-    settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = 1e-10
+    settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = TOLERANCE
     settings.tol_ktratio = 1e-9
     settings.iterative_refinement_enable = False
     settings.max_threads = 1
@@ -365,3 +365,93 @@ def test_blocks_that_read_the_same_sum_share_it_whatever_their_storage() -> None
     np.testing.assert_array_equal(written.toarray(), a.toarray())
     np.testing.assert_array_equal(sums[1].C.toarray(), other.toarray())
     assert not messy.has_canonical_format and messy.nnz == 7  # the block is left as it was
+
+
+def test_slacks_read_back_in_weight_when_the_solver_sees_them_rescaled() -> None:
+    """The direct assembly hands Clarabel each policy slack as ``s = u·s'`` with
+    ``u = SLACK_COST / (OBJECTIVE_SCALE·ρ)``. What comes back is the slack in weight: the
+    same breaches, slacks and multipliers as the cvxpy formulation, which states the slacks
+    in weight with their full penalty, on a book whose trade limit keeps names above
+    their caps."""
+    from optimizer.program import OBJECTIVE_SCALE, SLACK_COST
+
+    program = _program(150, 5, **{"position.max_weight": 0.004, "trading.max_trade_pct_adv": 0.002})
+    direct = program.solve("CLARABEL", max_iters=500)
+    reference = program.solve("CLARABEL", max_iters=500, via="cvxpy")
+    assert direct.status == reference.status == "optimal"
+    breached = [k for k, s in enumerate(reference.slacks) if s.max() > 1e-4]
+    assert breached  # the trade limit holds names above their caps: real slacks
+    for ours, theirs in zip(direct.slacks, reference.slacks, strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-7)
+    for ours, theirs in zip(direct.duals, reference.duals, strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-4 * max(1.0, theirs.max()))
+    # Each kept slack column costs SLACK_COST in Clarabel's objective, whatever its tier.
+    assert program.values is not None
+    assembly = ClarabelProgram(program.structure).assemble(program.values)
+    assert assembly.slack_units is not None
+    for (_, _, kept, col_s), unit, rho in zip(
+        assembly.blocks, assembly.slack_units, program.values.rho, strict=True
+    ):
+        assert unit == pytest.approx(SLACK_COST / (OBJECTIVE_SCALE * rho))
+        np.testing.assert_allclose(assembly.q[col_s : col_s + int(kept.sum())], SLACK_COST)
+
+
+def test_an_answer_short_of_the_tolerance_is_solved_again_as_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When Clarabel stops short of ACCEPTED_TOLERANCE on the rescaled program, the
+    program is solved again with its slacks in weight, to ACCEPTED_TOLERANCE: the answer
+    is that program's, bit for bit, and its slacks are read in weight."""
+    from types import SimpleNamespace
+
+    from optimizer.program import ACCEPTED_TOLERANCE, TOLERANCE, _clarabel
+
+    program = _program(150, 5, **{"position.max_weight": 0.004, "trading.max_trade_pct_adv": 0.002})
+    assert program.values is not None
+    calls: list[tuple[list[float] | None, float, bool]] = []
+
+    def first_stops_short(data: Any, cones: Any, max_iters: int, **options: Any) -> Any:
+        calls.append((data.slack_units, options.get("tolerance", TOLERANCE), options["refine"]))
+        if len(calls) == 1:
+            return SimpleNamespace(status="InsufficientProgress")
+        return _clarabel(data, cones, max_iters, **options)
+
+    monkeypatch.setattr(optimizer.program, "_clarabel", first_stops_short)
+    solved = ClarabelProgram(program.structure).solve(program.values, max_iters=500)
+    monkeypatch.undo()
+
+    assert calls[0][1] == TOLERANCE and calls[0][0] is not None
+    assert any(unit != 1.0 for unit in calls[0][0])  # the rescaled program first
+    units, tolerance, refine = calls[1]
+    assert units is not None and all(unit == 1.0 for unit in units)
+    assert (tolerance, refine) == (ACCEPTED_TOLERANCE, False)
+
+    import clarabel
+
+    assembly = ClarabelProgram(program.structure).assemble(program.values, rescale_slacks=False)
+    zero, nonneg, soc = assembly.cones
+    cones = [clarabel.ZeroConeT(zero), clarabel.NonnegativeConeT(nonneg)]
+    cones += [clarabel.SecondOrderConeT(soc)] if soc else []
+    before = _clarabel(assembly, cones, 500, refine=False, tolerance=ACCEPTED_TOLERANCE)
+    assert str(before.status) == "Solved"
+    assert solved.h.tobytes() == np.asarray(before.x)[assembly.h].tobytes()
+    assert solved.status == "optimal"
+    x = np.asarray(before.x)
+    for slack, (_, _, kept, col_s) in zip(solved.slacks, assembly.blocks, strict=True):
+        assert slack[kept].tobytes() == x[col_s : col_s + int(kept.sum())].tobytes()
+    assert any(slack.max() > 1e-4 for slack in solved.slacks)
+
+
+def test_meets_reads_the_residuals_and_the_gap_as_clarabel_does() -> None:
+    from types import SimpleNamespace
+
+    from optimizer.program import _meets
+
+    def answer(p: float, d: float, r_prim: float = 1e-12, r_dual: float = 1e-12) -> Any:
+        return SimpleNamespace(obj_val=p, obj_val_dual=d, r_prim=r_prim, r_dual=r_dual)
+
+    assert _meets(answer(1.0, 1.0 + 5e-11), 1e-10)
+    assert not _meets(answer(1.0, 1.0 + 5e-10), 1e-10)
+    assert _meets(answer(1e3, 1e3 + 5e-8), 1e-10)  # relative gap 5e-11
+    assert not _meets(answer(1.0, 1.0, r_prim=2e-10), 1e-10)
+    assert not _meets(answer(1.0, 1.0, r_dual=2e-10), 1e-10)
