@@ -614,13 +614,13 @@ class Assembly:
     blocks: list[tuple[slice, bool, np.ndarray, int]]
     """Per block: its rows of ``A``, whether they are the cone, the rows kept, the first
     slack column."""
+    slack_units: list[float]
+    """Per block: the weight one unit of its slack column stands for (1 with the slacks
+    in weight, else :data:`SLACK_COST` over the scaled penalty)."""
     constant: float
     """``Σ c w̃²`` (unscaled), left out of ``q``."""
     sums: int = 0
     """Rows ``y = C x`` of the shared sums (in the zero cone)."""
-    slack_units: list[float] | None = None
-    """Per block: the weight one unit of its slack column stands for
-    (:data:`SLACK_COST`); None for all ones."""
 
 
 class ClarabelProgram:
@@ -947,8 +947,7 @@ class ClarabelProgram:
             return np.maximum(z[rows], 0.0) / scale
 
         slacks, duals = [], []
-        units = data.slack_units or [1.0] * len(data.blocks)
-        for (rows, is_cone, kept, col_s), unit in zip(data.blocks, units, strict=True):
+        for (rows, is_cone, kept, col_s), unit in zip(data.blocks, data.slack_units, strict=True):
             full_slack = np.zeros(len(kept))
             full_slack[kept] = unit * x[col_s : col_s + int(kept.sum())]
             slacks.append(full_slack)
