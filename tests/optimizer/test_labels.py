@@ -306,6 +306,22 @@ halves = st.builds(  # x·10⁶ at, or a few ulps from, a half: where rint could
 )
 
 
+percent_halves = st.builds(  # 10⁴x at, or an ulp from, a half: where rint could disagree
+    lambda k, ulps: (
+        float(np.nextafter((k + 0.5) / 1e4, np.sign(ulps) * np.inf)) if ulps else (k + 0.5) / 1e4
+    ),
+    st.integers(-(10**6), 10**6) | st.integers(-(2**45), 2**45),  # weights; beyond 2³¹
+    st.integers(-1, 1),
+)
+
+
+@given(st.lists(st.floats(allow_subnormal=True) | percent_halves | weights, max_size=40))
+def test_percent_texts_match_each_value_formatted_alone(values: list[float]) -> None:
+    """Texts written once per distinct hundredth read as each value formatted alone: at
+    and beside the halves, and for values too large, infinite or NaN."""
+    assert percent_texts(np.array(values, dtype=float)) == [_pct(v) for v in values]
+
+
 @given(st.lists(st.floats(allow_subnormal=True) | halves, max_size=40))
 def test_rounded_is_round_to_the_last_bit(values: list[float]) -> None:
     ours = rounded(np.array(values, dtype=float), 6)
