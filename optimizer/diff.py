@@ -59,6 +59,8 @@ class Cause:
     tier: int | None = None
     value_label: str = ""
     """How a reason names the limit value (e.g. ``"max trade"``); empty shows the key."""
+    note: str = ""
+    """What a reason shows in parentheses instead of the key (risk aversion: its γ)."""
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,7 @@ def attribute(
         risk = 2.0 * gamma * (data.loadings @ (data.factor_cov @ f))
     if data.specific_var is not None:
         risk = risk + 2.0 * gamma * gamma_i * data.specific_var * h
-    add(Cause(RISK_AVERSION, "risk aversion", "portfolio"), risk)
+    add(Cause(RISK_AVERSION, "risk aversion", "portfolio", note=f"γ = {gamma:.3g}"), risk)
 
     if costs:
         trade = h - data.h0
@@ -426,7 +428,11 @@ def reasons(
                 shown[k] = text
         where = attribution.group.get(cause.name)
         groups = [None] * len(mine) if where is None else np.asarray(where, dtype=object)[mine]
-        description, key, value_label = cause.description, cause.name, cause.value_label
+        description, key, value_label = (
+            cause.description,
+            cause.note or cause.name,
+            cause.value_label,
+        )
         main[at_rows] = [
             f"{description}{'' if g is None else f' {g}'} ({value_label} {s} of NAV)"
             if value_label and s

@@ -107,6 +107,10 @@ def test_scaled_down_by_risk_aversion() -> None:
     assert a["action_type"] == "SCALED_DOWN"
     assert 0 < a["final_weight"] < 0.04
     assert a["details"]["attribution"][0]["constraint"] == "risk_aversion"
+    # The reason names the risk aversion the run used.
+    assert a["reason"].startswith("SCALED_DOWN by risk aversion (γ = 2): proposed 4.00% → ")
+    again = rebalance(book, decisions([("D1", "s1", "AAA", 0.04)]), policy(), risk_aversion=0.35)
+    assert action(again, "D1")["reason"].startswith("SCALED_DOWN by risk aversion (γ = 0.35): ")
 
 
 def test_rejected_when_no_trade_toward_the_proposal_is_possible() -> None:
