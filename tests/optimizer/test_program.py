@@ -160,6 +160,80 @@ def test_a_cached_program_solves_like_a_cold_build() -> None:
     )
 
 
+def test_a_kept_solver_re_solves_within_tolerance_of_a_cold_build() -> None:
+    """With ``reuse_solver``, a re-solve with new decisions runs on the kept Clarabel
+    solver, and ends within the solver's tolerance of a cold build: the same lots,
+    labels and reasons. A solve whose data has another pattern (a γ of 0 has no factor
+    block in ``P``) sets up a solver of its own and is the cold answer, bit for bit."""
+    universe = make_universe(120, 4, 5, coverage=0.9, years=0.5)
+    cs = ConstraintSet.load("default")
+    cache = ProgramCache(reuse_solver=True)
+    rebalance(universe.book, universe.decisions, cs, state="NORMAL", cache=cache)
+    (program,) = cache._programs.values()
+    assert program._direct is not None and program._direct.reused == 0
+    for scale in (0.7, 1.3):
+        moved = universe.decisions.assign(target_weight=universe.decisions["target_weight"] * scale)
+        kept = rebalance(universe.book, moved, cs, state="NORMAL", cache=cache)
+        cold = rebalance(universe.book, moved, cs, state="NORMAL", cache=None)
+        np.testing.assert_allclose(
+            kept.targets["solved_weight"], cold.targets["solved_weight"], rtol=0, atol=1e-9
+        )
+        for column in ("ticker", "target_position", "action_type", "risk_reasoning_summary"):
+            assert kept.targets[column].tolist() == cold.targets[column].tolist(), column
+        assert kept.actions["reason"].tolist() == cold.actions["reason"].tolist()
+    assert program._direct.reused == 2
+
+    flat = rebalance(universe.book, moved, cs, state="NORMAL", cache=cache, risk_aversion=0.0)
+    cold = rebalance(universe.book, moved, cs, state="NORMAL", cache=None, risk_aversion=0.0)
+    assert program._direct.reused == 2  # a new pattern: set up afresh
+    pd.testing.assert_frame_equal(flat.targets, cold.targets)
+
+
+def test_threads_sharing_a_kept_solver_each_get_their_own_books_answer() -> None:
+    """Six scenarios of one book at once on one reusing cache: one thread at a time
+    has the kept solver, the others set up their own, and every answer is its own
+    book's (within tolerance of its cold solve, the same lots and labels)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    universe = make_universe(120, 4, 5, coverage=0.9, years=0.5)
+    cs = ConstraintSet.load("default")
+    cache = ProgramCache(reuse_solver=True)
+    rebalance(universe.book, universe.decisions, cs, state="NORMAL", cache=cache)
+    scenarios = [
+        universe.decisions.assign(target_weight=universe.decisions["target_weight"] * f)
+        for f in (0.4, 0.6, 0.8, 1.0, 1.2, 1.4)
+    ]
+
+    def run(decisions: pd.DataFrame, cache: ProgramCache | None) -> Any:
+        return rebalance(universe.book, decisions, cs, state="NORMAL", cache=cache)
+
+    with ThreadPoolExecutor(3) as threads:
+        shared = list(threads.map(lambda d: run(d, cache), scenarios))
+    for decisions, result in zip(scenarios, shared, strict=True):
+        cold = run(decisions, None)
+        np.testing.assert_allclose(
+            result.targets["solved_weight"], cold.targets["solved_weight"], rtol=0, atol=1e-9
+        )
+        assert (
+            result.targets["target_position"].tolist() == cold.targets["target_position"].tolist()
+        )
+        assert result.actions["action_type"].tolist() == cold.actions["action_type"].tolist()
+    assert len({tuple(r.targets["target_position"]) for r in shared}) == len(scenarios)
+
+
+def test_without_reuse_no_solver_is_kept() -> None:
+    """The default cache sets Clarabel up afresh for every solve: each answer is the
+    cold one, whatever was solved before."""
+    universe = make_universe(60, 3, 8, years=0.3)
+    cs = ConstraintSet.load("default")
+    cache = ProgramCache()
+    rebalance(universe.book, universe.decisions, cs, state="NORMAL", cache=cache)
+    rebalance(universe.book, universe.decisions, cs, state="NORMAL", cache=cache)
+    (program,) = cache._programs.values()
+    assert program._direct is not None
+    assert program._direct.reused == 0 and program._direct._kept is None
+
+
 def test_the_cvxpy_path_cached_and_cold_agree_with_the_direct_path() -> None:
     """OSQP through the cached cvxpy twin (no cone): a re-solve with new values equals a
     cold build's, and both equal Clarabel's direct answer to solver accuracy."""
