@@ -957,14 +957,18 @@ class ClarabelProgram:
             kept = self._kept
             shape = (data.cones, method, max_iters)
             if kept is not None and kept.fits(data, shape):
-                kept.solver.update(
-                    P=data.P.data.tolist(),
-                    q=data.q.tolist(),
-                    A=data.A.data.tolist(),
-                    b=data.b.tolist(),
-                )
-                self.reused += 1
-                return kept.solver.solve()
+                try:
+                    kept.solver.update(
+                        P=data.P.data.tolist(),
+                        q=data.q.tolist(),
+                        A=data.A.data.tolist(),
+                        b=data.b.tolist(),
+                    )
+                except Exception:  # Clarabel names no exception class: set up afresh
+                    self._kept = None
+                else:
+                    self.reused += 1
+                    return kept.solver.solve()
             solver = _clarabel_solver(data, cones, max_iters, refine=False, method=method)
             self._kept = (
                 _KeptSolver.of(solver, data, shape) if solver.is_data_update_allowed() else None

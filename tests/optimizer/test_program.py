@@ -188,6 +188,17 @@ def test_a_kept_solver_re_solves_within_tolerance_of_a_cold_build() -> None:
     assert program._direct.reused == 2  # a new pattern: set up afresh
     pd.testing.assert_frame_equal(flat.targets, cold.targets)
 
+    class Refuses:  # a kept solver that will not take new data
+        def update(self, **data: Any) -> None:
+            raise RuntimeError("refused")
+
+    assert program._direct._kept is not None
+    program._direct._kept.solver = Refuses()
+    again = rebalance(universe.book, moved, cs, state="NORMAL", cache=cache, risk_aversion=0.0)
+    assert program._direct.reused == 2  # set up afresh, and kept in its place
+    assert not isinstance(program._direct._kept.solver, Refuses)
+    pd.testing.assert_frame_equal(again.targets, cold.targets)
+
 
 def test_threads_sharing_a_kept_solver_each_get_their_own_books_answer() -> None:
     """Six scenarios of one book at once on one reusing cache: one thread at a time
