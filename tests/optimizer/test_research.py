@@ -42,6 +42,16 @@ def test_sweep_builds_the_program_once_and_traces_a_frontier(sample) -> None:  #
     assert swept["gross"].is_monotonic_increasing  # a looser cap never lowers gross
     assert swept["tracking"].is_monotonic_decreasing  # and never moves further from the proposal
 
+    # Keeping Clarabel's solver between values: the same frontier, to the tolerance.
+    kept = ProgramCache(reuse_solver=True)
+    again = research.sweep(book, dec, "default", "gross", [0.9, 1.1, 1.3, 1.6], cache=kept)
+    (program,) = kept._programs.values()
+    assert program._direct is not None and program._direct.reused >= 1
+    numbers = ["volatility", "gross", "net", "turnover", "tracking"]
+    assert (again[numbers] - swept[numbers]).abs().max().max() < 1e-9
+    labels = ["OK", "SCALED_DOWN", "CAPPED", "REJECTED"]
+    assert again[labels].equals(swept[labels])
+
 
 def test_plots_return_figures_and_save_pngs(sample, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     book, dec = sample
