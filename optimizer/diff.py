@@ -354,8 +354,8 @@ def percent_texts(
         seen, seen_texts = like
         todo = np.flatnonzero(values != seen)
         texts = seen_texts[:]
-    scaled = 100.0 * values[todo]
     with np.errstate(invalid="ignore", over="ignore"):  # those are written one by one
+        scaled = 100.0 * values[todo]
         hundredths = 100.0 * scaled
         whole = np.rint(hundredths)
         clear = (np.abs(np.abs(hundredths - whole) - 0.5) > 1e-6) & (np.abs(hundredths) < 2.0**31)
