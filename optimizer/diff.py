@@ -92,6 +92,16 @@ class Attribution:
         return any(c.name == COSTS for c in self.causes)
 
     @functools.cached_property
+    def pushes(self) -> np.ndarray:
+        """Each cause's share of what pushed each name the way it moved: the positive
+        :attr:`shares`, scaled to add up to one. Where no cause pushed back they are the
+        shares; where one did, a share of the net move can read 5,000% (two limits
+        pushing hard against each other for a small move), a push at most 100%."""
+        push = np.maximum(self.shares, 0.0)
+        total = push.sum(axis=1, keepdims=True)
+        return np.divide(push, total, out=np.zeros_like(push), where=total > 0)
+
+    @functools.cached_property
     def shares(self) -> np.ndarray:
         """Each cause's share of each name's deviation (0 where a name did not move)."""
         dev = self.deviation[:, None]
@@ -377,7 +387,10 @@ def reasons(
     rows: np.ndarray,
     sentences: dict[int, str] | None = None,
 ) -> list[str]:
-    """One plain-words sentence per row (``rows`` index the attribution's names).
+    """One plain-words sentence per row (``rows`` index the attribution's names): the
+    label, the cause that pushed the name furthest the way it moved with the value that
+    bound, then every other cause with at least 5% of that push (:attr:`Attribution.pushes`,
+    largest first), then the move.
 
     ``texts`` are each row's proposed, final and current weight as
     :func:`percent_texts`. ``sentences`` holds each name's explanation once written;
@@ -401,8 +414,8 @@ def reasons(
     sentence = {} if sentences is None else sentences
     names = np.array(sorted({int(rows[k]) for k in todo} - sentence.keys()), dtype=int)
     dom = attribution.dominant()[names]
-    shares = attribution.shares[names]
-    # The other causes with ≥ 5% of the move, largest first, as one flat list cut per name.
+    shares = attribution.pushes[names]
+    # The other causes with ≥ 5% of the push, largest first, as one flat list cut per name.
     order = np.argsort(-shares, axis=1)
     other = np.take_along_axis(shares >= 0.05, order, axis=1) & (order != dom[:, None])
     row, rank = np.nonzero(other)

@@ -503,7 +503,9 @@ def _sentence_one_by_one(attribution: Attribution, i: int) -> str:
     :func:`reasons`, which writes them cause by cause."""
     import math
 
-    shares = attribution.shares[i]
+    shares = np.maximum(attribution.shares[i], 0.0)
+    if shares.sum() > 0:
+        shares = shares / shares.sum()
     d = int(attribution.dominant()[i])
     order = np.argsort(-shares)
     others = [
@@ -520,8 +522,35 @@ def _sentence_one_by_one(attribution: Attribution, i: int) -> str:
     if cause.value_label and shown:
         main = f"{cause.description}{at} ({cause.value_label} {shown} of NAV)"
     else:
-        main = f"{cause.description}{at} ({cause.name}" + (f" {shown}" if shown else "") + ")"
+        key = cause.note or cause.name
+        main = f"{cause.description}{at} ({key}" + (f" {shown}" if shown else "") + ")"
     return main + (f" with {', '.join(others)}" if others else "")
+
+
+def test_causes_pushing_against_each_other_read_as_shares_of_the_push() -> None:
+    """A small move left by two limits pushing hard one way and risk aversion the other:
+    as shares of the net move the causes would read 6,000% and 5,000%; the reason gives
+    each its share of what pushed the name the way it moved."""
+    from optimizer.diff import SCALED_DOWN, reasons
+
+    causes = (
+        Cause("groups.sector.net", "sector cap", "group", 2),
+        Cause("position.max_weight", "name cap", "name", 2),
+        Cause("risk_aversion", "risk aversion", "portfolio", note="γ = 2"),
+    )
+    contributions = np.array([[0.06, 0.05, -0.109]])
+    attribution = Attribution(
+        causes, contributions, contributions.sum(axis=1), {}, {"groups.sector.net": ["Tech"]}
+    )
+    np.testing.assert_allclose(attribution.shares[0], [60.0, 50.0, -109.0])
+    np.testing.assert_allclose(attribution.pushes[0], [6 / 11, 5 / 11, 0.0])
+    (text,) = reasons(
+        np.array([SCALED_DOWN]), attribution, (["1.00%"], ["0.90%"], ["0.00%"]), [True], [0]
+    )
+    assert text == (
+        "SCALED_DOWN by sector cap Tech (groups.sector.net) with name cap 45%: "
+        "proposed 1.00% → 0.90%"
+    )
 
 
 @given(st.integers(0, 2**32 - 1), st.integers(1, 40))
