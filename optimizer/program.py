@@ -1088,20 +1088,9 @@ class _Lists:
         self.shape = matrix.shape
 
 
-def _clarabel(
-    data: Assembly,
-    cones: list[Any],
-    max_iters: int,
-    *,
-    refine: bool,
-    method: str = "qdldl",
-    tolerance: float = TOLERANCE,
-) -> Any:
-    """Clarabel's solution of ``data``, factoring with ``method`` (QDLDL where this build
-    of Clarabel has no faer)."""
-    return _clarabel_solver(
-        data, cones, max_iters, refine=refine, method=method, tolerance=tolerance
-    ).solve()
+def _clarabel(data: Assembly, cones: list[Any], max_iters: int, **options: Any) -> Any:
+    """Clarabel's solution of ``data``: :func:`_clarabel_solver` with ``options``, run."""
+    return _clarabel_solver(data, cones, max_iters, **options).solve()
 
 
 def _clarabel_solver(
@@ -1113,7 +1102,8 @@ def _clarabel_solver(
     method: str = "qdldl",
     tolerance: float = TOLERANCE,
 ) -> Any:
-    """The Clarabel solver :func:`_clarabel` solves with, set up and not yet run."""
+    """Clarabel set up for ``data``, not yet run, factoring with ``method`` (QDLDL where
+    this build of Clarabel has no faer)."""
     settings = clarabel.DefaultSettings()
     settings.verbose = False
     settings.max_iter = max_iters
