@@ -26,7 +26,8 @@ Choices made:
   spare the scheduler; each book is still isolated inside its task. The books are
   scattered straight to the workers, four tasks per worker ahead of them, rather than
   sent inside the task graph: the scheduler then never unpickles a book, and a batch of
-  any size holds only those tasks' books on the cluster.
+  any size holds only those tasks' books on the cluster. A task's books, and its
+  results, cross as one pickle (:func:`run_pickled_jobs`).
 * Every job of a batch shares one clock (``now``), so a state's staleness is judged the
   same way on every worker, and run ids default to ``<batch>-<index>``: the serial, pool
   and Dask runs of one batch give identical results.
@@ -47,6 +48,7 @@ import functools
 import itertools
 import logging
 import os
+import pickle
 import sys
 import time
 import uuid
@@ -289,7 +291,7 @@ def rebalance_many(
 
     # What every task runs: one book, or (on Dask) a few, with the batch's settings.
     one = functools.partial(run_job, store=store, now=now, keep=keep)
-    few = functools.partial(run_jobs, store=store, now=now, keep=keep)
+    few = functools.partial(run_pickled_jobs, store=store, now=now, keep=keep)
     engine: str
     try:
         if executor == "serial":
@@ -444,9 +446,29 @@ def run_jobs(
     return [run_job(job, store, now, keep) for job in jobs]
 
 
+def run_pickled_jobs(
+    jobs: bytes,
+    store: str | None = None,
+    now: dt.datetime | None = None,
+    keep: str = "results",
+) -> bytes:
+    """:func:`run_jobs` on a pickled list of jobs, its results pickled: a Dask task.
+
+    Dask would serialize a list of jobs item by item, and each book's and result's frames
+    one by one, on the client's event loop, which shares the cores with the workers; one
+    ``pickle`` of the whole list each way costs it less. On a running two-worker cluster,
+    400 books of 300 names with ``keep="summaries"`` took the client process 0.6–0.9 s of
+    CPU against 1.1–1.7 s (interleaved runs; the batch's wall time moved within the
+    machine's noise); with full results, whose 535 kB each the client unpickles either
+    way, 2.2–2.7 s against 2.8–3.0 s."""
+    return pickle.dumps(
+        run_jobs(pickle.loads(jobs), store, now, keep), protocol=pickle.HIGHEST_PROTOCOL
+    )
+
+
 def _drain_dask(
     client: Any,
-    task: Callable[[Sequence[Job]], list[Outcome]],
+    task: Callable[[bytes], bytes],
     jobs: Sequence[Job],
     done: Callable[[int, Outcome], None],
     lost: Callable[[int, BaseException], None],
@@ -477,7 +499,7 @@ def _drain_dask(
         batch = list(itertools.islice(waiting, count))
         if not batch:
             return []
-        books: list[Any] = [[jobs[i] for i in group] for group in batch]
+        books: list[Any] = [_pickled([jobs[i] for i in group]) for group in batch]
         try:  # one scatter per round: Dask deals its items round-robin over the workers
             books = client.scatter(books, hash=False, timeout=SCATTER_WAIT)
         except Exception:  # e.g. no worker up yet (an adaptive cluster starts with none):
@@ -496,7 +518,7 @@ def _drain_dask(
     for future in running:
         group = group_of.pop(future.key)
         try:
-            results = future.result()
+            results = pickle.loads(future.result())
         except Exception:  # KilledWorker, or its scattered books lost with their worker
             retry.extend(group)
         else:
@@ -509,12 +531,18 @@ def _drain_dask(
     # spec, not scattered): only the book that kills its worker fails, and no other
     # book shares a worker with it meanwhile.
     for i in sorted(retry):
-        single = client.submit(task, [jobs[i]], pure=False, key=f"riskopt-{jobs[i].run_id}-alone")
+        single = client.submit(
+            task, _pickled([jobs[i]]), pure=False, key=f"riskopt-{jobs[i].run_id}-alone"
+        )
         try:
-            done(i, single.result()[0])
+            done(i, pickle.loads(single.result())[0])
         except Exception as err:  # KilledWorker again: this is the book
             lost(i, err)
         single.release()
+
+
+def _pickled(jobs: list[Job]) -> bytes:
+    return pickle.dumps(jobs, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _alone(
