@@ -629,18 +629,19 @@ class Assembly:
 @dataclass
 class _KeptSolver:
     """A Clarabel solver set up for one pattern of ``P`` and ``A``, kept for the next
-    solve of the same pattern, cones and settings."""
+    solve of the same pattern and ``setup`` (cone sizes, factorization method, iteration
+    limit: what its settings and cones were made from)."""
 
     solver: Any
     pattern: tuple[np.ndarray, ...]
-    shape: tuple[object, ...]
+    setup: tuple[object, ...]
 
     @classmethod
-    def of(cls, solver: Any, data: Assembly, shape: tuple[object, ...]) -> _KeptSolver:
-        return cls(solver, _pattern(data), shape)
+    def of(cls, solver: Any, data: Assembly, setup: tuple[object, ...]) -> _KeptSolver:
+        return cls(solver, _pattern(data), setup)
 
-    def fits(self, data: Assembly, shape: tuple[object, ...]) -> bool:
-        return shape == self.shape and all(
+    def fits(self, data: Assembly, setup: tuple[object, ...]) -> bool:
+        return setup == self.setup and all(
             np.array_equal(a, b) for a, b in zip(_pattern(data), self.pattern, strict=True)
         )
 
@@ -955,8 +956,8 @@ class ClarabelProgram:
             return _clarabel(data, cones, max_iters, refine=False, method=method)
         try:
             kept = self._kept
-            shape = (data.cones, method, max_iters)
-            if kept is not None and kept.fits(data, shape):
+            setup = (data.cones, method, max_iters)
+            if kept is not None and kept.fits(data, setup):
                 try:
                     kept.solver.update(
                         P=data.P.data.tolist(),
@@ -971,7 +972,7 @@ class ClarabelProgram:
                     return kept.solver.solve()
             solver = _clarabel_solver(data, cones, max_iters, refine=False, method=method)
             self._kept = (
-                _KeptSolver.of(solver, data, shape) if solver.is_data_update_allowed() else None
+                _KeptSolver.of(solver, data, setup) if solver.is_data_update_allowed() else None
             )
             return solver.solve()
         finally:
