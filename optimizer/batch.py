@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import itertools
 import logging
 import os
 import pickle
@@ -461,9 +460,7 @@ def run_pickled_jobs(
     CPU against 1.1–1.7 s (interleaved runs; the batch's wall time moved within the
     machine's noise); with full results, whose 535 kB each the client unpickles either
     way, 2.2–2.7 s against 2.8–3.0 s."""
-    return pickle.dumps(
-        run_jobs(pickle.loads(jobs), store, now, keep), protocol=pickle.HIGHEST_PROTOCOL
-    )
+    return _pickled(run_jobs(pickle.loads(jobs), store, now, keep))
 
 
 def _drain_dask(
@@ -487,7 +484,8 @@ def _drain_dask(
 
     A task that fails as a whole (its worker died, taking the task or the books
     scattered to it) has its books re-run one per task, in order, so that only the book
-    that kills its worker fails.
+    that kills its worker fails. So do the books of a task that cannot be pickled (by
+    ``pickle`` or cloudpickle): only the job that cannot fails, naming the error.
     """
     from distributed import as_completed as dask_completed
 
@@ -495,11 +493,24 @@ def _drain_dask(
     waiting = iter(groups)
     group_of: dict[str, list[int]] = {}
 
+    retry: list[int] = []
+
     def submit(count: int) -> list[Any]:
-        batch = list(itertools.islice(waiting, count))
+        if count <= 0:
+            return []
+        batch: list[list[int]] = []
+        books: list[Any] = []
+        for group in waiting:
+            try:
+                books.append(_pickled([jobs[i] for i in group]))
+            except Exception:  # a job nothing can pickle: its group goes one by one, below
+                retry.extend(group)
+                continue
+            batch.append(group)
+            if len(batch) == count:
+                break
         if not batch:
             return []
-        books: list[Any] = [_pickled([jobs[i] for i in group]) for group in batch]
         try:  # one scatter per round: Dask deals its items round-robin over the workers
             books = client.scatter(books, hash=False, timeout=SCATTER_WAIT)
         except Exception:  # e.g. no worker up yet (an adaptive cluster starts with none):
@@ -514,7 +525,6 @@ def _drain_dask(
         return list(futures)
 
     running = dask_completed(submit(ahead))
-    retry: list[int] = []
     for future in running:
         group = group_of.pop(future.key)
         try:
@@ -531,9 +541,13 @@ def _drain_dask(
     # spec, not scattered): only the book that kills its worker fails, and no other
     # book shares a worker with it meanwhile.
     for i in sorted(retry):
-        single = client.submit(
-            task, _pickled([jobs[i]]), pure=False, key=f"riskopt-{jobs[i].run_id}-alone"
-        )
+        try:
+            single = client.submit(
+                task, _pickled([jobs[i]]), pure=False, key=f"riskopt-{jobs[i].run_id}-alone"
+            )
+        except Exception as err:  # this job cannot be pickled at all
+            lost(i, err)
+            continue
         try:
             done(i, pickle.loads(single.result())[0])
         except Exception as err:  # KilledWorker again: this is the book
@@ -541,8 +555,15 @@ def _drain_dask(
         single.release()
 
 
-def _pickled(jobs: list[Job]) -> bytes:
-    return pickle.dumps(jobs, protocol=pickle.HIGHEST_PROTOCOL)
+def _pickled(value: Any) -> bytes:
+    """``value`` pickled, by cloudpickle where ``pickle`` cannot (a lambda, a function
+    defined in a notebook), as Dask itself would ship it; raises where neither can."""
+    try:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        import cloudpickle  # Dask's own dependency
+
+        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _alone(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -96,6 +97,24 @@ def test_a_task_that_cannot_even_be_shipped_fails_alone() -> None:
     assert batch.engine == "processes"
     assert [r.run.status == "DEGRADED" for r in batch] == [False, True, False]
     assert "Pickl" in batch.errors["acct-1"] or "pickle" in batch.errors["acct-1"]
+
+
+def test_on_dask_a_job_only_cloudpickle_ships_runs_and_one_nothing_ships_fails_alone() -> None:
+    """Dask ships what cloudpickle can (a lambda); a job nothing can pickle (a lock)
+    fails alone, naming the error, and the batch goes on."""
+    jobs = _jobs(4)
+    jobs[1] = dataclasses.replace(jobs[1], name_risk_aversion=lambda: 1.0)  # type: ignore[arg-type]
+    jobs[2] = dataclasses.replace(jobs[2], name_risk_aversion=threading.Lock())  # type: ignore[arg-type]
+    serial = rebalance_many(jobs, executor="serial", progress=False, now=NOW)
+    dask = rebalance_many(jobs, executor="dask", workers=2, progress=False, now=NOW)
+    assert [r.run.status == "DEGRADED" for r in dask] == [False, True, True, False]
+    # The lambda reached the gate on a worker, which refused it as in this process.
+    assert dask.errors["acct-1"] == serial.errors["acct-1"]
+    assert "float()" in dask.errors["acct-1"]
+    # The lock never left this process.
+    assert "pickle" in dask.errors["acct-2"] and "lock" in dask.errors["acct-2"]
+    for i in (0, 3):
+        _same(serial[i].targets, dask[i].targets)  # type: ignore[union-attr]
 
 
 def test_serial_process_pool_threads_and_dask_give_identical_results() -> None:
