@@ -7,7 +7,8 @@
     results = rebalance_many(jobs, executor="dask")       # a LocalCluster, one worker per core
 
 Each book is isolated. Whatever goes wrong with one (a book that cannot be loaded, bad
-tables, an exception anywhere in its gate) gives that book its own ``DEGRADED`` result
+tables, a job that cannot be pickled to its worker, an exception anywhere in its gate)
+gives that book its own ``DEGRADED`` result
 (no new risk: every decision ``REJECTED``, naming the error); solver failures already give
 ``FALLBACK`` inside :func:`~optimizer.rebalance.rebalance`. The batch always finishes with
 one result per job, in job order.
