@@ -364,11 +364,9 @@ def percent_texts(
         seen, seen_texts = like
         todo = np.flatnonzero(values != seen)
         texts = seen_texts[:]
-    with np.errstate(invalid="ignore", over="ignore"):  # those are written one by one
+    with np.errstate(over="ignore"):  # too large to tell: written one by one
         scaled = 100.0 * values[todo]
-        hundredths = 100.0 * scaled
-        whole = np.rint(hundredths)
-        clear = (np.abs(np.abs(hundredths - whole) - 0.5) > 1e-6) & (np.abs(hundredths) < 2.0**31)
+        whole, clear = _nearest_whole(100.0 * scaled)
     k, at = np.unique(whole[clear].astype(np.int64), return_inverse=True)
     written = np.array([f"{x:.2f}%" for x in (k / 100.0).tolist()], dtype=object)[at]
     for i, text in zip(todo[clear].tolist(), written.tolist(), strict=True):
@@ -556,14 +554,22 @@ def rounded(values: np.ndarray, digits: int) -> list[float]:
     finite, or too large to tell); those few values are rounded by ``round`` itself."""
     values = np.asarray(values, dtype=float)
     scale = 10.0**digits
-    with np.errstate(over="ignore", invalid="ignore"):  # those go to round below
-        scaled = values * scale
-        whole = np.rint(scaled)
-        out = whole / scale
-        clear = (np.abs(np.abs(scaled - whole) - 0.5) > 1e-6) & (np.abs(scaled) < 2.0**31)
+    with np.errstate(over="ignore"):  # too large to tell: rounded by round below
+        whole, clear = _nearest_whole(values * scale)
+    out = whole / scale
     for k in np.flatnonzero(~clear).tolist():
         out[k] = round(float(values[k]), digits)
     return out.tolist()
+
+
+def _nearest_whole(scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``rint(scaled)``, and where that whole number is certain: ``scaled`` is not within
+    rounding error (1e-6) of a half, is finite and below 2³¹ in size. Elsewhere the
+    unscaled value has to be rounded or formatted by Python itself."""
+    with np.errstate(invalid="ignore"):  # inf − inf: not clear
+        whole = np.rint(scaled)
+        clear = (np.abs(np.abs(scaled - whole) - 0.5) > 1e-6) & (np.abs(scaled) < 2.0**31)
+    return whole, clear
 
 
 def json_numbers(values: list[float]) -> list[str]:
