@@ -328,7 +328,25 @@ def case_batch(
     }
 
 
-def _side_by_side(args: argparse.Namespace, keep: str) -> dict[str, Any] | None:
+def _batch_command(args: argparse.Namespace, engine: str) -> list[str]:
+    """The command line of one batch case in a fresh process."""
+    return [
+        sys.executable,
+        __file__,
+        "--case",
+        "batch",
+        "--engine",
+        engine,
+        "--batch-books",
+        str(args.batch_books),
+        "--batch-names",
+        str(args.batch_names),
+        "--workers",
+        str(args.workers),
+    ]
+
+
+def _side_by_side(args: argparse.Namespace, keep: str) -> dict[str, Any]:
     """The machine's own ceiling for ``args.workers`` workers: as many independent
     processes, each running every ``workers``-th book serially, started together (each
     builds its books and warms up first). No batch engine can beat it on these cores;
@@ -339,22 +357,8 @@ def _side_by_side(args: argparse.Namespace, keep: str) -> dict[str, Any] | None:
         children = [
             subprocess.Popen(
                 [
-                    sys.executable,
-                    __file__,
-                    "--case",
-                    "batch",
-                    "--engine",
-                    "serial" + keep,
-                    "--batch-books",
-                    str(args.batch_books),
-                    "--batch-names",
-                    str(args.batch_names),
-                    "--part",
-                    str(k),
-                    "--parts",
-                    str(args.workers),
-                    "--go",
-                    str(go),
+                    *_batch_command(args, "serial" + keep),
+                    *("--part", str(k), "--parts", str(args.workers), "--go", str(go)),
                 ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -553,29 +557,8 @@ def main() -> None:
         for engine in BATCH_ENGINES:
             if engine.startswith("side-by-side"):
                 batch[engine] = _side_by_side(args, engine[len("side-by-side") :])
-                print(
-                    engine,
-                    json.dumps(
-                        {k: v for k, v in (batch[engine] or {}).items() if not k.endswith("digest")}
-                    ),
-                    flush=True,
-                )
-                continue
-            cmd = [
-                sys.executable,
-                __file__,
-                "--case",
-                "batch",
-                "--engine",
-                engine,
-                "--batch-books",
-                str(args.batch_books),
-                "--batch-names",
-                str(args.batch_names),
-                "--workers",
-                str(args.workers),
-            ]
-            batch[engine] = _subprocess(cmd, 3600)
+            else:
+                batch[engine] = _subprocess(_batch_command(args, engine), 3600)
             print(
                 engine,
                 json.dumps(
