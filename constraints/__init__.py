@@ -17,6 +17,7 @@ from constraints.risk import VolatilityLimit
 from constraints.sleeves import SleeveBudgets
 from constraints.states import CalmerStateEnvelope, StateRestrictions
 from constraints.trading import TradeLimit
+from constraints.trim import OnlyTrim
 
 FAMILIES = (
     PositionCaps(),
@@ -30,6 +31,7 @@ FAMILIES = (
     StateRestrictions(),
     CalmerStateEnvelope(),
     TradeLimit(),
+    OnlyTrim(),
 )
 """Every family the gate applies, in report order."""
 

@@ -228,13 +228,51 @@ class VolatilityCap(LinearLimit):
 
 @dataclass(frozen=True)
 class HardBound:
-    """A physical box ``lo ≤ h ≤ hi`` that contains the current weights ``h0``."""
+    """A physical box ``lo ≤ h ≤ hi`` that contains the current weights ``h0``.
+
+    A bound that holds per (strategy, ticker) pair also carries its pair box
+    ``pair_lo ≤ w ≤ pair_hi`` (containing ``w0``); its ticker box is then the sum of its
+    pairs' boxes, which it implies (use :meth:`on_pairs` to build one).
+    """
 
     name: str
     description: str
     lo: np.ndarray
     hi: np.ndarray
     detail: dict[str, np.ndarray] = field(default_factory=dict)
+    pair_lo: np.ndarray | None = None
+    pair_hi: np.ndarray | None = None
+
+    @classmethod
+    def on_pairs(
+        cls, name: str, description: str, data: ProgramData, lo: np.ndarray, hi: np.ndarray
+    ) -> HardBound:
+        """A per-pair box; a ticker held by one pair alone carries it as its ticker box
+        (the program then needs no row for that pair, and no row is written twice)."""
+        lo = np.minimum(np.asarray(lo, dtype=float), data.w0)
+        hi = np.maximum(np.asarray(hi, dtype=float), data.w0)
+        sole = np.diff(data.M.indptr) == 1
+        return cls(
+            name,
+            description,
+            lo=np.where(sole, np.asarray(data.M @ lo), -np.inf),
+            hi=np.where(sole, np.asarray(data.M @ hi), np.inf),
+            pair_lo=lo,
+            pair_hi=hi,
+        )
+
+
+def toward_zero_box(w0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The box of weights between zero and ``w0``: a position may only shrink."""
+    return np.minimum(0.0, w0), np.maximum(0.0, w0)
+
+
+def pair_hull(w0: np.ndarray, w_tilde: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[min(0, w0, w̃), max(0, w0, w̃)]``: toward the proposal and no further, or toward
+    zero; never a sign or a size nobody proposed."""
+    lo = np.minimum(np.minimum(0.0, w0), w_tilde)
+    hi = np.maximum(np.maximum(0.0, w0), w_tilde)
+    return lo, hi
 
 
 def box_duals_by_bound(
@@ -253,6 +291,26 @@ def box_duals_by_bound(
         (np.where(up_owner == j, upper_dual, 0.0), np.where(low_owner == j, lower_dual, 0.0))
         for j in range(len(bounds))
     ]
+
+
+def pair_duals_by_bound(
+    bounds: list[HardBound], upper_dual: np.ndarray, lower_dual: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Split the duals of the pair box ``pair_lo ≤ w ≤ pair_hi`` among the per-pair bounds
+    (the tightest owns each side); bounds without a pair box get zeros."""
+    zeros = np.zeros_like(upper_dual)
+    out = [(zeros, zeros) for _ in bounds]
+    paired = [(j, b.pair_lo, b.pair_hi) for j, b in enumerate(bounds) if b.pair_lo is not None]
+    if not paired:
+        return out
+    up_owner = np.argmin(np.vstack([np.asarray(hi) for *_, hi in paired]), axis=0)
+    low_owner = np.argmax(np.vstack([np.asarray(lo) for _, lo, _ in paired]), axis=0)
+    for k, (j, _, _) in enumerate(paired):
+        out[j] = (
+            np.where(up_owner == k, upper_dual, 0.0),
+            np.where(low_owner == k, lower_dual, 0.0),
+        )
+    return out
 
 
 class Family(Protocol):

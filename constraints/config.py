@@ -91,9 +91,12 @@ class ExposureConfig(_Section):
 
 
 class TradingConfig(_Section):
-    """Hard per-name trade limit: ``|Δshares| ≤ max_trade_pct_adv · ADV``."""
+    """Hard trading rules: ``|Δshares| ≤ max_trade_pct_adv · ADV`` per name, and the gate
+    only trims each (strategy, ticker) pair (``only_trim``)."""
 
     max_trade_pct_adv: float | None = Field(0.10, gt=0)
+    only_trim: bool = True
+    """Each (strategy, ticker) pair ends between min and max of {0, held, proposed}."""
 
 
 class GroupLimit(_Section):
@@ -194,6 +197,9 @@ class StrategyBudget(_Section):
     min_net: float | None = None
     max_net: float | None = None
     tier: Tier = Field(2, ge=1)
+    only_trim: bool | None = None
+    """``false``: this sleeve is a hedging overlay the gate may open, flip or extend
+    (unset: the book's ``[trading] only_trim``)."""
 
 
 class RestrictedConfig(_Section):
@@ -298,10 +304,12 @@ class DebateConfig(_Section):
     """The risk debate that sets the program's risk aversion when the caller does not."""
 
     max_risk_discuss_rounds: int = Field(1, ge=1, le=10)
-    base_risk_aversion: float = Field(1.0, gt=0)
-    """γ of a calm book: every analyst's proposal is a log-offset from this."""
-    min_risk_aversion: float = Field(0.1, gt=0)
-    max_risk_aversion: float = Field(50.0, gt=0)
+    base_risk_aversion: float = Field(0.05, gt=0)
+    """γ of a calm book: every analyst's proposal is a log-offset from this. On the
+    gate's scale γ = 0.05 alone would shrink the book by about 5% (γ / (1 + γ))."""
+    min_risk_aversion: float = Field(0.01, gt=0)
+    max_risk_aversion: float = Field(1.0, gt=0)
+    """γ = 1 alone would halve the book: the most stress may ask."""
     min_name_risk_aversion: float = Field(0.5, gt=0)
     max_name_risk_aversion: float = Field(10.0, gt=0)
     vol_short_days: int = Field(21, ge=2)

@@ -1,22 +1,39 @@
 """Liquidity: position caps in days of ADV, volatility-scaled caps, and hard gates.
 
 Gates (spread, tick-to-price, minimum price) never force a sale: a name that fails one
-may only shrink toward zero, never grow or flip, ``h_i ∈ [min(0, h0_i), max(0, h0_i)]``.
+may only shrink toward zero, never grow or flip, ``h_i ∈ [min(0, h0_i), max(0, h0_i)]``,
+and each of its (strategy, ticker) pairs likewise.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData
+from constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData, toward_zero_box
 from constraints.config import ConstraintSet
 
 
-def reduce_only_box(data: ProgramData, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The box of names that may only move toward zero (others unbounded)."""
-    lo = np.where(mask, np.minimum(0.0, data.h0), -np.inf)
-    hi = np.where(mask, np.maximum(0.0, data.h0), np.inf)
-    return lo, hi
+def reduce_only_bound(
+    name: str, description: str, data: ProgramData, mask: np.ndarray
+) -> HardBound:
+    """Names that may only move toward zero: every pair of theirs, and their total."""
+    pair_mask = mask[data.pair_ticker]
+    lo, hi = toward_zero_box(data.w0)
+    bound = HardBound.on_pairs(
+        name,
+        description,
+        data,
+        np.where(pair_mask, lo, -np.inf),
+        np.where(pair_mask, hi, np.inf),
+    )
+    name_lo, name_hi = toward_zero_box(data.h0)
+    return dataclasses.replace(
+        bound,
+        lo=np.where(mask, np.maximum(bound.lo, name_lo), -np.inf),
+        hi=np.where(mask, np.minimum(bound.hi, name_hi), np.inf),
+    )
 
 
 class LiquidityLimits:
@@ -85,8 +102,5 @@ class LiquidityLimits:
                 continue
             failing = sign * value > sign * limit
             if failing.any():
-                lo, hi = reduce_only_box(data, failing)
-                out.append(
-                    HardBound(name=name, description=f"{description} ({limit:g})", lo=lo, hi=hi)
-                )
+                out.append(reduce_only_bound(name, f"{description} ({limit:g})", data, failing))
         return out

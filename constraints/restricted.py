@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from constraints.base import HardBound, LinearLimit, ProgramData
 from constraints.config import ConstraintSet
-from constraints.liquidity import reduce_only_box
+from constraints.liquidity import reduce_only_bound
 
 
 class RestrictedList:
@@ -38,9 +38,4 @@ class RestrictedList:
         mask = data.named([*cs.restricted.reduce_only, *cs.restricted.close])
         if not mask.any():
             return []
-        lo, hi = reduce_only_box(data, mask)
-        return [
-            HardBound(
-                name="restricted.reduce_only", description="restricted: reduce only", lo=lo, hi=hi
-            )
-        ]
+        return [reduce_only_bound("restricted.reduce_only", "restricted: reduce only", data, mask)]

@@ -13,22 +13,30 @@ class VolatilityLimit:
     name = "risk"
 
     def limits(self, cs: ConstraintSet, data: ProgramData) -> list[LinearLimit]:
-        cap = cs.risk.max_volatility
-        if (
-            cap is None
-            or data.loadings is None
-            or data.factor_cov is None
-            or data.specific_var is None
-        ):
+        """One cone: the set's cap (already × the state's multiplier) × m(d), applied once,
+        or the calmer state's outcome where that is lower (it is not scaled again)."""
+        if data.loadings is None or data.factor_cov is None or data.specific_var is None:
             return []
+        cap = cs.risk.max_volatility
         m = risk_budget_multiplier(data.drawdown, cs.drawdown.budget, cs.drawdown.floor)
-        description = "ex-ante volatility cap" + (f" (drawdown-scaled ×{m:.2f})" if m < 1 else "")
+        own = None if cap is None else cap * m
+        envelope = cs.envelope.volatility
+        if own is None and envelope is None:
+            return []
+        if envelope is not None and (own is None or envelope < own):
+            rhs = max(envelope, 1e-6)
+            description = f"ex-ante volatility not above its {cs.envelope.source_state} outcome"
+        else:
+            rhs = float(own)  # type: ignore[arg-type]
+            description = "ex-ante volatility cap" + (
+                f" (drawdown-scaled ×{m:.2f})" if m < 1 else ""
+            )
         return [
             VolatilityCap(
                 name="risk.max_volatility",
                 family=self.name,
                 transform="vol",
-                rhs=np.array([cap * m]),
+                rhs=np.array([rhs]),
                 labels=("portfolio",),
                 tier=cs.risk.tier,
                 scope="portfolio",

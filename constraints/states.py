@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData
+from constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData, toward_zero_box
 from constraints.config import ConstraintSet, StateSOP
-from constraints.liquidity import reduce_only_box
+from constraints.liquidity import reduce_only_bound
 from constraints.position import name_caps
 
 log = logging.getLogger("riskopt")
@@ -193,24 +193,28 @@ class StateRestrictions:
         ]
 
     def bounds(self, cs: ConstraintSet, data: ProgramData) -> list[HardBound]:
+        """De-risk-only and no-new-positions, each held by every (strategy, ticker) pair:
+        one sleeve may not open or grow what another's total would hide."""
         sop = cs.states.sop(cs.active_state)
         out = []
+        toward_zero = toward_zero_box(data.w0)
         if sop.derisk_only:
+            every = np.ones(data.n, dtype=bool)
             out.append(
-                HardBound(
-                    "state.derisk_only",
-                    f"{cs.active_state}: de-risk only",
-                    *reduce_only_box(data, np.ones(data.n, dtype=bool)),
+                reduce_only_bound(
+                    "state.derisk_only", f"{cs.active_state}: de-risk only", data, every
                 )
             )
         if sop.no_new_positions:
-            new = data.h0 == 0
+            # A pair keeps its sign: a held one may grow, an empty one stays empty.
+            lo, hi = toward_zero
             out.append(
-                HardBound(
-                    name="state.no_new_positions",
-                    description=f"{cs.active_state}: no new positions",
-                    lo=np.where(new, 0.0, -np.inf),
-                    hi=np.where(new, 0.0, np.inf),
+                HardBound.on_pairs(
+                    "state.no_new_positions",
+                    f"{cs.active_state}: no new positions",
+                    data,
+                    np.where(data.w0 < 0, -np.inf, lo),
+                    np.where(data.w0 > 0, np.inf, hi),
                 )
             )
         return out
@@ -284,7 +288,8 @@ class CalmerStateEnvelope:
 def with_envelope(
     cs: ConstraintSet, calmer_state: str, exposures: dict[str, float], per_name: dict[str, float]
 ) -> ConstraintSet:
-    """``cs`` with the calmer state's outcome as its envelope (volatility joins the cap)."""
+    """``cs`` with the calmer state's outcome as its envelope (the volatility family caps
+    at it, unscaled: that outcome already carries the drawdown multiplier)."""
     raw = cs.model_dump()
     raw["envelope"] = {
         "source_state": calmer_state,
@@ -294,10 +299,4 @@ def with_envelope(
         "per_name": per_name,
         "tier": raw["envelope"]["tier"],
     }
-    if exposures.get("volatility") is not None:
-        current = raw["risk"]["max_volatility"]
-        raw["risk"]["max_volatility"] = (
-            min(current, exposures["volatility"]) if current else exposures["volatility"]
-        )
-        raw["risk"]["max_volatility"] = max(raw["risk"]["max_volatility"], 1e-6)
     return ConstraintSet.from_dict(raw, source=f"{cs.name} under {cs.active_state}")

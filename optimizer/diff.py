@@ -37,6 +37,7 @@ from constraints.base import (
     ProgramData,
     VolatilityCap,
     box_duals_by_bound,
+    pair_duals_by_bound,
     transform_slope,
 )
 
@@ -130,9 +131,18 @@ def attribute(
     hi: np.ndarray,
     box_upper_dual: np.ndarray,
     box_lower_dual: np.ndarray,
+    pair_duals: tuple[np.ndarray, np.ndarray] | None = None,
+    risk_scale: float = 1.0,
 ) -> Attribution:
+    """Split each name's deviation from its proposal among the KKT terms: every binding
+    limit and hard bound (per ticker and per pair), risk aversion (``γ`` times the
+    run's ``risk_scale``) and costs; what is left is the solver's tolerance."""
     n = data.n
     H = np.asarray(data.M @ (1.0 / (2.0 * c)))
+    inv2c = 1.0 / (2.0 * c)
+    if pair_duals is None or not len(pair_duals[0]):
+        pair_duals = (np.zeros(data.p), np.zeros(data.p))
+    by_pair = pair_duals_by_bound(bounds, *pair_duals)
     deviation = h - data.h_tilde
     g = -deviation / H
 
@@ -157,10 +167,11 @@ def attribute(
         kink_hi.append(np.full(n, span[1]))
 
     # Hard box: the dual of h ≤ hi (resp. ≥ lo) goes to the family whose bound binds.
-    for b, (upper, lower) in zip(
-        bounds, box_duals_by_bound(bounds, box_upper_dual, box_lower_dual), strict=True
+    for b, (upper, lower), (pair_upper, pair_lower) in zip(
+        bounds, box_duals_by_bound(bounds, box_upper_dual, box_lower_dual), by_pair, strict=True
     ):
-        force = upper - lower
+        # A pair's multiplier reaches its ticker as Σ_p μ_p / (2c_p) / H_i.
+        force = upper - lower + np.asarray(data.M @ ((pair_upper - pair_lower) * inv2c)) / H
         add(
             Cause(
                 b.name,
@@ -173,7 +184,6 @@ def attribute(
         if "max_trade_weight" in b.detail:
             limit_value[b.name] = b.detail["max_trade_weight"]
 
-    inv2c = 1.0 / (2.0 * c)
     for limit, lam in zip(limits, duals, strict=True):
         cause = Cause(limit.name, limit.description, limit.scope, limit.tier)
         sign = -1.0 if limit.sense == "min" else 1.0
@@ -224,11 +234,12 @@ def attribute(
             limit_value[limit.name] = np.where(has, sign * limit.rhs[owner], np.nan)
 
     risk = np.zeros(n)
-    if gamma > 0 and data.loadings is not None and data.factor_cov is not None:
+    scaled = gamma * risk_scale
+    if scaled > 0 and data.loadings is not None and data.factor_cov is not None:
         f = data.loadings.T @ h
-        risk = 2.0 * gamma * (data.loadings @ (data.factor_cov @ f))
+        risk = 2.0 * scaled * (data.loadings @ (data.factor_cov @ f))
     if data.specific_var is not None:
-        risk = risk + 2.0 * gamma * gamma_i * data.specific_var * h
+        risk = risk + 2.0 * scaled * gamma_i * data.specific_var * h
     add(Cause(RISK_AVERSION, "risk aversion", "portfolio", note=f"γ = {gamma:.3g}"), risk)
 
     if costs:

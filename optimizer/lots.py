@@ -30,8 +30,14 @@ def round_to_lots(
     price: np.ndarray,
     lot_size: np.ndarray,
     nav: float,
+    lot_bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    strict: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(target_shares, h_final)`` for solved weights ``h`` and current shares."""
+    """Return ``(target_shares, h_final)`` for solved weights ``h`` and current shares.
+
+    ``lot_bounds`` further bounds each name's trade, in lots (the sum of its sleeves'
+    whole-lot room, so that the trade can be split among them); ``strict`` names round
+    toward zero without the solver-noise band (they never end above the solved size)."""
     to_shares = nav / price
     target_cont = h * to_shares
     lot = lot_size
@@ -42,12 +48,17 @@ def round_to_lots(
     # of a lot boundary the trade rounds to it. Where a lot is smaller than the noise
     # (penny names in a large book) this becomes plain rounding to the nearest lot.
     eps = np.clip(SOLVER_NOISE * to_shares / lot, EPS_LOTS, 0.5)
+    if strict is not None:
+        eps = np.where(strict, EPS_LOTS, eps)
     x = (target_cont - current) / lot
     k = np.where(target_cont >= 0, np.floor(x + eps), np.ceil(x - eps))
     # The largest and smallest whole-lot trades that stay inside the hard box; 0 is
     # always admissible since lo ≤ h0 ≤ hi.
     k_hi = np.floor((hi * to_shares - current) / lot + EPS_LOTS)
     k_lo = np.ceil((lo * to_shares - current) / lot - EPS_LOTS)
+    if lot_bounds is not None:
+        k_lo = np.maximum(k_lo, lot_bounds[0])
+        k_hi = np.minimum(k_hi, lot_bounds[1])
     k_hi = np.maximum(k_hi, 0.0)
     k_lo = np.minimum(k_lo, 0.0)
     k = np.clip(k, k_lo, k_hi)
@@ -60,3 +71,58 @@ def round_to_lots(
     target = np.where(closing, 0.0, target)
     target = np.where(np.abs(target) < 1e-9, 0.0, target)
     return target, target / to_shares
+
+
+def pair_lot_bounds(
+    current: np.ndarray, lo: np.ndarray, hi: np.ndarray, to_shares: np.ndarray, lot: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The smallest and largest whole-lot trades that keep each pair inside its box
+    (``lo``/``hi`` in weight, ``current`` in shares); 0 is always admissible."""
+    k_lo = np.ceil((lo * to_shares - current) / lot - EPS_LOTS)
+    k_hi = np.floor((hi * to_shares - current) / lot + EPS_LOTS)
+    return np.minimum(k_lo, 0.0), np.maximum(k_hi, 0.0)
+
+
+def split_to_sleeves(
+    ticker_trade: np.ndarray,
+    solved_trade: np.ndarray,
+    toward_zero: np.ndarray,
+    bounds: tuple[np.ndarray, np.ndarray],
+    pair_ticker: np.ndarray,
+) -> np.ndarray:
+    """Each pair's trade in whole lots, adding up to its ticker's trade.
+
+    Every pair starts at its solved trade rounded toward the smaller position
+    (``toward_zero``, as the tickers are) within its own bounds; what the ticker's total still differs by is handed out a lot at a time, to
+    the pair furthest behind its solved trade that has room, in vectorized rounds (at
+    most a few per ticker's number of sleeves). A fractional remainder (a ticker that
+    closes an odd-lot holding) goes to the pair with the most room. All in lots.
+    """
+    k_lo, k_hi = bounds
+    k = np.clip(toward_zero, k_lo, k_hi)
+    n = len(ticker_trade)
+    for _ in range(len(k) + 1):
+        short = ticker_trade - np.bincount(pair_ticker, weights=k, minlength=n)
+        direction = np.sign(np.fix(np.round(short, 9)))[pair_ticker]
+        room = np.where(direction > 0, k_hi - k, k - k_lo)
+        behind = direction * (solved_trade - k)
+        pick = _best_per_group(
+            np.where((direction != 0) & (room >= 1), behind, -np.inf), pair_ticker, n
+        )
+        if not len(pick):
+            break
+        k[pick] += direction[pick]
+    rest = ticker_trade - np.bincount(pair_ticker, weights=k, minlength=n)
+    if np.any(np.abs(rest) > EPS_LOTS):
+        room = np.where(rest[pair_ticker] > 0, k_hi - k, k - k_lo)
+        pick = _best_per_group(room, pair_ticker, n)
+        k[pick] += rest[pair_ticker[pick]]
+    return k
+
+
+def _best_per_group(score: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
+    """The index of the highest finite score within each group (none for a group whose
+    scores are all ``-inf``)."""
+    order = np.lexsort((-score, group))
+    first = order[np.r_[True, group[order][1:] != group[order][:-1]]] if len(order) else order
+    return first[np.isfinite(score[first])]

@@ -23,14 +23,14 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import clarabel
 import numpy as np
 import scipy.sparse as sp
 
-from constraints.base import LinearLimit, ProgramData, Transform
+from constraints.base import NO_LIMIT, LinearLimit, ProgramData, Transform
 
 if TYPE_CHECKING:
     import cvxpy as cp
@@ -114,6 +114,15 @@ class Structure:
     blocks: tuple[tuple[str, Transform, str, int, sp.csr_matrix | None], ...]
     costs: bool
 
+    @functools.cached_property
+    def shared_pairs(self) -> np.ndarray:
+        """Pairs that share their ticker with another: only these need rows of their own
+        for the pair box (a sole pair's box is its ticker's)."""
+        per_ticker = np.diff(self.M.indptr)
+        ticker = np.empty(self.p, dtype=np.intp)
+        ticker[self.M.indices] = np.repeat(np.arange(self.n), per_ticker)
+        return np.flatnonzero(per_ticker[ticker] > 1)
+
     @classmethod
     def of(cls, data: ProgramData, limits: list[LinearLimit], *, costs: bool) -> Structure:
         has_risk = data.loadings is not None and data.factor_cov is not None
@@ -166,6 +175,9 @@ class Solved:
     solve_seconds: float
     setup_seconds: float
     iterations: int | None
+    pair_upper_dual: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """Multipliers of ``w ≤ w_hi`` per pair (zero where a pair's box is its ticker's)."""
+    pair_lower_dual: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass
@@ -176,6 +188,9 @@ class Values:
     w_tilde: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
+    w_lo: np.ndarray
+    w_hi: np.ndarray
+    """The pair box (every pair; only pairs that share their ticker get rows)."""
     gamma: float
     specific_weight: np.ndarray
     """``γ γ_i d_i``: each name's weight on its specific variance."""
@@ -197,6 +212,8 @@ class Values:
         gamma_i: np.ndarray,
         kappa: np.ndarray,
         rho: list[float],
+        w_lo: np.ndarray | None = None,
+        w_hi: np.ndarray | None = None,
     ) -> Values:
         """The values of one book's solve (the limits' right-hand sides, the objective's
         weights, the hard box)."""
@@ -206,6 +223,8 @@ class Values:
             w_tilde=np.asarray(data.w_tilde, dtype=float),
             lo=np.asarray(lo, dtype=float),
             hi=np.asarray(hi, dtype=float),
+            w_lo=np.full(data.p, -NO_LIMIT) if w_lo is None else np.asarray(w_lo, dtype=float),
+            w_hi=np.full(data.p, NO_LIMIT) if w_hi is None else np.asarray(w_hi, dtype=float),
             gamma=float(gamma),
             specific_weight=float(gamma) * np.asarray(gamma_i, dtype=float) * specific,
             h0=np.asarray(data.h0, dtype=float),
@@ -235,6 +254,15 @@ class CvxpyProgram:
         self.box_upper = self.h <= self.hi
         self.box_lower = self.h >= self.lo
         constraints += [self.box_upper, self.box_lower]
+        shared = s.shared_pairs
+        self.w_hi = cp.Parameter(len(shared), name="w_hi")
+        self.w_lo = cp.Parameter(len(shared), name="w_lo")
+        self.pair_upper: cp.Constraint | None = None
+        self.pair_lower: cp.Constraint | None = None
+        if len(shared):
+            self.pair_upper = self.w[shared] <= self.w_hi
+            self.pair_lower = self.w[shared] >= self.w_lo
+            constraints += [self.pair_upper, self.pair_lower]
 
         self.gamma = cp.Parameter(nonneg=True, name="gamma", value=0.0)
         self.sqrt_specific = cp.Parameter(s.n, nonneg=True, name="sqrt_gamma_i_d")
@@ -320,6 +348,8 @@ class CvxpyProgram:
         self.sqrt_c_w_tilde.value = sqrt_c * v.w_tilde
         self.lo.value = v.lo
         self.hi.value = v.hi
+        self.w_lo.value = v.w_lo[self.structure.shared_pairs]
+        self.w_hi.value = v.w_hi[self.structure.shared_pairs]
         self.gamma.value = v.gamma * scale
         self.sqrt_specific.value = np.sqrt(np.maximum(scale * v.specific_weight, 0.0))
         self.h0.value = v.h0
@@ -389,7 +419,16 @@ class CvxpyProgram:
             solve_seconds=min(solve_seconds, wall),
             setup_seconds=max(wall - solve_seconds, 0.0),
             iterations=getattr(stats, "num_iters", None),
+            pair_upper_dual=self._pair_dual(self.pair_upper),
+            pair_lower_dual=self._pair_dual(self.pair_lower),
         )
+
+    def _pair_dual(self, constraint: cp.Constraint | None) -> np.ndarray:
+        """A pair-box multiplier per pair (zero for pairs without rows of their own)."""
+        out = np.zeros(self.structure.p)
+        if constraint is not None:
+            out[self.structure.shared_pairs] = _dual(constraint)
+        return out
 
 
 def _dual(constraint: cp.Constraint) -> np.ndarray:
@@ -614,6 +653,9 @@ class Assembly:
     h: slice
     upper: slice
     lower: slice
+    pair_upper: slice
+    pair_lower: slice
+    """Rows of the pair box, one per pair in :attr:`Structure.shared_pairs`."""
     blocks: list[tuple[slice, bool, np.ndarray, int]]
     """Per block: its rows of ``A``, whether they are the cone, the rows kept, the first
     slack column."""
@@ -784,6 +826,10 @@ class ClarabelProgram:
                 sum_rows += _sum_rows(zero, total.C, columns_a, aux_col[total.on])
         upper = nonneg.add(v.hi, (col_h, 1.0))
         lower = nonneg.add(-v.lo, (col_h, -1.0))
+        shared = s.shared_pairs
+        on_shared = (np.arange(len(shared)), shared, np.ones(len(shared)))
+        pair_upper = nonneg.add(v.w_hi[shared], (col_w, on_shared))
+        pair_lower = nonneg.add(-v.w_lo[shared], (col_w, (*on_shared[:2], -on_shared[2])))
         if s.costs:
             nonneg.add(v.h0, (col_h, 1.0), (col_t, -1.0))
             nonneg.add(-v.h0, (col_h, -1.0), (col_t, -1.0))
@@ -938,6 +984,8 @@ class ClarabelProgram:
             h=slice(int(before_col[col_h]), int(before_col[col_h]) + n),
             upper=absolute(nonneg, upper),
             lower=absolute(nonneg, lower),
+            pair_upper=absolute(nonneg, pair_upper),
+            pair_lower=absolute(nonneg, pair_lower),
             blocks=[
                 (absolute(rows, span), rows is soc, kept, int(before_col[col_s]))
                 for (rows, span), kept, col_s in zip(block_rows, keep, slack_col, strict=True)
@@ -1042,7 +1090,15 @@ class ClarabelProgram:
             solve_seconds=solver_seconds,
             setup_seconds=assembled - start,
             iterations=int(solution.iterations),
+            pair_upper_dual=self._pair_dual(dual(data.pair_upper)),
+            pair_lower_dual=self._pair_dual(dual(data.pair_lower)),
         )
+
+    def _pair_dual(self, shared: np.ndarray) -> np.ndarray:
+        """A pair-box multiplier per pair from those of the pairs with rows."""
+        out = np.zeros(self.structure.p)
+        out[self.structure.shared_pairs] = shared
+        return out
 
 
 NARROW_SUMS_BELOW = 1_500

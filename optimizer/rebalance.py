@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from constraints import FAMILIES
-from constraints.base import HardBound, LinearLimit, ProgramData, box_duals_by_bound
+from constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData, box_duals_by_bound
 from constraints.config import ConstraintSet
 from constraints.errors import ConfigError
 from constraints.states import (
@@ -56,7 +56,7 @@ from optimizer.diff import (
     shared_json,
 )
 from optimizer.inputs import PreparedInputs, prepare
-from optimizer.lots import round_to_lots
+from optimizer.lots import EPS_LOTS, SOLVER_NOISE, pair_lot_bounds, round_to_lots, split_to_sleeves
 from optimizer.program import (
     DEFAULT_CACHE,
     OPTIMAL_INACCURATE,
@@ -86,6 +86,9 @@ log = logging.getLogger("riskopt")
 
 BREACH_TOL = 1e-6
 """A policy row counts as breached when its residual exceeds this (weight units)."""
+RISKLESS = 1e-12
+"""A proposal whose variance is below this share of its squared size has no risk to
+scale the risk term by (a volatility under 1e-6)."""
 DUAL_TOL = 1e-7
 
 
@@ -290,7 +293,10 @@ def _gate(
         limits.extend(family.limits(cs, data))
         bounds.extend(family.bounds(cs, data))
     lo, hi = _hard_box(data, bounds)
+    w_lo, w_hi = _pair_box(data, bounds)
+    box = _Box(lo, hi, w_lo, w_hi)
     c = _tracking_weights(data, cs)
+    risk_scale = _risk_scale(data, c, gamma_i)
     kappa = _cost_weights(data, cs)
     rho = [cs.tier_penalty(limit.tier) for limit in limits]
     t_prepared = time.perf_counter()
@@ -303,7 +309,17 @@ def _gate(
         structure = Structure.of(data, limits, costs=cs.objective.costs)
         program, program_built = (cache if cache is not None else ProgramCache(1)).fetch(structure)
         values = Values.of(
-            data, limits, c=c, lo=lo, hi=hi, gamma=gamma, gamma_i=gamma_i, kappa=kappa, rho=rho
+            data,
+            limits,
+            c=c,
+            lo=lo,
+            hi=hi,
+            w_lo=w_lo,
+            w_hi=w_hi,
+            gamma=gamma * risk_scale,
+            gamma_i=gamma_i,
+            kappa=kappa,
+            rho=rho,
         )
         inaccurate: Solved | None = None
         for solver in solvers or list(cs.solver.chain):
@@ -321,12 +337,12 @@ def _gate(
                 chain.append({"solver": name, "outcome": f"failed: {err}"})
                 log.warning("solver %s failed: %s", name, err)
                 continue
-            problem = _accuracy_problem(candidate, lo, hi)
+            problem = _accuracy_problem(candidate, box)
             if problem:
                 chain.append({"solver": name, "outcome": f"inaccurate: {problem}"})
                 log.warning("solver %s inaccurate: %s", name, problem)
                 if (
-                    _box_violation(candidate, lo, hi) <= 1e-6
+                    _box_violation(candidate, box) <= 1e-6
                     and candidate.status == OPTIMAL_INACCURATE
                 ):
                     # An interior-point answer at reduced accuracy that keeps the hard
@@ -352,7 +368,7 @@ def _gate(
             )
     if solved is not None:
         solved = _exact_if_proposal_optimal(
-            solved, data, limits, lo, hi, gamma=gamma, kappa=kappa, costs=cs.objective.costs
+            solved, data, limits, box, gamma=gamma, kappa=kappa, costs=cs.objective.costs
         )
     t_solved = time.perf_counter()
 
@@ -364,6 +380,7 @@ def _gate(
             solved.w,
             c=c,
             gamma=gamma,
+            risk_scale=risk_scale,
             gamma_i=gamma_i,
             kappa=kappa,
             costs=cs.objective.costs,
@@ -374,8 +391,9 @@ def _gate(
             hi=hi,
             box_upper_dual=solved.box_upper_dual,
             box_lower_dual=solved.box_lower_dual,
+            pair_duals=(solved.pair_upper_dual, solved.pair_lower_dual),
         )
-        w_star = solved.w
+        w_star = np.clip(solved.w, w_lo, w_hi)
     else:
         if data.n:
             log.error("every solver failed (%s): de-risk-only fallback", chain)
@@ -383,16 +401,12 @@ def _gate(
         w_star = _pairs_from_tickers(data, h_star, c)
         attribution = _fallback_attribution(data, h_star)
 
-    current_shares = prepared.current_shares
-    target_shares, h_final = round_to_lots(
-        h_star, current_shares, lo, hi, price=data.price, lot_size=data.lot_size, nav=data.nav
-    )
-    H = np.asarray(data.M @ (1.0 / (2.0 * c))) if data.n else np.zeros(0)
-    share = (1.0 / (2.0 * c)) / H[data.pair_ticker] if data.p else np.zeros(0)
-    w_final = w_star + (h_final - h_star)[data.pair_ticker] * share if data.p else w_star
+    lots = _round_lots(prepared, box, h_star, w_star, limits)
+    h_final, w_final, target_shares = lots.h, lots.w, lots.shares
 
     breaches = _breaches(limits, h_star, w_star)
     status = FALLBACK if solved is None and data.n else (RELAXED if breaches else OPTIMAL)
+    breaches += _rounding_breaches(limits, (h_star, w_star), (h_final, w_final))
     if degraded:
         status = DEGRADED
     run_id = run_id or uuid.uuid4().hex[:16]
@@ -439,6 +453,7 @@ def _gate(
         h_final=h_final,
         w_final=w_final,
         target_shares=target_shares,
+        pair_shares=lots.pair_shares,
         started=t_start,
         solved_at=t_solved,
     )
@@ -462,6 +477,7 @@ class _Gated:
     h_final: np.ndarray
     w_final: np.ndarray
     target_shares: np.ndarray
+    pair_shares: np.ndarray
     started: float
     solved_at: float
 
@@ -485,6 +501,7 @@ class _Gated:
             h_final=self.h_final,
             w_final=self.w_final,
             target_shares=self.target_shares,
+            pair_shares=self.pair_shares,
             h_solved=self.h_star,
         )
         solved = self.solved
@@ -626,6 +643,36 @@ def _hard_box(data: ProgramData, bounds: list[HardBound]) -> tuple[np.ndarray, n
     return lo, hi
 
 
+def _pair_box(data: ProgramData, bounds: list[HardBound]) -> tuple[np.ndarray, np.ndarray]:
+    """Intersection of every per-pair box (each contains ``w0``), finite for the solver."""
+    lo = np.full(data.p, -NO_LIMIT)
+    hi = np.full(data.p, NO_LIMIT)
+    for b in bounds:
+        if b.pair_lo is not None and b.pair_hi is not None:
+            lo = np.maximum(lo, b.pair_lo)
+            hi = np.minimum(hi, b.pair_hi)
+    return np.minimum(lo, data.w0), np.maximum(hi, data.w0)
+
+
+def _risk_scale(data: ProgramData, c: np.ndarray, gamma_i: np.ndarray) -> float:
+    """``T / V``: the proposal's tracking size ``Σ c w̃²`` over its risk at ``h̃``.
+
+    Scaling the risk term by it gives ``γ`` one meaning whatever the book's size or number
+    of names: along the proposal's direction, tracking and risk trade one for one, so with
+    no limit binding (and equal specific risks, no factors, ``c = 1``) the gate returns
+    ``h̃ / (1 + γ)``. A proposal with (almost) no risk has nothing to scale: 0.
+    """
+    if data.specific_var is None:
+        return 0.0
+    h = data.h_tilde
+    variance = float(np.sum(gamma_i * data.specific_var * h * h))
+    if data.loadings is not None and data.factor_cov is not None:
+        f = data.loadings.T @ h
+        variance += float(f @ data.factor_cov @ f)
+    tracking = float(np.sum(c * data.w_tilde * data.w_tilde))
+    return tracking / variance if variance > RISKLESS * tracking else 0.0
+
+
 def _tracking_weights(data: ProgramData, cs: ConstraintSet) -> np.ndarray:
     conf = np.maximum(data.confidence, cs.objective.confidence_floor)
     return np.where(data.has_decision, conf, cs.objective.hold_weight)
@@ -637,18 +684,41 @@ def _cost_weights(data: ProgramData, cs: ConstraintSet) -> np.ndarray:
     return (0.5 * data.spread_bps + cs.objective.commission_bps) * 1e-4
 
 
-def _box_violation(solved: Solved, lo: np.ndarray, hi: np.ndarray) -> float:
+class _Box(NamedTuple):
+    """The hard limits as boxes: per ticker (``lo``, ``hi``) and per pair."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    w_lo: np.ndarray
+    w_hi: np.ndarray
+
+    def holds(self, h: np.ndarray, w: np.ndarray) -> bool:
+        """Whether ``h`` and ``w`` lie in the boxes, to the last bit."""
+        return bool(
+            np.all(self.lo <= h)
+            and np.all(h <= self.hi)
+            and np.all(self.w_lo <= w)
+            and np.all(w <= self.w_hi)
+        )
+
+
+def _box_violation(solved: Solved, box: _Box) -> float:
     if not (np.isfinite(solved.w).all() and np.isfinite(solved.h).all()):
         return float("inf")
-    return float(np.max(np.maximum(solved.h - hi, lo - solved.h), initial=0.0))
+    return float(
+        max(
+            np.max(np.maximum(solved.h - box.hi, box.lo - solved.h), initial=0.0),
+            np.max(np.maximum(solved.w - box.w_hi, box.w_lo - solved.w), initial=0.0),
+        )
+    )
 
 
-def _accuracy_problem(solved: Solved, lo: np.ndarray, hi: np.ndarray) -> str | None:
+def _accuracy_problem(solved: Solved, box: _Box) -> str | None:
     if not (np.isfinite(solved.w).all() and np.isfinite(solved.h).all()):
         return "non-finite solution"
-    box = _box_violation(solved, lo, hi)
-    if box > 1e-6:
-        return f"hard box violated by {box:.2e}"
+    violation = _box_violation(solved, box)
+    if violation > 1e-6:
+        return f"hard box violated by {violation:.2e}"
     if solved.status != SOLVER_OPTIMAL:
         return f"status {solved.status}"
     return None
@@ -658,8 +728,7 @@ def _exact_if_proposal_optimal(
     solved: Solved,
     data: ProgramData,
     limits: list[LinearLimit],
-    lo: np.ndarray,
-    hi: np.ndarray,
+    box: _Box,
     *,
     gamma: float,
     kappa: np.ndarray,
@@ -677,7 +746,7 @@ def _exact_if_proposal_optimal(
     w, h = data.w_tilde, data.h_tilde
     if gamma != 0.0 or (costs and np.any((kappa > 0) & (h != data.h0))):
         return solved
-    if not (np.all(lo <= h) and np.all(h <= hi)):
+    if not box.holds(h, w):
         return solved
     if not all(np.all(limit.lhs(h, w) <= limit.rhs) for limit in limits):
         return solved
@@ -689,6 +758,8 @@ def _exact_if_proposal_optimal(
         duals=[np.zeros_like(d) for d in solved.duals],
         box_upper_dual=np.zeros_like(solved.box_upper_dual),
         box_lower_dual=np.zeros_like(solved.box_lower_dual),
+        pair_upper_dual=np.zeros_like(solved.pair_upper_dual),
+        pair_lower_dual=np.zeros_like(solved.pair_lower_dual),
         objective=0.0,
     )
 
@@ -802,8 +873,81 @@ def _derisk_fallback(
 
 
 def _pairs_from_tickers(data: ProgramData, h: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """The fallback's pairs: each sleeve of a name cut in the name's proportion (the
+    fallback only moves names toward zero, so every pair moves toward zero too)."""
     ratio = np.divide(h, data.h0, out=np.zeros(data.n), where=data.h0 != 0)
-    return data.w0 * ratio[data.pair_ticker]
+    return data.w0 * np.clip(ratio, 0.0, 1.0)[data.pair_ticker]
+
+
+class _Lots(NamedTuple):
+    """Targets in whole lots: per ticker and per (strategy, ticker) pair."""
+
+    h: np.ndarray
+    w: np.ndarray
+    shares: np.ndarray
+    pair_shares: np.ndarray
+
+
+def _round_lots(
+    prepared: PreparedInputs, box: _Box, h: np.ndarray, w: np.ndarray, limits: list[LinearLimit]
+) -> _Lots:
+    """Round each ticker's trade to whole lots (never beyond a cap the solve kept), then
+    split it among its sleeves in whole lots that keep every pair in its box."""
+    data = prepared.data
+    to_shares = data.nav / data.price
+    pt = data.pair_ticker
+    pair_current = data.w0 * to_shares[pt]
+    pair_bounds = pair_lot_bounds(
+        pair_current, box.w_lo, box.w_hi, to_shares[pt], data.lot_size[pt]
+    )
+    summed = tuple(np.bincount(pt, weights=k, minlength=data.n) for k in pair_bounds)
+    rounding = functools.partial(
+        round_to_lots,
+        current=prepared.current_shares,
+        lo=box.lo,
+        hi=box.hi,
+        price=data.price,
+        lot_size=data.lot_size,
+        nav=data.nav,
+        lot_bounds=(summed[0], summed[1]),
+    )
+    shares, h_final = rounding(h)
+    # Solver noise may round a name a hair above what the solve left it; where that would
+    # break a limit the solve kept, those names round toward zero instead.
+    grown = np.abs(h_final) > np.abs(h) + 1e-15
+    if grown.any() and _worsened(limits, h, h_final, w):
+        shares, h_final = rounding(h, strict=grown)
+    trade = (shares - prepared.current_shares) / data.lot_size
+    solved_trade = (w * to_shares[pt] - pair_current) / data.lot_size[pt]
+    eps = np.clip(SOLVER_NOISE * to_shares[pt] / data.lot_size[pt], EPS_LOTS, 0.5)
+    toward_zero = np.where(w >= 0, np.floor(solved_trade + eps), np.ceil(solved_trade - eps))
+    k = split_to_sleeves(trade, solved_trade, toward_zero, pair_bounds, pt)
+    pair_shares = pair_current + k * data.lot_size[pt]
+    pair_shares = np.where(np.abs(pair_shares) < 1e-9, 0.0, pair_shares)
+    return _Lots(h_final, pair_shares / to_shares[pt], shares, pair_shares)
+
+
+def _worsened(limits: list[LinearLimit], h: np.ndarray, rounded: np.ndarray, w: np.ndarray) -> bool:
+    """Whether rounding ``h`` takes any ticker-level policy row further past its limit."""
+    return any(
+        np.any(limit.residual(rounded, w) > limit.residual(h, w) + 1e-12)
+        for limit in limits
+        if limit.on == "h"
+    )
+
+
+def _rounding_breaches(
+    limits: list[LinearLimit],
+    solved: tuple[np.ndarray, np.ndarray],
+    rounded: tuple[np.ndarray, np.ndarray],
+) -> list[dict[str, Any]]:
+    """Policy rows that the rounding to lots breaks beyond what the solve left them."""
+    before = {(b["constraint"], b["label"]): b["breach"] for b in _breaches(limits, *solved)}
+    out = []
+    for b in _breaches(limits, *rounded):
+        if b["breach"] > before.get((b["constraint"], b["label"]), 0.0) + BREACH_TOL:
+            out.append(b | {"cause": "lots"})
+    return out
 
 
 def _fallback_attribution(data: ProgramData, h: np.ndarray) -> Attribution:
@@ -877,6 +1021,7 @@ def _diff_tables(
     h_final: np.ndarray,
     w_final: np.ndarray,
     target_shares: np.ndarray,
+    pair_shares: np.ndarray,
     h_solved: np.ndarray | None = None,
 ) -> dict[str, pd.DataFrame]:
     data = prepared.data
@@ -966,7 +1111,8 @@ def _diff_tables(
             "current_weight": data.w0,
             "proposed_weight": data.w_tilde,
             "target_weight": w_final,
-            "target_position": w_final * data.nav / data.price[pt] if data.p else w_final,
+            "current_position": data.w0 * data.nav / data.price[pt] if data.p else data.w0,
+            "target_position": pair_shares,
             "has_decision": data.has_decision,
             "action_type": string_column(pair_labels),
         }

@@ -102,6 +102,13 @@ class RunInfo:
         return out
 
 
+def gamma_meaning(gamma: float) -> str:
+    """What the run's risk aversion does on its own, in words a portfolio manager reads."""
+    if gamma <= 0:
+        return "γ = 0: no risk aversion; the limits alone move the book"
+    return f"γ = {gamma:.3g}: on its own it would shrink the book by {gamma / (1 + gamma):.0%}"
+
+
 @dataclass
 class RebalanceResult:
     """Final targets of one rebalance, with every decision labelled and explained.
@@ -171,6 +178,7 @@ class RebalanceResult:
             + ("" if run.state_source == "given" else f" ({run.state_source})"),
             f"status {run.status}  solver {run.solver or '-'}  γ = {run.gamma:.4g}  "
             f"total {run.timings.get('total', float('nan')):.3f}s (solver {run.timings.get('solver', 0.0):.3f}s)",
+            gamma_meaning(run.gamma),
         ]
         before, after = run.exposures_before, run.exposures_after
         lines.append("")
