@@ -160,6 +160,9 @@ class LinearLimit:
     """``"min"`` rows are stored negated (``-x ≤ -min``); reports show them un-negated."""
     on: Literal["h", "w"] = "h"
     """Rows over ticker weights ``h`` (N columns) or sleeve-pair weights ``w`` (P columns)."""
+    preference: bool = False
+    """A preference of the gate, not a limit of the policy: penalised below every tier
+    (any limit overrides it, risk aversion does not) and never reported as a breach."""
 
     def __post_init__(self) -> None:
         m = len(self.rhs)

@@ -420,6 +420,11 @@ class ConstraintSet(_Section):
             node[keys[-1]] = value
         return ConstraintSet.from_dict(raw, source=self.name)
 
+    @property
+    def preference_penalty(self) -> float:
+        """The penalty of the gate's own preferences: one step below the lowest tier."""
+        return self.tiers.penalty_base / self.tiers.penalty_ratio
+
     def tier_penalty(self, tier: int) -> float:
         lowest = max(self.tiers.lowest, tier)
         return self.tiers.penalty_base * self.tiers.penalty_ratio ** (lowest - tier)

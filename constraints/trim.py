@@ -10,7 +10,10 @@ stays always feasible. ``[trading] only_trim`` switches it for the book; a strat
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+import scipy.sparse as sp
 
 from constraints.base import HardBound, LinearLimit, ProgramData, pair_hull
 from constraints.config import ConstraintSet
@@ -31,19 +34,60 @@ class OnlyTrim:
     name = "trim"
 
     def limits(self, cs: ConstraintSet, data: ProgramData) -> list[LinearLimit]:
-        return []
+        """Hold each decision's position at least where it is, against risk aversion:
+        a proposal to grow a position is never traded the other way unless a limit
+        forces the cut (a preference row, below every tier)."""
+        grows = (
+            trimmed_strategies(cs, data)
+            & data.has_decision
+            & (data.w0 != 0)
+            & (data.w0 * data.w_tilde > 0)
+            & (np.abs(data.w_tilde) > np.abs(data.w0))
+        )
+        pairs = np.flatnonzero(grows)
+        if not len(pairs):
+            return []
+        sign = np.sign(data.w0[pairs])  # a long may not fall below w0, a short not rise
+        a = sp.csr_matrix((-sign, (np.arange(len(pairs)), pairs)), shape=(len(pairs), data.p))
+        return [
+            LinearLimit(
+                name="trading.not_against_proposal",
+                family=self.name,
+                transform="id",
+                rhs=-np.abs(data.w0[pairs]),
+                labels=tuple(
+                    f"{data.pair_strategy[p]}:{data.tickers[data.pair_ticker[p]]}" for p in pairs
+                ),
+                tier=cs.tiers.lowest,
+                scope="name",
+                description="not traded against its proposal",
+                A=a,
+                on="w",
+                preference=True,
+            )
+        ]
 
     def bounds(self, cs: ConstraintSet, data: ProgramData) -> list[HardBound]:
         on = trimmed_strategies(cs, data)
         if not on.any():
             return []
         lo, hi = pair_hull(data.w0, data.w_tilde)
+        bound = HardBound.on_pairs(
+            "trading.only_trim",
+            "the gate only trims (held → proposed, or toward zero)",
+            data,
+            np.where(on, lo, -np.inf),
+            np.where(on, hi, np.inf),
+        )
+        # A name all of whose sleeves trim keeps the hull as a whole too: its total never
+        # flips or grows where no proposal does, though one sleeve's cut may net against
+        # another's holding.
+        whole = np.bincount(data.pair_ticker, weights=~on, minlength=data.n) == 0
+        name_lo, name_hi = pair_hull(data.h0, data.h_tilde)
         return [
-            HardBound.on_pairs(
-                "trading.only_trim",
-                "the gate only trims (held → proposed, or toward zero)",
-                data,
-                np.where(on, lo, -np.inf),
-                np.where(on, hi, np.inf),
+            dataclasses.replace(
+                bound,
+                lo=np.where(whole, np.maximum(bound.lo, name_lo), bound.lo),
+                hi=np.where(whole, np.minimum(bound.hi, name_hi), bound.hi),
             )
         ]

@@ -298,7 +298,10 @@ def _gate(
     c = _tracking_weights(data, cs)
     risk_scale = _risk_scale(data, c, gamma_i)
     kappa = _cost_weights(data, cs)
-    rho = [cs.tier_penalty(limit.tier) for limit in limits]
+    rho = [
+        cs.preference_penalty if limit.preference else cs.tier_penalty(limit.tier)
+        for limit in limits
+    ]
     t_prepared = time.perf_counter()
 
     chain: list[dict[str, str]] = []
@@ -767,6 +770,8 @@ def _exact_if_proposal_optimal(
 def _breaches(limits: list[LinearLimit], h: np.ndarray, w: np.ndarray) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for limit in limits:
+        if limit.preference:
+            continue
         resid = limit.residual(h, w)
         rows = np.flatnonzero(resid > BREACH_TOL)
         if not len(rows):
