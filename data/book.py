@@ -19,25 +19,11 @@ from data.contracts import (
     validate,
 )
 from data.errors import ValidationError
+from data.risk_model import RiskModel
 
 T = TypeVar("T")
 
-
-@dataclass(frozen=True)
-class RiskModel:
-    """Factor risk model ``Σ = B F Bᵀ + diag(d)`` with annualized variances."""
-
-    loadings: pd.DataFrame
-    """``B``: N×K, indexed by ticker, one column per factor (a Book keeps them in name
-    order)."""
-    factor_cov: pd.DataFrame
-    """``F``: K×K, indexed and labelled by factor."""
-    specific_var: pd.Series
-    """``d``: per-ticker specific (idiosyncratic) variance."""
-
-    @property
-    def factors(self) -> list[str]:
-        return [str(c) for c in self.loadings.columns]
+__all__ = ["Book", "RiskModel"]
 
 
 MAX_POSITION_NAV = 1000.0
