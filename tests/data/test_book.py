@@ -1,0 +1,120 @@
+"""Book.create: history dated after ``as_of`` is never used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data.book import Book
+from data.loaders import load_book, save_book
+from data.risk_model import RiskModelSettings
+from data.synthetic import make_universe
+from optimizer import rebalance
+
+UNIVERSE = make_universe(60, 3, 4, years=1.0)
+FUTURE = pd.bdate_range("2026-11-23", periods=5)  # after the book's 2026-11-20
+
+
+def _with_future_rows(directory: Path) -> None:
+    """Append rows dated after ``as_of`` that would move the result if they were read: a
+    NAV crash, wild returns, a strategy's collapse."""
+    rng = np.random.default_rng(1)
+    returns = pd.read_parquet(directory / "returns.parquet")
+    later = pd.DataFrame(rng.normal(0, 0.08, (len(FUTURE), returns.shape[1] - 1)))
+    later.columns = returns.columns[1:]
+    later.insert(0, "date", FUTURE)
+    pd.concat([returns, later]).to_parquet(directory / "returns.parquet", index=False)
+    nav = pd.read_csv(directory / "nav_history.csv")
+    crash = pd.DataFrame({"date": FUTURE.strftime("%Y-%m-%d"), "nav": np.linspace(8e8, 4e8, 5)})
+    pd.concat([nav, crash]).to_csv(directory / "nav_history.csv", index=False)
+    paths = pd.read_csv(directory / "strategy_nav.csv")
+    collapse = pd.DataFrame(
+        {"date": FUTURE.strftime("%Y-%m-%d"), "strategy_id": paths["strategy_id"].iloc[0]}
+    ).assign(nav=1e6)
+    pd.concat([paths, collapse]).to_csv(directory / "strategy_nav.csv", index=False)
+
+
+def _estimated_book_dir(directory: Path) -> Path:
+    """The universe's book on disk, without loadings: its risk model is estimated."""
+    save_book(UNIVERSE.book, directory)
+    for name in ("loadings", "factor_cov", "specific_var"):
+        (directory / f"{name}.csv").unlink()
+    return directory
+
+
+def test_rows_after_as_of_change_nothing_but_the_warnings(tmp_path: Path) -> None:
+    clean = load_book(_estimated_book_dir(tmp_path / "clean"))
+    directory = _estimated_book_dir(tmp_path / "future")
+    _with_future_rows(directory)
+    future = load_book(directory)
+    assert future.warnings == (
+        "nav_history: 5 rows dated after as_of 2026-11-20 ignored",
+        "returns: 5 rows dated after as_of 2026-11-20 ignored",
+        "strategy_nav: 5 rows dated after as_of 2026-11-20 ignored",
+    )
+    a = rebalance(clean, UNIVERSE.decisions, "default", state="NORMAL")
+    b = rebalance(future, UNIVERSE.decisions, "default", state="NORMAL")
+    assert a.debate is not None and b.debate is not None
+    assert b.run.gamma == a.run.gamma and b.debate.gamma == a.debate.gamma
+    pd.testing.assert_frame_equal(a.targets, b.targets)
+    assert b.run.exposures_before == a.run.exposures_before
+    assert b.run.exposures_after == a.run.exposures_after
+    assert set(future.warnings) <= set(b.run.warnings)
+    assert not set(future.warnings) & set(a.run.warnings)
+
+
+def test_book_create_cuts_every_dated_table_at_as_of() -> None:
+    book = UNIVERSE.book
+    assert book.returns is not None and book.strategy_nav is not None
+    rng = np.random.default_rng(2)
+    returns = pd.concat(
+        [book.returns, pd.DataFrame(rng.normal(0, 0.3, (2, 60)), FUTURE[:2], book.returns.columns)]
+    )
+    nav = pd.concat([book.nav_history, pd.Series([1.0, 2.0, 3.0], index=FUTURE[:3])])
+    paths = pd.concat([book.strategy_nav, book.strategy_nav.iloc[:1].set_axis(FUTURE[:1])])
+    common = {
+        "as_of": book.as_of,
+        "nav": book.nav,
+        "positions": book.positions,
+        "market": book.market.reset_index(),
+        "risk_model_settings": RiskModelSettings(factors=3),
+    }
+    cut = Book.create(**common, returns=returns, nav_history=nav, strategy_nav=paths)
+    whole = Book.create(
+        **common,
+        returns=book.returns,
+        nav_history=book.nav_history,
+        strategy_nav=book.strategy_nav,
+    )
+    assert cut.warnings == (
+        "nav_history: 3 rows dated after as_of 2026-11-20 ignored",
+        "returns: 2 rows dated after as_of 2026-11-20 ignored",
+        "strategy_nav: 1 row dated after as_of 2026-11-20 ignored",
+    )
+    assert whole.warnings == ()
+    pd.testing.assert_frame_equal(cut.returns, whole.returns, check_freq=False)  # type: ignore[arg-type]
+    pd.testing.assert_series_equal(cut.nav_history, whole.nav_history, check_freq=False)
+    pd.testing.assert_frame_equal(cut.strategy_nav, whole.strategy_nav, check_freq=False)  # type: ignore[arg-type]
+    assert cut.risk_model is not None and whole.risk_model is not None
+    pd.testing.assert_frame_equal(cut.risk_model.loadings, whole.risk_model.loadings)
+    # A row dated on as_of itself is today's, and kept.
+    assert cut.nav_history.index.max() == pd.Timestamp(book.as_of)
+
+
+def test_the_database_book_has_no_rows_after_its_date(sample, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from data.database import load_book as load_from_database
+    from data.database import seed_book
+
+    book, dec = sample
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    seed_book(url, book, dec)
+    later = dataclasses.replace(book, as_of=FUTURE[2].date(), nav=book.nav * 0.5)
+    seed_book(url, later)
+    loaded = load_from_database(url, book.as_of)
+    assert loaded.nav_history.index.max() == pd.Timestamp(book.as_of)
+    assert loaded.strategy_nav is not None
+    assert loaded.strategy_nav.index.max() == pd.Timestamp(book.as_of)
