@@ -31,6 +31,18 @@ MAX_POSITION_NAV = 1000.0
 """A single position worth more than this many times NAV is a data error (shares given in
 units, a NAV in millions), not a book: rejected, naming the tickers."""
 
+MAX_ABS_DAILY_RETURN = 1.0
+"""A daily return beyond ±100% is taken for a units error (returns in percent)."""
+MAX_MEDIAN_ABS_DAILY_RETURN = 0.2
+"""A name whose median |daily return| is above this gives its returns in percent. Real
+names sit near 0.005–0.02; 0.2 is the median of a name with about 470% annualized
+volatility (0.2 / 0.674 · √252), just below the volatility check below."""
+MAX_VOLATILITY = 5.0
+"""An annualized volatility above 500% is taken for a volatility given in percent."""
+MAX_MEDIAN_PRICE_OF_RETURNS = 0.5
+"""A market with a negative price and a median |price| below this holds returns, not
+prices. A book of penny stocks alone never trips it: prices are never negative."""
+
 
 @dataclass(frozen=True)
 class Book:
@@ -85,6 +97,7 @@ class Book:
         positions_v = _collect(
             problems, lambda: validate(POSITIONS_SCHEMA, positions, key="ticker")
         )
+        problems.extend(_market_unit_problems(market))
         if market_v is not None:
             market_v = _normalize_market(market_v)
         if market_v is not None and positions_v is not None:
@@ -166,7 +179,8 @@ class _History:
                 None if returns_d is None else _drop_future(returns_d, "returns", as_of, warnings)
             )
             paths = None if paths is None else _drop_future(paths, "strategy_nav", as_of, warnings)
-        returns_problems: list[str] = []
+        returns_problems = [] if returns_d is None else _returns_problems(returns_d)
+        problems.extend(returns_problems)
         if paths is not None:
             problems.extend(_strategy_nav_problems(paths))
         return cls(
@@ -195,6 +209,37 @@ def _header(problems: list[str], as_of: object, nav: object) -> tuple[dt.date | 
     if not np.isfinite(nav_value) or nav_value <= 0:
         problems.append(f"book.nav: must be a finite number > 0, got {nav!r}")
     return as_of_date, nav_value
+
+
+def _numbers(table: pd.DataFrame, column: str) -> np.ndarray:
+    return pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _market_unit_problems(market: object) -> list[str]:
+    """Volatilities in percent and returns given as prices, read from the raw table so
+    they are reported beside the schema's own problems."""
+    if not isinstance(market, pd.DataFrame) or "ticker" not in market.columns:
+        return []
+    tickers = market["ticker"].astype(str).to_numpy()
+    problems: list[str] = []
+    if "volatility" in market.columns:
+        high = _numbers(market, "volatility") > MAX_VOLATILITY
+        if high.any():
+            problems.append(
+                f"market.volatility: above {MAX_VOLATILITY:g} ({MAX_VOLATILITY:.0%} annualized; "
+                f"given in percent?) for ticker {_show(sorted(tickers[high]))}"
+            )
+    if "price" in market.columns:
+        price = _numbers(market, "price")
+        known = np.isfinite(price)
+        negative = known & (price < 0)
+        if negative.any() and np.median(np.abs(price[known])) < MAX_MEDIAN_PRICE_OF_RETURNS:
+            problems.append(
+                f"market.price: looks like returns, not prices (negative, and the median "
+                f"|price| is below {MAX_MEDIAN_PRICE_OF_RETURNS:g}) for ticker "
+                f"{_show(sorted(tickers[negative]))}"
+            )
+    return problems
 
 
 def _position_problems(positions: pd.DataFrame, market: pd.DataFrame, nav: float) -> list[str]:
@@ -254,6 +299,31 @@ def _drop_future(table: Dated, name: str, as_of: dt.date, warnings: list[str]) -
     rows = "row" if count == 1 else "rows"
     warnings.append(f"{name}: {count} {rows} dated after as_of {as_of.isoformat()} ignored")
     return table.loc[~later]
+
+
+def _returns_problems(returns: pd.DataFrame) -> list[str]:
+    """Returns in percent rather than fractions: a move beyond ±100% in a day, or a
+    median daily move no real name has (thresholds above)."""
+    try:
+        magnitude = np.abs(returns.to_numpy(dtype=float))
+    except (TypeError, ValueError):
+        return ["returns: values must be numbers"]
+    tickers = returns.columns.to_numpy(dtype=object)
+    problems: list[str] = []
+    beyond = (magnitude > MAX_ABS_DAILY_RETURN).any(axis=0)
+    if beyond.any():
+        problems.append(
+            f"returns: daily returns beyond ±{MAX_ABS_DAILY_RETURN:.0%} (given in percent?) "
+            f"for ticker {_show(sorted(map(str, tickers[beyond])))}"
+        )
+    median = pd.DataFrame(magnitude, copy=False).median(axis=0).to_numpy()
+    percent_like = median > MAX_MEDIAN_ABS_DAILY_RETURN
+    if percent_like.any():
+        problems.append(
+            f"returns: median |daily return| above {MAX_MEDIAN_ABS_DAILY_RETURN:g} (given in "
+            f"percent?) for ticker {_show(sorted(map(str, tickers[percent_like])))}"
+        )
+    return problems
 
 
 def _strategy_nav_problems(paths: pd.DataFrame) -> list[str]:

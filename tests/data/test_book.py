@@ -1,4 +1,5 @@
-"""Book.create: history dated after ``as_of`` is never used."""
+"""Book.create: history dated after ``as_of`` is never used, and tables in the wrong units
+are one ValidationError naming table, column and tickers."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
+from typer.testing import CliRunner
 
 from data.book import Book
+from data.errors import ValidationError
 from data.loaders import load_book, save_book
 from data.risk_model import RiskModelSettings
 from data.synthetic import make_universe
 from optimizer import rebalance
+from optimizer.cli import SAMPLES, app
 
 UNIVERSE = make_universe(60, 3, 4, years=1.0)
 FUTURE = pd.bdate_range("2026-11-23", periods=5)  # after the book's 2026-11-20
@@ -118,3 +123,110 @@ def test_the_database_book_has_no_rows_after_its_date(sample, tmp_path: Path) ->
     assert loaded.nav_history.index.max() == pd.Timestamp(book.as_of)
     assert loaded.strategy_nav is not None
     assert loaded.strategy_nav.index.max() == pd.Timestamp(book.as_of)
+
+
+# -- units ------------------------------------------------------------------------------------
+
+
+def _create(book: Book, *, market: pd.DataFrame | None = None, **tables: object) -> Book:
+    return Book.create(
+        as_of=book.as_of,
+        nav=book.nav,
+        positions=book.positions,
+        market=book.market.reset_index() if market is None else market,
+        risk_model=book.risk_model,
+        **tables,  # type: ignore[arg-type]
+    )
+
+
+def test_returns_in_percent_are_an_error_naming_the_tickers() -> None:
+    book = UNIVERSE.book
+    assert book.returns is not None
+    returns = book.returns.copy()
+    calm, wild = sorted(returns.columns[:2]), returns.columns[2]
+    # Names in percent, clipped so that no day passes 100%: the median move gives them
+    # away. A single day beyond ±100% is an error of its own.
+    returns[calm] = (returns[calm] * 100).clip(-0.99, 0.99)
+    returns.iloc[10, 2] = 1.5
+    with pytest.raises(ValidationError) as err:
+        _create(book, returns=returns)
+    lines = err.value.problems
+    assert any(
+        line.startswith("returns: median |daily return| above 0.2")
+        and f"{calm[0]}, {calm[1]}" in line
+        for line in lines
+    ), lines
+    assert any(
+        line.startswith("returns: daily returns beyond ±100%") and wild in line for line in lines
+    )
+    assert _create(book, returns=book.returns).returns is not None  # as it was: fine
+
+
+def test_volatility_in_percent_is_an_error_naming_the_tickers() -> None:
+    market = UNIVERSE.book.market.reset_index()
+    market.loc[[3, 7], "volatility"] *= 100
+    with pytest.raises(ValidationError) as err:
+        _create(UNIVERSE.book, market=market)
+    (line,) = err.value.problems
+    assert line.startswith("market.volatility: above 5 (500% annualized")
+    assert ", ".join(sorted(market.loc[[3, 7], "ticker"])) in line
+
+
+def test_prices_that_are_returns_are_an_error() -> None:
+    market = UNIVERSE.book.market.reset_index()
+    rng = np.random.default_rng(3)
+    market["price"] = rng.normal(0, 0.02, len(market))
+    with pytest.raises(ValidationError) as err:
+        _create(UNIVERSE.book, market=market)
+    assert any("market.price: looks like returns" in p for p in err.value.problems)
+
+
+def test_a_book_of_penny_stocks_and_a_realistic_book_pass(sample) -> None:  # type: ignore[no-untyped-def]
+    book = UNIVERSE.book
+    market = book.market.reset_index()
+    rng = np.random.default_rng(4)
+    market["price"] = rng.uniform(0.001, 0.9, len(market)).round(4)
+    market["tick_size"] = 0.0001
+    penny = Book.create(
+        as_of=book.as_of,
+        nav=book.nav,
+        positions=book.positions,
+        market=market,
+        risk_model=book.risk_model,
+        returns=book.returns,
+    )
+    assert penny.market["price"].max() < 1
+    sample_book, _ = sample
+    assert sample_book.warnings == () and sample_book.returns is not None
+
+
+def test_every_units_problem_is_listed_at_once() -> None:
+    book = UNIVERSE.book
+    assert book.returns is not None
+    market = book.market.reset_index().assign(volatility=lambda m: m["volatility"] * 100)
+    with pytest.raises(ValidationError) as err:
+        _create(book, market=market, returns=book.returns * 100)
+    text = str(err.value)
+    assert "market.volatility" in text and "returns: median |daily return|" in text
+
+
+def test_the_command_line_says_it_in_one_line_and_exits_2(tmp_path: Path) -> None:
+    directory = save_book(UNIVERSE.book, tmp_path / "book")
+    market = pd.read_csv(directory / "market.csv")
+    market["volatility"] *= 100
+    market.to_csv(directory / "market.csv", index=False)
+    result = CliRunner().invoke(
+        app,
+        [
+            "rebalance",
+            "--book",
+            str(directory),
+            "--decisions",
+            str(SAMPLES / "decisions.csv"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("riskopt: error: invalid book: market.volatility: above 5")
