@@ -7,8 +7,9 @@ from pathlib import Path
 
 from data.book import Book
 from data.errors import RiskoptError, ValidationError
+from data.risk_model import RiskModelSettings
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 """The shipped sample book (``book/``) and its decisions (``decisions.csv``)."""
 
-__all__ = ["SAMPLES", "Book", "RiskoptError", "ValidationError"]
+__all__ = ["SAMPLES", "Book", "RiskModelSettings", "RiskoptError", "ValidationError"]

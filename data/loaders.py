@@ -5,7 +5,7 @@ A book directory holds, each table as ``NAME.csv`` or ``NAME.parquet``:
 =================  ========  ==========================================================
 file               required  contents
 =================  ========  ==========================================================
-``book.toml``      yes       ``as_of`` (date) and ``nav`` (> 0)
+``book.toml``      yes       ``as_of`` (date) and ``nav`` (> 0); optional ``[risk_model]``
 ``positions``      yes       ``strategy_id, ticker, quantity``
 ``market``         yes       ``ticker, price, adv_shares, spread_bps, volatility, sector,
                              country`` and optional ``cluster, lot_size, tick_size``
@@ -18,21 +18,24 @@ file               required  contents
 =================  ========  ==========================================================
 
 Without ``loadings`` the risk model is estimated from ``returns``
-(:func:`data.risk_model.estimate_risk_model`); with neither, the book has no risk model
-and the gate's risk terms are off.
+(:func:`data.risk_model.estimate_risk_model`) with the settings of ``book.toml``'s
+``[risk_model]`` table (``factors``, ``half_life``, ``min_history``; each optional, any
+other key an error); with neither, the book has no risk model and the gate's risk terms
+are off. Rows of the dated tables after ``as_of`` are dropped with a warning.
 """
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from data.book import Book, RiskModel
 from data.contracts import check_decision_columns
 from data.errors import BookLoadError, ValidationError
-from data.risk_model import estimate_risk_model
+from data.risk_model import RiskModelSettings
 
 TABLE_SUFFIXES = (".parquet", ".csv")
 
@@ -64,9 +67,40 @@ def _table(directory: Path, name: str, *, required: bool) -> pd.DataFrame | None
     return read_table(path)
 
 
-def load_book(directory: str | Path) -> Book:
-    """Load and validate the book in ``directory`` (layout in this module's docstring)."""
+def load_book(directory: str | Path, *, risk_model: RiskModelSettings | None = None) -> Book:
+    """Load and validate the book in ``directory`` (layout in this module's docstring).
+
+    ``risk_model`` sets how a risk model is estimated from ``returns`` when the directory
+    gives none; it replaces the ``[risk_model]`` table of ``book.toml``.
+    """
     directory = Path(directory)
+    meta = _meta(directory)
+    settings = risk_model if risk_model is not None else _settings(meta.get("risk_model"))
+    positions = _table(directory, "positions", required=True)
+    market = _table(directory, "market", required=True)
+    nav_history = _table(directory, "nav_history", required=False)
+    returns = _table(directory, "returns", required=False)
+    if returns is not None:
+        # Book.create reads the index as dates and reports it when it is not.
+        returns = returns.set_index(returns.columns[0])
+    model = _given_risk_model(directory)
+    if settings is None and model is None:
+        settings = RiskModelSettings()  # a book without loadings: estimated, with defaults
+    return Book.create(
+        as_of=meta["as_of"],
+        nav=meta["nav"],
+        positions=positions,  # type: ignore[arg-type]
+        market=market,  # type: ignore[arg-type]
+        risk_model=model,
+        nav_history=nav_history,
+        returns=returns,
+        strategy_nav=_strategy_nav(directory),
+        risk_model_settings=settings,
+    )
+
+
+def _meta(directory: Path) -> dict[str, Any]:
+    """``book.toml``, with its required keys."""
     if not directory.is_dir():
         raise BookLoadError(f"book directory not found: {directory}")
     meta_path = directory / "book.toml"
@@ -79,50 +113,46 @@ def load_book(directory: str | Path) -> Book:
     missing = [key for key in ("as_of", "nav") if key not in meta]
     if missing:
         raise ValidationError("book", [f"book.toml: missing key {k!r}" for k in missing])
+    return meta
 
-    positions = _table(directory, "positions", required=True)
-    market = _table(directory, "market", required=True)
-    nav_history = _table(directory, "nav_history", required=False)
-    returns = _table(directory, "returns", required=False)
-    if returns is not None:
-        returns = returns.set_index(returns.columns[0])
-        returns.index = pd.to_datetime(returns.index)
-        returns.columns = [str(c) for c in returns.columns]
 
+def _strategy_nav(directory: Path) -> pd.DataFrame | None:
+    """The per-strategy NAV paths, dates × strategies, from the long table on disk."""
     strategy_nav = _table(directory, "strategy_nav", required=False)
-    if strategy_nav is not None:
-        missing_cols = {"date", "strategy_id", "nav"} - set(strategy_nav.columns)
-        if missing_cols:
-            raise ValidationError(
-                "strategy_nav", [f"missing column {c!r}" for c in sorted(missing_cols)]
-            )
-        strategy_nav = strategy_nav.assign(date=pd.to_datetime(strategy_nav["date"])).pivot(
-            index="date", columns="strategy_id", values="nav"
+    if strategy_nav is None:
+        return None
+    missing_cols = {"date", "strategy_id", "nav"} - set(strategy_nav.columns)
+    if missing_cols:
+        raise ValidationError(
+            "strategy_nav", [f"missing column {c!r}" for c in sorted(missing_cols)]
         )
-    loadings = _table(directory, "loadings", required=False)
-    model: RiskModel | None = None
-    if loadings is not None:
-        cov = _table(directory, "factor_cov", required=True)
-        spec = _table(directory, "specific_var", required=True)
-        assert cov is not None and spec is not None
-        model = RiskModel(
-            loadings=loadings.set_index(loadings.columns[0]),
-            factor_cov=cov.set_index(cov.columns[0]),
-            specific_var=spec.set_index(spec.columns[0]).iloc[:, 0],
-        )
-    elif returns is not None:
-        model = estimate_risk_model(returns)
-
-    return Book.create(
-        as_of=meta["as_of"],
-        nav=meta["nav"],
-        positions=positions,  # type: ignore[arg-type]
-        market=market,  # type: ignore[arg-type]
-        risk_model=model,
-        nav_history=nav_history,
-        returns=returns,
-        strategy_nav=strategy_nav,
+    return strategy_nav.assign(date=pd.to_datetime(strategy_nav["date"])).pivot(
+        index="date", columns="strategy_id", values="nav"
     )
+
+
+def _given_risk_model(directory: Path) -> RiskModel | None:
+    """The risk model the directory gives (``loadings`` and its two companions), if any."""
+    loadings = _table(directory, "loadings", required=False)
+    if loadings is None:
+        return None
+    cov = _table(directory, "factor_cov", required=True)
+    spec = _table(directory, "specific_var", required=True)
+    assert cov is not None and spec is not None
+    return RiskModel(
+        loadings=loadings.set_index(loadings.columns[0]),
+        factor_cov=cov.set_index(cov.columns[0]),
+        specific_var=spec.set_index(spec.columns[0]).iloc[:, 0],
+    )
+
+
+def _settings(table: object) -> RiskModelSettings | None:
+    """The ``[risk_model]`` table of a ``book.toml``, checked; ``None`` when absent."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ValidationError("book", ["book.toml: risk_model must be a table ([risk_model])"])
+    return RiskModelSettings.from_mapping(table)
 
 
 def save_book(book: Book, directory: str | Path, *, returns_format: str = "parquet") -> Path:

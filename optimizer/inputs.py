@@ -112,7 +112,7 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
     """Align book and valid decisions on the program's names and sleeve pairs."""
     d = triage_decisions(decisions, book, cs)
     market = book.market
-    warnings: list[str] = []
+    warnings = list(book.warnings)  # what building the book set aside (future rows)
 
     pos = book.positions
     priced = market["price"].reindex(pos["ticker"]).to_numpy(dtype=float) > 0

@@ -442,6 +442,7 @@ def _gate(
         state_source=resolved.source,
         alerts=alerts,
         debate=[] if debate is None else debate.records(),
+        risk_model=book.risk_model_record(),
     )
     return _Gated(
         prepared=prepared,

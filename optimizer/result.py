@@ -94,6 +94,9 @@ class RunInfo:
     """Alerts raised by the run (also logged at WARNING or above)."""
     debate: list[dict[str, Any]] = field(default_factory=list)
     """The debate transcript (portfolio turns), when the debate set γ."""
+    risk_model: dict[str, Any] = field(default_factory=dict)
+    """Where the risk model came from: ``source`` (``given``, ``estimated`` or ``none``)
+    and, when estimated, the settings used and the number of dates fitted on."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
