@@ -1,0 +1,133 @@
+"""Lots: a ticker's trade in whole lots that never ends above a cap the solve kept, split
+among its sleeves in whole lots that add up to it and keep each sleeve in its box."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from constraints.config import ConstraintSet
+from data.book import Book
+from optimizer import rebalance
+from optimizer.lots import pair_lot_bounds, split_to_sleeves
+
+NAV = 1e9
+
+
+def _book(prices: list[float], lots: list[int]) -> Book:
+    tickers = [f"N{i}" for i in range(len(prices))]
+    return Book.create(
+        as_of=dt.date(2026, 11, 20),
+        nav=NAV,
+        positions=pd.DataFrame(columns=["strategy_id", "ticker", "quantity"]),
+        market=pd.DataFrame(
+            {
+                "ticker": tickers,
+                "price": prices,
+                "adv_shares": 1e9,
+                "spread_bps": 1.0,
+                "volatility": 0.2,
+                "sector": "S",
+                "country": "US",
+                "lot_size": lots,
+            }
+        ),
+    )
+
+
+def _decisions(targets: list[float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "decision_id": [f"D{i}" for i in range(len(targets))],
+            "ticker": [f"N{i}" for i in range(len(targets))],
+            "strategy_id": "s",
+            "target_weight": targets,
+        }
+    )
+
+
+def _set(**limits: object) -> ConstraintSet:
+    base: dict[str, object] = {
+        "name": "caps",
+        "trading": {"max_trade_pct_adv": None},
+        "exposure": {"gross": {"max": 10.0}, "net": {"min": None, "max": None}},
+    }
+    return ConstraintSet.from_dict(base | limits)
+
+
+def test_rounding_never_takes_a_name_above_its_cap() -> None:
+    """A cap half a share below a lot boundary: the solver ends a hair under it, and the
+    solver-noise band would round up to the boundary, above the cap."""
+    price, lot = 100.0, 100
+    cap = (1000 * lot - 0.5) * price / NAV  # 999.995 lots
+    result = rebalance(
+        _book([price], [lot]),
+        _decisions([0.02]),
+        _set(position={"max_weight": cap}),
+        state="NORMAL",
+        risk_aversion=0.0,
+        cache=None,
+    )
+    t = result.targets.iloc[0]
+    assert t["target_weight"] <= cap
+    assert t["target_position"] == 999 * lot
+    assert result.status == "OPTIMAL" and not result.run.breaches
+
+
+def test_rounding_never_takes_the_book_above_its_gross_cap() -> None:
+    price, lot = 100.0, 100
+    per_name = (1000 * lot - 0.5) * price / NAV
+    result = rebalance(
+        _book([price, price], [lot, lot]),
+        _decisions([0.02, -0.02]),
+        _set(
+            position={"max_weight": 1.0},
+            exposure={"gross": {"max": 2 * per_name}, "net": {"min": None, "max": None}},
+        ),
+        state="NORMAL",
+        risk_aversion=0.0,
+        cache=None,
+    )
+    assert result.run.exposures_after["gross"] <= 2 * per_name
+    assert not result.run.breaches
+
+
+def test_split_to_sleeves_adds_up_in_whole_lots_within_each_box() -> None:
+    # Two tickers: the first with three sleeves, the second with one.
+    pair_ticker = np.array([0, 0, 0, 1])
+    current = np.array([300.0, -100.0, 0.0, 50.0])  # shares
+    lot = np.array([100.0, 100.0, 100.0, 10.0])
+    lo = np.array([0.0, -100.0, 0.0, 0.0])  # weight = shares here (to_shares = 1)
+    hi = np.array([650.0, 0.0, 120.0, 50.0])
+    bounds = pair_lot_bounds(current, lo, hi, np.ones(4), lot)
+    np.testing.assert_array_equal(bounds[0], [-3, 0, 0, -5])
+    np.testing.assert_array_equal(bounds[1], [3, 1, 1, 0])
+    solved = np.array([2.6, 0.4, 0.9, -3.3])  # lots
+    k = split_to_sleeves(np.array([4.0, -3.0]), solved, np.trunc(solved), bounds, pair_ticker)
+    assert np.bincount(pair_ticker, weights=k).tolist() == [4.0, -3.0]
+    assert np.all(k == np.round(k))
+    assert np.all((bounds[0] <= k) & (k <= bounds[1]))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_split_to_sleeves_on_random_feasible_totals(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    pairs = 40
+    pair_ticker = np.sort(rng.integers(0, 12, pairs))
+    k_lo = -rng.integers(0, 5, pairs).astype(float)
+    k_hi = rng.integers(0, 5, pairs).astype(float)
+    n = 12
+    totals = np.array(
+        [
+            rng.integers(k_lo[pair_ticker == i].sum(), k_hi[pair_ticker == i].sum() + 1)
+            for i in range(n)
+        ],
+        dtype=float,
+    )
+    solved = rng.uniform(k_lo, k_hi)
+    k = split_to_sleeves(totals, solved, np.trunc(solved), (k_lo, k_hi), pair_ticker)
+    np.testing.assert_array_equal(np.bincount(pair_ticker, weights=k, minlength=n), totals)
+    assert np.all((k_lo <= k) & (k <= k_hi)) and np.all(k == np.round(k))
