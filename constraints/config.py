@@ -249,10 +249,23 @@ class StateSOP(_Section):
             looser.append("forced_derisk")
         return looser
 
+    def at_least(self, other: StateSOP) -> StateSOP:
+        """``self`` tightened, field by field, to be at least as strict as ``other``."""
+        values = self.model_dump()
+        for f in self.MULTIPLIERS:
+            values[f] = min(values[f], getattr(other, f))
+        for f in ("risk_aversion_floor", "forced_derisk"):
+            values[f] = max(values[f], getattr(other, f))
+        for f in ("no_new_positions", "derisk_only"):
+            values[f] = values[f] or getattr(other, f)
+        return StateSOP.model_validate(values)
+
 
 class StatesConfig(_Section):
     """SOPs per black-swan state, and how a missing or stale state is treated."""
 
+    NORMAL: StateSOP = StateSOP()
+    """No restriction by default; the gate writes the monitor's overrides here."""
     ELEVATED: StateSOP = StateSOP()
     EMERGENCY: StateSOP = StateSOP()
     default_state: Literal["NORMAL", "ELEVATED", "EMERGENCY"] = "ELEVATED"
@@ -263,16 +276,22 @@ class StatesConfig(_Section):
     """A state older than this (against the run's clock) is stale."""
 
     @model_validator(mode="after")
-    def _emergency_tightens(self) -> StatesConfig:
-        looser = self.EMERGENCY.stricter_than(self.ELEVATED)
-        if looser:
-            raise ValueError(
-                f"states.EMERGENCY: looser than states.ELEVATED in {', '.join(looser)}"
-            )
+    def _states_tighten(self) -> StatesConfig:
+        problems = []
+        for calmer, stricter in (("NORMAL", "ELEVATED"), ("ELEVATED", "EMERGENCY")):
+            looser = self.sop(stricter).stricter_than(self.sop(calmer))
+            if looser:
+                problems.append(
+                    f"states.{stricter}: looser than states.{calmer} in {', '.join(looser)}"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def sop(self, state: str) -> StateSOP:
-        return StateSOP() if state == "NORMAL" else getattr(self, state)
+        """The SOP of ``state`` (``NORMAL``, ``ELEVATED`` or ``EMERGENCY``)."""
+        sop: StateSOP = getattr(self, state)
+        return sop
 
 
 class EnvelopeConfig(_Section):

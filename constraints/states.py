@@ -152,19 +152,11 @@ def tightened(cs: ConstraintSet, resolved: ResolvedState) -> ConstraintSet:
         for key in ("max_gross", "min_net", "max_net"):
             scale(budget, key, sop.strategies)
     raw["active_state"] = resolved.state
-    if resolved.state != "NORMAL":
-        raw["states"][resolved.state] = sop.model_dump()
-        if resolved.state == "ELEVATED":
-            # Keep EMERGENCY at least as strict as the (possibly overridden) ELEVATED.
-            emergency = raw["states"]["EMERGENCY"]
-            for f in StateSOP.MULTIPLIERS:
-                emergency[f] = min(emergency[f], getattr(sop, f))
-            emergency["risk_aversion_floor"] = max(
-                emergency["risk_aversion_floor"], sop.risk_aversion_floor
-            )
-            emergency["forced_derisk"] = max(emergency["forced_derisk"], sop.forced_derisk)
-            for flag in ("no_new_positions", "derisk_only"):
-                emergency[flag] = emergency[flag] or getattr(sop, flag)
+    # The effective SOP, overrides included, is what the families read, in every state;
+    # each stricter state is kept at least as strict as it, so the set stays valid.
+    raw["states"][resolved.state] = sop.model_dump()
+    for stricter in STATES[_rank(resolved.state) + 1 :]:
+        raw["states"][stricter] = cs.states.sop(stricter).at_least(sop).model_dump()
     return ConstraintSet.from_dict(raw, source=f"{cs.name} under {resolved.state}")
 
 

@@ -14,7 +14,7 @@ from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import CLARABEL
 
 from constraints.config import ConstraintSet
 from constraints.errors import ConfigError
-from constraints.states import BlackSwanState, resolve_state
+from constraints.states import BlackSwanState, resolve_state, tightened
 from data.loaders import save_book
 from optimizer import rebalance
 from tests.helpers import decisions, hand_book
@@ -133,6 +133,73 @@ def test_loosening_overrides_are_refused_with_an_alert(caplog: pytest.LogCapture
     refused = [a for a in resolved.alerts if "refused" in a]
     assert len(refused) == 2
     assert sum("refused" in r.message for r in caplog.records if r.levelno >= logging.WARNING) == 2
+
+
+# -- monitor overrides under NORMAL -----------------------------------------------------------
+
+
+def _normal_with(overrides: dict[str, object]):  # type: ignore[no-untyped-def]
+    """The default set under NORMAL with the monitor's ``overrides``, on a book whose
+    decisions grow one name, open another, flip a third and cut a fourth."""
+    book = hand_book(
+        {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0, "DDD": 40.0},
+        {("s1", "AAA"): 0.02, ("s1", "BBB"): -0.02, ("s1", "DDD"): 0.03},
+    )
+    dec = decisions(
+        [
+            ("D1", "s1", "AAA", 0.04),
+            ("D2", "s1", "CCC", 0.03),
+            ("D3", "s1", "BBB", 0.01),
+            ("D4", "s1", "DDD", 0.025),
+        ]
+    )
+    monitor = BlackSwanState("NORMAL", as_of=NOW, overrides=overrides)
+    result = rebalance(book, dec, "default", state=monitor, risk_aversion=0.0, now=NOW)
+    assert (result.run.state, result.run.state_source) == ("NORMAL", "given")
+    return result, result.targets.set_index("ticker")
+
+
+def test_derisk_only_under_normal_lets_no_name_grow() -> None:
+    _, t = _normal_with({"derisk_only": True})
+    current, target = t["current_position"], t["target_position"]
+    assert (target.abs() <= current.abs() + 1e-9).all()
+    assert (target * current >= 0).all()
+    assert t.loc["CCC", "target_position"] == 0 and t.loc["AAA", "target_position"] == 2000
+    assert t.loc["DDD", "target_weight"] == pytest.approx(0.025)  # a cut still goes through
+    plain, _ = _normal_with({})
+    assert plain.targets.set_index("ticker").loc["CCC", "target_position"] > 0  # the control
+
+
+def test_no_new_positions_under_normal_opens_nothing() -> None:
+    _, t = _normal_with({"no_new_positions": True})
+    assert t.loc["CCC", "target_position"] == 0
+    assert t.loc["AAA", "target_weight"] == pytest.approx(0.04)  # a held name may still grow
+
+
+def test_forced_derisk_under_normal_cuts_gross() -> None:
+    result, _ = _normal_with({"forced_derisk": 0.2})
+    before, after = result.run.exposures_before["gross"], result.run.exposures_after["gross"]
+    assert after <= 0.8 * before + 1e-6
+    assert not [b for b in result.breaches if b["constraint"] == "state.forced_derisk"]
+
+
+def test_an_override_under_normal_keeps_the_stricter_states_valid() -> None:
+    cs = ConstraintSet.load("default")
+    resolved = resolve_state(
+        BlackSwanState("NORMAL", as_of=NOW, overrides={"gross": 0.5, "derisk_only": True}),
+        cs,
+        now=NOW,
+    )
+    tight = tightened(cs, resolved)
+    assert tight.states.NORMAL.derisk_only and tight.states.NORMAL.gross == 0.5
+    assert tight.exposure.gross.max == pytest.approx(0.5 * cs.exposure.gross.max)  # type: ignore[operator]
+    for state in ("ELEVATED", "EMERGENCY"):
+        assert not tight.states.sop(state).stricter_than(tight.states.NORMAL)
+
+
+def test_a_set_whose_elevated_is_looser_than_normal_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"looser than states\.NORMAL in derisk_only"):
+        ConstraintSet.from_dict({"states": {"NORMAL": {"derisk_only": True}}})
 
 
 def test_an_emergency_looser_than_elevated_is_a_config_error() -> None:
