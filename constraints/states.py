@@ -5,9 +5,10 @@ The constraint set's ``[states.ELEVATED]`` and ``[states.EMERGENCY]`` say what e
 multipliers that shrink caps, a risk-aversion floor, no new positions, de-risk only, and
 a forced cut of gross exposure. States only ever tighten:
 
-* a missing state, or one older than ``states.max_age_hours``, is taken as
-  ``states.default_state`` (``ELEVATED`` in the shipped sets), or as the stale state
-  itself when that is stricter, and the run says so;
+* a missing state, one older than ``states.max_age_hours``, or a malformed declaration
+  (a state that is not one, a clock without a timezone, overrides of the wrong type) is
+  taken as ``states.default_state`` (``ELEVATED`` in the shipped sets), or as the
+  declared state itself when that is stricter, and the run says so;
 * an override from the monitor that would loosen the SOP is refused, with a logged
   alert, and the stricter value kept.
 """
@@ -16,6 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +42,7 @@ class BlackSwanState:
 
     state: str
     as_of: dt.datetime | None = None
+    """When the monitor declared it, timezone-aware (a datetime or an ISO 8601 text)."""
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -46,8 +51,12 @@ class ResolvedState:
     state: str
     sop: StateSOP
     source: str
-    """``"given"``, ``"missing"`` or ``"stale"``."""
+    """``"given"``, ``"missing"``, ``"stale"`` or ``"malformed"``."""
     alerts: tuple[str, ...] = ()
+
+
+FLAGS = ("no_new_positions", "derisk_only")
+NUMBERS = (*StateSOP.MULTIPLIERS, "risk_aversion_floor", "forced_derisk")
 
 
 def _rank(state: str) -> int:
@@ -57,43 +66,111 @@ def _rank(state: str) -> int:
 def resolve_state(
     given: str | BlackSwanState | None, cs: ConstraintSet, *, now: dt.datetime | None = None
 ) -> ResolvedState:
-    """The state a run uses, its effective SOP and every alert raised on the way."""
+    """The state a run uses, its effective SOP and every alert raised on the way.
+
+    Nothing the monitor or the caller hands in raises here: a malformed declaration is
+    refused with an alert and the set's default state used instead.
+    """
     alerts: list[str] = []
     default: str = cs.states.default_state
+    overrides: dict[str, Any] = {}
     if given is None:
         state, source = default, "missing"
         alerts.append(f"no black-swan state given: treated as {default}")
-        monitor = BlackSwanState(default)
     else:
-        monitor = given if isinstance(given, BlackSwanState) else BlackSwanState(str(given))
-        name = str(monitor.state).upper()
-        if name not in STATES:
-            state, source = default, "missing"
-            alerts.append(f"unknown black-swan state {monitor.state!r}: treated as {default}")
-        else:
-            state, source = name, "given"
-            if monitor.as_of is not None:
-                clock = now or dt.datetime.now(dt.UTC)
-                as_of = (
-                    monitor.as_of if monitor.as_of.tzinfo else monitor.as_of.replace(tzinfo=dt.UTC)
-                )
-                age = (clock - as_of).total_seconds() / 3600.0
-                if age > cs.states.max_age_hours:
-                    stricter = max(state, default, key=_rank)
-                    alerts.append(
-                        f"black-swan state {state} is stale ({age:.1f} h old, limit "
-                        f"{cs.states.max_age_hours:g} h): treated as {stricter}"
-                    )
-                    state, source = stricter, "stale"
-    sop, refused = _with_overrides(cs.states.sop(state), monitor.overrides)
+        monitor = given if isinstance(given, BlackSwanState) else BlackSwanState(given)
+        state, source, overrides = _declared(monitor, cs, now, alerts)
+    sop, refused = _with_overrides(cs.states.sop(state), overrides)
     alerts.extend(refused)
     for alert in alerts:
         log.warning(alert)
     return ResolvedState(state=state, sop=sop, source=source, alerts=tuple(alerts))
 
 
-def _with_overrides(sop: StateSOP, overrides: dict[str, Any]) -> tuple[StateSOP, list[str]]:
-    """Apply the monitor's overrides that tighten; refuse (and report) those that loosen."""
+def _declared(
+    monitor: BlackSwanState, cs: ConstraintSet, now: dt.datetime | None, alerts: list[str]
+) -> tuple[str, str, dict[str, Any]]:
+    """The state, its source and the overrides to apply, from a given declaration.
+
+    A malformed one is refused as a whole (overrides included): the default state, or the
+    declared state where it names one stricter than the default, as for a stale one.
+    """
+    default: str = cs.states.default_state
+    name = monitor.state.upper() if isinstance(monitor.state, str) else ""
+    as_of, problems = _declaration_problems(monitor)
+    if problems:
+        kept = max(name, default, key=_rank) if name in STATES else default
+        alerts.append(
+            f"malformed black-swan state refused ({'; '.join(problems)}): treated as {kept}"
+        )
+        return kept, "malformed", {}
+    overrides = dict(monitor.overrides or {})
+    if as_of is None:
+        return name, "given", overrides
+    age = ((now or dt.datetime.now(dt.UTC)) - as_of).total_seconds() / 3600.0
+    if age <= cs.states.max_age_hours:
+        return name, "given", overrides
+    stricter = max(name, default, key=_rank)
+    alerts.append(
+        f"black-swan state {name} is stale ({age:.1f} h old, limit "
+        f"{cs.states.max_age_hours:g} h): treated as {stricter}"
+    )
+    return stricter, "stale", overrides
+
+
+def _declaration_problems(monitor: BlackSwanState) -> tuple[dt.datetime | None, list[str]]:
+    """The declaration's clock (timezone-aware) and what is wrong with it, field by field."""
+    problems: list[str] = []
+    if not (isinstance(monitor.state, str) and monitor.state.upper() in STATES):
+        problems.append(f"state {monitor.state!r} is not one of {', '.join(STATES)}")
+    as_of = monitor.as_of
+    if isinstance(as_of, str):
+        try:
+            as_of = dt.datetime.fromisoformat(as_of)
+        except ValueError:
+            problems.append(f"as_of {monitor.as_of!r} is not a time")
+            as_of = None
+    if as_of is not None and not isinstance(as_of, dt.datetime):
+        problems.append(f"as_of {monitor.as_of!r} is not a time")
+        as_of = None
+    elif as_of is not None and as_of.utcoffset() is None:
+        problems.append(f"as_of {monitor.as_of!r} has no timezone")
+        as_of = None
+    problems.extend(_override_problems(monitor.overrides))
+    return as_of, problems
+
+
+def _override_problems(overrides: object) -> list[str]:
+    """Overrides that are not a table, or whose values have the wrong type for their field
+    (a flag must be a bool, a multiplier, floor or fraction a finite number)."""
+    if overrides is None:
+        return []
+    if not isinstance(overrides, Mapping):
+        return [f"overrides {overrides!r} are not a table of SOP fields"]
+    problems = []
+    for key, value in overrides.items():
+        if key in FLAGS and not isinstance(value, bool | np.bool_):
+            problems.append(f"override {key}={value!r} is not true or false")
+        elif key in NUMBERS and not _finite_number(value):
+            problems.append(f"override {key}={value!r} is not a number")
+        elif key == "forced_derisk_tier" and not (
+            isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
+        ):
+            problems.append(f"override {key}={value!r} is not a whole number")
+    return problems
+
+
+def _finite_number(value: object) -> bool:
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool | np.bool_)
+        and math.isfinite(float(value))
+    )
+
+
+def _with_overrides(sop: StateSOP, overrides: Mapping[str, Any]) -> tuple[StateSOP, list[str]]:
+    """Apply the monitor's overrides that tighten; refuse (and report) those that loosen.
+    The values' types have been checked (:func:`_override_problems`)."""
     values = sop.model_dump()
     refused: list[str] = []
     for key, value in overrides.items():
@@ -103,7 +180,7 @@ def _with_overrides(sop: StateSOP, overrides: dict[str, Any]) -> tuple[StateSOP,
         current = values[key]
         if key in StateSOP.MULTIPLIERS:
             tighter = float(value) <= current
-        elif key in ("no_new_positions", "derisk_only"):
+        elif key in FLAGS:
             tighter = bool(value) or not current
         elif key in ("risk_aversion_floor", "forced_derisk"):
             tighter = float(value) >= current

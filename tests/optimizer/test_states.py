@@ -120,6 +120,77 @@ def test_a_run_without_a_state_says_so() -> None:
     assert any("no black-swan state" in a for a in result.run.alerts)
 
 
+MALFORMED = {
+    "state None": BlackSwanState(None, as_of=NOW),  # type: ignore[arg-type]
+    "state a number": BlackSwanState(2, as_of=NOW),  # type: ignore[arg-type]
+    "state a list": BlackSwanState(["NORMAL"], as_of=NOW),  # type: ignore[arg-type]
+    "state not a state": BlackSwanState("CALM", as_of=NOW),
+    "as_of naive": BlackSwanState("NORMAL", as_of=NOW.replace(tzinfo=None)),
+    "as_of not a time": BlackSwanState("NORMAL", as_of="yesterday"),  # type: ignore[arg-type]
+    "as_of a number": BlackSwanState("NORMAL", as_of=1.7e9),  # type: ignore[arg-type]
+    "overrides not a table": BlackSwanState("NORMAL", as_of=NOW, overrides=["derisk_only"]),  # type: ignore[arg-type]
+    "flag not a bool": BlackSwanState("NORMAL", as_of=NOW, overrides={"derisk_only": "yes"}),
+    "multiplier a list": BlackSwanState("NORMAL", as_of=NOW, overrides={"gross": [0.5]}),
+    "fraction a text": BlackSwanState("NORMAL", as_of=NOW, overrides={"forced_derisk": "0.2"}),
+    "multiplier a bool": BlackSwanState("NORMAL", as_of=NOW, overrides={"position": True}),
+    "tier a float": BlackSwanState("NORMAL", as_of=NOW, overrides={"forced_derisk_tier": 1.5}),
+}
+
+
+@pytest.mark.parametrize("monitor", MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_malformed_state_is_refused_for_the_default(monitor: BlackSwanState) -> None:
+    book = hand_book({"AAA": 100.0, "BBB": 50.0}, {("s1", "AAA"): 0.02})
+    dec = decisions([("D1", "s1", "AAA", 0.03), ("D2", "s1", "BBB", 0.01)])
+    result = rebalance(book, dec, "default", state=monitor, risk_aversion=0.0, now=NOW)
+    assert result.status in ("OPTIMAL", "RELAXED")
+    assert (result.run.state, result.run.state_source) == ("ELEVATED", "malformed")
+    (alert,) = [a for a in result.run.alerts if "malformed black-swan state" in a]
+    assert alert.endswith("treated as ELEVATED")
+    # None of its overrides applied: ELEVATED's own SOP, which lets BBB open.
+    assert result.targets.set_index("ticker").loc["BBB", "target_position"] > 0
+
+
+def test_a_malformed_emergency_keeps_emergency() -> None:
+    """Refusing a declaration never relaxes below the state it names, as for a stale one."""
+    cs = ConstraintSet.load("default")
+    monitor = BlackSwanState("EMERGENCY", as_of=NOW, overrides={"gross": "half"})
+    resolved = resolve_state(monitor, cs, now=NOW)
+    assert (resolved.state, resolved.source) == ("EMERGENCY", "malformed")
+    assert resolved.sop == cs.states.EMERGENCY
+
+
+def test_a_state_row_from_the_database_is_checked(tmp_path: Path) -> None:
+    from data.database import load_black_swan_state, save_black_swan_state
+    from data.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'monitor.sqlite'}"
+    upgrade(url, "head")
+    save_black_swan_state(url, "NORMAL", NOW, {"derisk_only": "no"})
+    row = load_black_swan_state(url)
+    assert row is not None
+    resolved = resolve_state(BlackSwanState(**row), ConstraintSet.load("default"), now=NOW)
+    assert (resolved.state, resolved.source) == ("ELEVATED", "malformed")
+    assert not resolved.sop.derisk_only  # "no" is not taken for true
+    later = NOW + dt.timedelta(minutes=5)
+    save_black_swan_state(url, "normal", later, {"no_new_positions": True})
+    row = load_black_swan_state(url)
+    assert row is not None
+    resolved = resolve_state(BlackSwanState(**row), ConstraintSet.load("default"), now=later)
+    assert (resolved.state, resolved.source, resolved.sop.no_new_positions) == (
+        "NORMAL",
+        "given",
+        True,
+    )
+
+
+def test_an_iso_text_with_a_timezone_is_a_time() -> None:
+    cs = ConstraintSet.load("default")
+    fresh = resolve_state(BlackSwanState("NORMAL", as_of="2026-11-20T15:00:00+00:00"), cs, now=NOW)  # type: ignore[arg-type]
+    stale = resolve_state(BlackSwanState("NORMAL", as_of="2026-11-18T15:00:00Z"), cs, now=NOW)  # type: ignore[arg-type]
+    assert (fresh.state, fresh.source) == ("NORMAL", "given")
+    assert (stale.state, stale.source) == ("ELEVATED", "stale")
+
+
 def test_loosening_overrides_are_refused_with_an_alert(caplog: pytest.LogCaptureFixture) -> None:
     cs = ConstraintSet.load("default")
     monitor = BlackSwanState(
