@@ -55,6 +55,22 @@ class ResolvedState:
     alerts: tuple[str, ...] = ()
 
 
+SOURCES = {
+    "given": "given",
+    "missing": "no state given: the set's default",
+    "stale": "the given state is stale: the set's default where that is stricter",
+    "malformed": "the given state was malformed and refused: the set's default",
+    "unresolved": "not resolved: the run stopped before it",
+}
+"""How a run's state was decided (``run.state_source``), in words."""
+
+
+def describe_state(state: str, source: str) -> str:
+    """``"ELEVATED (no state given: the set's default)"``: a run's state and how it was
+    decided, as a terminal prints it."""
+    return f"{state} ({SOURCES.get(source, source)})"
+
+
 FLAGS = ("no_new_positions", "derisk_only")
 NUMBERS = (*StateSOP.MULTIPLIERS, "risk_aversion_floor", "forced_derisk")
 

@@ -1200,6 +1200,7 @@ def degraded_result(
         solver_chain=[],
         gamma=0.0,
         state="UNKNOWN",
+        state_source="unresolved",
         warnings=[reason],
         alerts=[reason],
         program_built=False,
