@@ -457,35 +457,31 @@ def resolve_set_path(path: str | Path) -> Path:
 def book_problems(
     cs: ConstraintSet,
     *,
-    tickers: set[str],
     sectors: set[str],
     countries: set[str],
     clusters: set[str],
     factors: set[str],
     has_risk_model: bool,
 ) -> list[str]:
-    """Names in the set that the book does not have, and limits the book cannot support.
+    """Groups and factors in the set that the book does not have, and limits the book
+    cannot support.
 
-    Unlike a warning, an unknown sector or ticker here is an error: a typo must never
-    silently switch a limit off. Strategy budgets are the exception: a firm-wide set lists
-    every strategy, and a budget for a strategy this book does not run simply does not
-    apply.
+    Unlike a warning, an unknown sector, country, cluster or factor here is an error: a
+    typo must never silently switch a limit off. Tickers are the exception
+    (:func:`book_warnings`), as are strategy budgets: a firm-wide set names every
+    strategy and more tickers than one book trades, and a limit on a name or strategy
+    this book does not have simply does not apply.
     """
     problems: list[str] = []
 
     def unknown(key: str, names: Iterable[str], known: set[str], what: str) -> None:
-        missing = sorted(set(names) - known)
-        if missing:
-            problems.append(f"{key}: {what} not in the book: {', '.join(missing[:10])}")
+        problems.extend(_not_in_book(key, names, known, what))
 
-    unknown("position.overrides", cs.position.overrides, tickers, "tickers")
     for kind, known in (("sector", sectors), ("country", countries), ("cluster", clusters)):
         group = getattr(cs.groups, kind)
         unknown(f"groups.{kind}.net_overrides", group.net_overrides, known, f"{kind}s")
         unknown(f"groups.{kind}.gross_overrides", group.gross_overrides, known, f"{kind}s")
     unknown("factors.bands", cs.factors.bands, factors, "factors")
-    unknown("restricted.reduce_only", cs.restricted.reduce_only, tickers, "tickers")
-    unknown("restricted.close", cs.restricted.close, tickers, "tickers")
     # Group net caps must admit the net band: the most net long the groups allow is the
     # sum of their caps; a net floor above it (or a net ceiling below minus it) cannot hold.
     for kind, known in (("sector", sectors), ("country", countries), ("cluster", clusters)):
@@ -510,6 +506,29 @@ def book_problems(
         if cs.factors.bands:
             problems.append("factors.bands: the book has no risk model (loadings or returns)")
     return problems
+
+
+def book_warnings(cs: ConstraintSet, *, tickers: set[str]) -> list[str]:
+    """Tickers that the set names (per-ticker overrides, restricted lists) and the book
+    does not have: not an error, since a firm-wide list names more than one book holds,
+    but said in the run's warnings."""
+    return [
+        warning
+        for key, names in (
+            ("position.overrides", cs.position.overrides),
+            ("restricted.reduce_only", cs.restricted.reduce_only),
+            ("restricted.close", cs.restricted.close),
+        )
+        for warning in _not_in_book(key, names, tickers, "tickers")
+    ]
+
+
+def _not_in_book(key: str, names: Iterable[str], known: set[str], what: str) -> list[str]:
+    missing = sorted(set(names) - known)
+    if not missing:
+        return []
+    more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+    return [f"{key}: {what} not in the book: {', '.join(missing[:10])}{more}"]
 
 
 def consistency_problems(cs: ConstraintSet) -> list[str]:

@@ -15,7 +15,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from json.encoder import encode_basestring_ascii as encode_json_string
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -25,9 +25,10 @@ import pandas as pd
 
 from constraints import FAMILIES
 from constraints.base import HardBound, LinearLimit, ProgramData, box_duals_by_bound
-from constraints.config import ConstraintSet
+from constraints.config import ConstraintSet, StateSOP
 from constraints.errors import ConfigError
 from constraints.states import (
+    STATES,
     BlackSwanState,
     ResolvedState,
     resolve_state,
@@ -141,7 +142,8 @@ def rebalance(
     strict
         Raise :class:`ConfigError` for a constraint set that does not fit the book,
         instead of the production behaviour: alert, fall back to ``conservative.toml``
-        tightened by the current state, status ``DEGRADED``.
+        intersected with the set's own hard limits and tightened by the current state,
+        status ``DEGRADED``.
     now
         The run's clock, for the staleness of ``state`` (default: the current time).
     """
@@ -236,8 +238,9 @@ def _gate(
 
     alerts: list[str] = []
     degraded = False
+    caller: ConstraintSet | None = None
     try:
-        base = (
+        base = caller = (
             constraint_set
             if isinstance(constraint_set, ConstraintSet)
             else ConstraintSet.load(constraint_set)
@@ -259,11 +262,14 @@ def _gate(
     except ConfigError as err:
         if strict:
             raise
-        alert = f"inconsistent constraint set ({err.one_line()}): using conservative.toml under the current state"
+        alert = (
+            f"inconsistent constraint set ({err.one_line()}): using conservative.toml under "
+            "the current state, with the set's own hard limits"
+        )
         log.error(alert)
         alerts.append(alert)
         degraded = True
-        base = _conservative_for(book)
+        base = _conservative_for(book, caller)
         resolved = resolve_state(state, base, now=now)
         cs = tightened(base, resolved)
         prepared = prepare(book, decisions, cs)
@@ -1156,15 +1162,58 @@ def _one_line(err: Exception) -> str:
     return err.one_line() if isinstance(err, ValidationError | ConfigError) else str(err)
 
 
-def _conservative_for(book: Book) -> ConstraintSet:
-    """The conservative set, stripped of what this book cannot support (logged)."""
+def _conservative_for(book: Book, caller: ConstraintSet | None = None) -> ConstraintSet:
+    """The conservative set, stripped of what this book cannot support (logged), and
+    intersected with the ``caller``'s hard limits, so that a fallback never loosens them:
+    its restricted names (those the book has), the tighter trade limit and liquidity
+    gates, its states' no-new-positions and de-risk-only, and the stricter default state."""
     cs = ConstraintSet.load("conservative")
     if book.risk_model is None:
         log.warning(
             "conservative fallback: the book has no risk model, the volatility cap is not applied"
         )
         cs = cs.replace(**{"risk.max_volatility": None})
-    return cs
+    if caller is None:
+        return cs
+    names = set(book.market.index.astype(str))
+    close = (set(cs.restricted.close) | set(caller.restricted.close)) & names
+    reduce_only = (set(cs.restricted.reduce_only) | set(caller.restricted.reduce_only)) & names
+    changes: dict[str, Any] = {
+        "restricted.close": sorted(close),
+        "restricted.reduce_only": sorted(reduce_only - close),
+        "states.default_state": max(
+            cs.states.default_state, caller.states.default_state, key=STATES.index
+        ),
+    }
+    hard_limits = (
+        ("trading.max_trade_pct_adv", min),
+        ("liquidity.max_spread_bps", min),
+        ("liquidity.max_tick_to_price", min),
+        ("liquidity.min_price", max),
+    )
+    for key, pick in hard_limits:
+        changes[key] = _tighter(pick, _setting(cs, key), _setting(caller, key))
+    for state in STATES:
+        own = caller.states.sop(state)
+        hard = StateSOP(no_new_positions=own.no_new_positions, derisk_only=own.derisk_only)
+        changes[f"states.{state}"] = cs.states.sop(state).at_least(hard).model_dump()
+    return cs.replace(**changes)
+
+
+def _setting(cs: ConstraintSet, dotted: str) -> Any:
+    """The value of ``cs`` at a dotted key (``"trading.max_trade_pct_adv"``)."""
+    node: Any = cs
+    for key in dotted.split("."):
+        node = getattr(node, key)
+    return node
+
+
+def _tighter(
+    pick: Callable[[float, float], float], a: float | None, b: float | None
+) -> float | None:
+    """The tighter of two limits by ``pick`` (``min`` for a cap, ``max`` for a floor);
+    ``None`` is no limit."""
+    return b if a is None else a if b is None else pick(a, b)
 
 
 def degraded_result(

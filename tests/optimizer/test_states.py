@@ -357,7 +357,9 @@ def test_an_inconsistent_set_falls_back_to_conservative(caplog: pytest.LogCaptur
 
 def test_the_conservative_fallback_is_tightened_by_the_state() -> None:
     book = hand_book({"AAA": 100.0, "BBB": 50.0})
-    bad = ConstraintSet.load("default").replace(**{"position.overrides": {"ZZZ": 0.1}})
+    bad = ConstraintSet.load("default").replace(
+        **{"groups.sector.gross_overrides": {"Nonexistent": 0.1}}
+    )
     result = rebalance(
         book, decisions([("D1", "s1", "AAA", 0.06)]), bad, state="ELEVATED", risk_aversion=0.0
     )
@@ -365,6 +367,53 @@ def test_the_conservative_fallback_is_tightened_by_the_state() -> None:
     cap = conservative.position.max_weight * conservative.states.ELEVATED.position
     assert result.targets.set_index("ticker").loc["AAA", "target_weight"] <= cap + 1e-7
     assert result.run.state == "ELEVATED"
+
+
+def test_the_conservative_fallback_keeps_the_callers_hard_limits() -> None:
+    """A DEGRADED run's set is conservative.toml intersected with the caller's hard limits:
+    its reduce-only and close names, its tighter trade limit and gates, its states' flags."""
+    book = hand_book(
+        {"AAA": 100.0, "BBB": 50.0, "CCC": 1.5, "DDD": 20.0},
+        {("s1", "AAA"): 0.02, ("s1", "DDD"): 0.01},
+        adv_shares=20_000,
+    )
+    caller = ConstraintSet.load("default").replace(
+        **{
+            "groups.sector.net_overrides": {"Nonexistent": 0.1},  # does not fit: DEGRADED
+            "restricted.reduce_only": ["AAA", "ZZZ"],
+            "restricted.close": ["DDD"],
+            "trading.max_trade_pct_adv": 0.01,  # tighter than conservative's 5%
+            "liquidity.min_price": 3.0,  # tighter than conservative's 2
+        }
+    )
+    dec = decisions(
+        [("D1", "s1", "AAA", 0.03), ("D2", "s1", "BBB", 0.02), ("D3", "s1", "CCC", 0.001)]
+    )
+    result = rebalance(book, dec, caller, state="NORMAL", risk_aversion=0.0)
+    assert result.status == "DEGRADED" and result.run.constraint_set == "conservative"
+    t = result.targets.set_index("ticker")
+    assert t.loc["AAA", "target_position"] <= t.loc["AAA", "current_position"]  # reduce only
+    assert t.loc["BBB", "target_position"] <= 0.01 * 20_000  # the caller's 1% of ADV
+    assert t.loc["CCC", "target_position"] == 0  # priced below the caller's gate
+    assert t.loc["DDD", "target_position"] < t.loc["DDD", "current_position"]  # closing
+    traded = (t["target_position"] - t["current_position"]).abs()
+    assert (traded <= 0.01 * 20_000 + 1e-9).all()
+
+
+def test_the_conservative_fallback_keeps_the_callers_state_flags() -> None:
+    book = hand_book({"AAA": 100.0, "BBB": 50.0}, {("s1", "AAA"): 0.02})
+    caller = ConstraintSet.load("default").replace(
+        **{
+            "groups.sector.net_overrides": {"Nonexistent": 0.1},
+            "states.NORMAL.no_new_positions": True,
+            "states.ELEVATED.no_new_positions": True,
+            "states.EMERGENCY.no_new_positions": True,
+        }
+    )
+    dec = decisions([("D1", "s1", "BBB", 0.01)])
+    result = rebalance(book, dec, caller, state="NORMAL", risk_aversion=0.0)
+    assert result.status == "DEGRADED"
+    assert result.targets.set_index("ticker").loc["BBB", "target_position"] == 0
 
 
 class ExplodingClarabel(CLARABEL):
