@@ -541,3 +541,71 @@ def test_meets_reads_the_residuals_and_the_gap_as_clarabel_does() -> None:
     assert _meets(answer(1e3, 1e3 + 5e-8), 1e-10)  # relative gap 5e-11
     assert not _meets(answer(1.0, 1.0, r_prim=2e-10), 1e-10)
     assert not _meets(answer(1.0, 1.0, r_dual=2e-10), 1e-10)
+
+
+def _short_of_tolerance(real: Any, *, status: str, r_prim: float, shift: float = 0.0) -> Any:
+    """Clarabel's ``real`` answer as one that stopped with ``status`` and primal residual
+    ``r_prim`` (its weights moved by ``shift``, to tell the answers apart)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        status=status,
+        x=np.asarray(real.x) + shift,
+        z=np.asarray(real.z),
+        obj_val=real.obj_val,
+        obj_val_dual=real.obj_val,
+        r_prim=r_prim,
+        r_dual=1e-13,
+        iterations=real.iterations,
+    )
+
+
+def test_a_later_retry_never_replaces_a_better_earlier_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No attempt meets ACCEPTED_TOLERANCE: the answer is the attempt with the smallest
+    residual (the first here, 5e-10), not the last (4e-6), and it says it is inaccurate."""
+    from optimizer.program import OPTIMAL_INACCURATE, _clarabel
+
+    program = _program(60, 5)
+    assert program.values is not None
+    answers = [("AlmostSolved", 5e-10), ("AlmostSolved", 3e-6), ("AlmostSolved", 2e-6)]
+    answers.append(("AlmostSolved", 4e-6))
+    first: list[np.ndarray] = []
+
+    def stops_short(data: Any, cones: Any, max_iters: int, **options: Any) -> Any:
+        k = len(first)
+        real = _clarabel(data, cones, max_iters, **options)
+        status, r_prim = answers[k] if k < len(answers) else ("InsufficientProgress", 1.0)
+        fake = _short_of_tolerance(real, status=status, r_prim=r_prim, shift=1e-3 * k)
+        first.append(np.asarray(fake.x)[data.h])
+        return fake
+
+    monkeypatch.setattr(optimizer.program, "_clarabel", stops_short)
+    solved = ClarabelProgram(program.structure).solve(program.values, max_iters=500)
+    monkeypatch.undo()
+    assert len(first) == 4  # every attempt was made
+    assert solved.status == OPTIMAL_INACCURATE and solved.residual == pytest.approx(5e-10)
+    assert solved.h.tobytes() == first[0].tobytes()
+
+
+def test_an_answer_that_meets_the_tolerance_late_is_optimal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from optimizer.program import _clarabel
+
+    program = _program(60, 5)
+    assert program.values is not None
+    calls: list[str] = []
+
+    def second_meets(data: Any, cones: Any, max_iters: int, **options: Any) -> Any:
+        real = _clarabel(data, cones, max_iters, **options)
+        calls.append(str(real.status))
+        r_prim = 2e-7 if len(calls) == 1 else 5e-11  # the second meets 1e-10
+        return _short_of_tolerance(real, status="AlmostSolved", r_prim=r_prim)
+
+    monkeypatch.setattr(optimizer.program, "_clarabel", second_meets)
+    solved = ClarabelProgram(program.structure).solve(program.values, max_iters=500)
+    monkeypatch.undo()
+    assert len(calls) == 2 and solved.status == "optimal"
+    assert solved.residual == pytest.approx(5e-11)
