@@ -11,9 +11,9 @@ import functools
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from constraints.errors import ConfigError
@@ -355,11 +355,24 @@ class LabelConfig(_Section):
     lot_tol: float = Field(1.0, ge=0)
 
 
+SolverName = Literal["CLARABEL", "SCS", "OSQP", "ECOS", "PIQP"]
+SOLVERS: tuple[str, ...] = get_args(SolverName)
+"""The solvers a chain may name (in any case: ``"clarabel"`` is ``"CLARABEL"``)."""
+
+
 class SolverConfig(_Section):
     """Solvers tried in order; the de-risk-only fallback follows the last."""
 
-    chain: list[Literal["CLARABEL", "SCS", "OSQP", "ECOS", "PIQP"]] = ["CLARABEL", "SCS", "OSQP"]
+    chain: list[SolverName] = Field(["CLARABEL", "SCS", "OSQP"], min_length=1)
     max_iters: int = Field(500, ge=10)
+
+    @field_validator("chain", mode="before")
+    @classmethod
+    def _any_case(cls, chain: Any) -> Any:
+        """Solver names in any case; anything else is left for the check of its type."""
+        if isinstance(chain, list | tuple):
+            return [name.upper() if isinstance(name, str) else name for name in chain]
+        return chain
 
 
 class ConstraintSet(_Section):

@@ -25,7 +25,7 @@ import pandas as pd
 
 from constraints import FAMILIES
 from constraints.base import HardBound, LinearLimit, ProgramData, box_duals_by_bound
-from constraints.config import ConstraintSet, StateSOP
+from constraints.config import SOLVERS, ConstraintSet, StateSOP
 from constraints.errors import ConfigError
 from constraints.states import (
     STATES,
@@ -59,8 +59,9 @@ from optimizer.diff import (
 from optimizer.inputs import PreparedInputs, prepare
 from optimizer.lots import round_to_lots
 from optimizer.program import (
+    ACCEPTED_TOLERANCE,
     DEFAULT_CACHE,
-    OPTIMAL_INACCURATE,
+    GateProgram,
     ProgramCache,
     Solved,
     SolverFailed,
@@ -138,7 +139,8 @@ def rebalance(
     cache
         Compiled-program cache (``None`` builds a fresh program).
     solvers
-        Overrides the constraint set's solver chain (names, or cvxpy solver instances).
+        Overrides the constraint set's solver chain (names in any case, or cvxpy solver
+        instances); an unknown name is a :class:`ValidationError`.
     strict
         Raise :class:`ConfigError` for a constraint set that does not fit the book,
         instead of the production behaviour: alert, fall back to ``conservative.toml``
@@ -221,6 +223,7 @@ def _gate(
     ``DEGRADED`` result (stored if ``store``), any other as :class:`_Gated`."""
     t_start = time.perf_counter()
     user_gamma = None if risk_aversion is None else _check_gamma(risk_aversion)
+    solvers = _check_solvers(solvers)
     if isinstance(book, str | Path):
         try:
             book = load_book(book)
@@ -302,7 +305,6 @@ def _gate(
     t_prepared = time.perf_counter()
 
     chain: list[dict[str, str]] = []
-    prepared_warnings: list[str] = []
     solved: Solved | None = None
     program_built = False
     if data.n:
@@ -311,51 +313,9 @@ def _gate(
         values = Values.of(
             data, limits, c=c, lo=lo, hi=hi, gamma=gamma, gamma_i=gamma_i, kappa=kappa, rho=rho
         )
-        inaccurate: Solved | None = None
-        for solver in solvers or list(cs.solver.chain):
-            name = solver if isinstance(solver, str) else str(solver.name())
-            if (
-                isinstance(solver, str)
-                and solver != "CLARABEL"
-                and solver not in _installed_solvers()
-            ):
-                chain.append({"solver": name, "outcome": "not installed"})
-                continue
-            try:
-                candidate = program.solve(solver, max_iters=cs.solver.max_iters, values=values)
-            except (SolverFailed, ValueError, ArithmeticError) as err:
-                chain.append({"solver": name, "outcome": f"failed: {err}"})
-                log.warning("solver %s failed: %s", name, err)
-                continue
-            problem = _accuracy_problem(candidate, lo, hi)
-            if problem:
-                chain.append({"solver": name, "outcome": f"inaccurate: {problem}"})
-                log.warning("solver %s inaccurate: %s", name, problem)
-                if (
-                    _box_violation(candidate, lo, hi) <= 1e-6
-                    and candidate.status == OPTIMAL_INACCURATE
-                ):
-                    # An interior-point answer at reduced accuracy that keeps the hard
-                    # limits beats what a first-order method reaches in its time limit.
-                    inaccurate = candidate
-                    break
-                continue
-            chain.append({"solver": name, "outcome": candidate.status})
-            solved = candidate
-            break
-        if solved is None and inaccurate is not None:
-            # Better than the fallback: a solution that missed the solver's own tolerance
-            # but keeps every hard limit to 1e-6 (and is clipped into the box below).
-            solved = inaccurate
-            chain.append(
-                {
-                    "solver": inaccurate.solver,
-                    "outcome": "accepted: inaccurate but within the hard limits",
-                }
-            )
-            prepared_warnings.append(
-                f"solver {inaccurate.solver} solution accepted at reduced accuracy"
-            )
+        solved, chain = _solve_chain(
+            program, solvers or list(cs.solver.chain), values, max_iters=cs.solver.max_iters
+        )
     if solved is not None:
         solved = _exact_if_proposal_optimal(
             solved, data, limits, lo, hi, gamma=gamma, kappa=kappa, costs=cs.objective.costs
@@ -424,7 +384,7 @@ def _gate(
             "solve": t_solved - t_prepared,
             "solver": solved.solve_seconds if solved is not None else 0.0,
         },
-        warnings=[*prepared.warnings, *prepared_warnings],
+        warnings=list(prepared.warnings),
         counts=_decision_counts(prepared.decisions, labelled.pairs),
         program_built=program_built,
         state=resolved.state,
@@ -589,6 +549,62 @@ def _installed_solvers() -> frozenset[str]:
     return frozenset(cp.installed_solvers())
 
 
+def _check_solvers(solvers: list[str | Any] | None) -> list[str | Any] | None:
+    """``solvers`` with each name in upper case (``"clarabel"`` is ``"CLARABEL"``); an
+    unknown name is a ``ValidationError``, never a silent ``FALLBACK``."""
+    if solvers is None:
+        return None
+    if isinstance(solvers, str) or not isinstance(solvers, list | tuple):
+        raise ValidationError("solvers", [f"expected a list of solvers, got {solvers!r}"])
+    named = [s.upper() if isinstance(s, str) else s for s in solvers]
+    unknown = [
+        repr(s)
+        for s in named
+        if (s not in SOLVERS if isinstance(s, str) else not callable(getattr(s, "name", None)))
+    ]
+    if unknown:
+        raise ValidationError(
+            "solvers",
+            [
+                f"unknown solver {', '.join(unknown)}: expected {', '.join(SOLVERS)} "
+                "(in any case) or a cvxpy solver instance"
+            ],
+        )
+    return named
+
+
+def _solve_chain(
+    program: GateProgram, solvers: list[str | Any], values: Values, *, max_iters: int
+) -> tuple[Solved | None, list[dict[str, str]]]:
+    """The first accurate answer along the chain of ``solvers``, and the chain taken.
+
+    An answer is accurate when it meets the tolerance its solver was asked for (status
+    ``optimal``) and keeps the hard box to 1e-6. One short of that is recorded as
+    inaccurate and the next solver tried, so a run never reports ``OPTIMAL`` on it; with
+    no accurate answer the caller takes the de-risk-only fallback (``FALLBACK``).
+    """
+    chain: list[dict[str, str]] = []
+    for solver in solvers:
+        name = solver if isinstance(solver, str) else str(solver.name())
+        if isinstance(solver, str) and solver != "CLARABEL" and solver not in _installed_solvers():
+            chain.append({"solver": name, "outcome": "not installed"})
+            continue
+        try:
+            candidate = program.solve(solver, max_iters=max_iters, values=values)
+        except (SolverFailed, ValueError, ArithmeticError) as err:
+            chain.append({"solver": name, "outcome": f"failed: {err}"})
+            log.warning("solver %s failed: %s", name, err)
+            continue
+        problem = _accuracy_problem(candidate, values.lo, values.hi)
+        if problem:
+            chain.append({"solver": name, "outcome": f"inaccurate: {problem}"})
+            log.warning("solver %s inaccurate: %s", name, problem)
+            continue
+        chain.append({"solver": name, "outcome": candidate.status})
+        return candidate, chain
+    return None, chain
+
+
 def _check_gamma(value: float) -> float:
     try:
         gamma = float(value)
@@ -656,7 +672,12 @@ def _accuracy_problem(solved: Solved, lo: np.ndarray, hi: np.ndarray) -> str | N
     if box > 1e-6:
         return f"hard box violated by {box:.2e}"
     if solved.status != SOLVER_OPTIMAL:
-        return f"status {solved.status}"
+        shortfall = (
+            ""
+            if solved.residual is None
+            else f" (residual {solved.residual:.1e}, above {ACCEPTED_TOLERANCE:g})"
+        )
+        return f"status {solved.status}{shortfall}"
     return None
 
 

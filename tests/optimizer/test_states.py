@@ -15,6 +15,7 @@ from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import CLARABEL
 from constraints.config import ConstraintSet
 from constraints.errors import ConfigError
 from constraints.states import BlackSwanState, resolve_state, tightened
+from data.errors import ValidationError
 from data.loaders import save_book
 from optimizer import rebalance
 from tests.helpers import decisions, hand_book
@@ -457,6 +458,58 @@ def test_a_failing_solver_chain_gives_a_fallback_that_keeps_every_hard_limit() -
         actions.loc["D1", "action_type"] == "REJECTED"
         and actions.loc["D3", "action_type"] == "REJECTED"
     )
+
+
+@pytest.fixture
+def inaccurate_clarabel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clarabel's answers come back short of their tolerance (residual 4e-6), as a last
+    retry at reduced accuracy would."""
+    import dataclasses
+
+    from optimizer.program import OPTIMAL_INACCURATE, ClarabelProgram
+
+    solve = ClarabelProgram.solve
+
+    def short(self, v, *, max_iters):  # type: ignore[no-untyped-def]
+        solved = solve(self, v, max_iters=max_iters)
+        return dataclasses.replace(solved, status=OPTIMAL_INACCURATE, residual=4e-6)
+
+    monkeypatch.setattr(ClarabelProgram, "solve", short)
+
+
+def _small_run(solvers: list[str]):  # type: ignore[no-untyped-def]
+    book = hand_book({"AAA": 100.0, "BBB": 50.0}, {("s1", "AAA"): 0.02})
+    dec = decisions([("D1", "s1", "AAA", 0.03), ("D2", "s1", "BBB", 0.01)])
+    return rebalance(book, dec, "default", state="NORMAL", risk_aversion=0.0, solvers=solvers)
+
+
+@pytest.mark.usefixtures("inaccurate_clarabel")
+def test_an_inaccurate_answer_is_never_reported_optimal() -> None:
+    alone = _small_run(["CLARABEL"])
+    assert alone.status == "FALLBACK" and alone.run.solver is None
+    (step,) = alone.run.solver_chain
+    assert step["solver"] == "CLARABEL" and step["outcome"].startswith("inaccurate: status")
+    assert "residual 4.0e-06, above 1e-10" in step["outcome"]
+    # With another solver behind it, the chain goes on to that one's accurate answer.
+    chained = _small_run(["CLARABEL", "SCS"])
+    assert chained.status == "OPTIMAL" and chained.run.solver == "SCS"
+    assert [c["solver"] for c in chained.run.solver_chain] == ["CLARABEL", "SCS"]
+
+
+def test_solver_names_are_case_insensitive_and_unknown_ones_refused(tmp_path: Path) -> None:
+    result = _small_run(["clarabel"])
+    assert result.status == "OPTIMAL" and result.run.solver_chain[0]["solver"] == "CLARABEL"
+    with pytest.raises(ValidationError, match="unknown solver 'GUROBI'"):
+        _small_run(["gurobi"])
+    path = tmp_path / "chain.toml"
+    path.write_text('[solver]\nchain = ["clarabel", "Scs"]\n')
+    assert ConstraintSet.load(path).solver.chain == ["CLARABEL", "SCS"]
+    path.write_text('[solver]\nchain = ["clarabel", "gurobi"]\n')
+    with pytest.raises(ConfigError, match=r"solver\.chain\.1"):
+        ConstraintSet.load(path)
+    path.write_text("[solver]\nchain = []\n")
+    with pytest.raises(ConfigError, match=r"solver\.chain"):
+        ConstraintSet.load(path)
 
 
 def test_empty_and_degenerate_tables_do_not_crash() -> None:
