@@ -335,14 +335,19 @@ def batch(
         f"{result.engine}, {result.workers} workers): "
         + ", ".join(f"{k} {v}" for k, v in counts.items())
     )
+    _echo_states(summary)
+    for run_id, error in result.errors.items():
+        typer.echo(f"  {run_id}: DEGRADED: {error}")
+    typer.echo(f"outputs written to {out}/ ({', '.join(written)})")
+
+
+def _echo_states(summary: pd.DataFrame) -> None:
+    """One line per state the batch's books ran under, with how it was decided."""
     states = summary.groupby(["state", "state_source"], sort=False).size().reset_index(name="n")
     for row in states.itertuples(index=False):
         plural = "" if row.n == 1 else "s"
         described = describe_state(str(row.state), str(row.state_source))
         typer.echo(f"state: {described} for {row.n} book{plural}")
-    for run_id, error in result.errors.items():
-        typer.echo(f"  {run_id}: DEGRADED: {error}")
-    typer.echo(f"outputs written to {out}/ ({', '.join(written)})")
 
 
 @app.command()
