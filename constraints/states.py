@@ -15,6 +15,7 @@ a forced cut of gross exposure. States only ever tighten:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import math
@@ -58,8 +59,9 @@ class ResolvedState:
 SOURCES = {
     "given": "given",
     "missing": "no state given: the set's default",
-    "stale": "the given state is stale: the set's default where that is stricter",
-    "malformed": "the given state was malformed and refused: the set's default",
+    "stale": "the given state is stale: the stricter of it and the set's default",
+    "malformed": "the given state was malformed and refused: the set's default, or the "
+    "state it names where that is stricter",
     "unresolved": "not resolved: the run stopped before it",
 }
 """How a run's state was decided (``run.state_source``), in words."""
@@ -139,21 +141,17 @@ def _declaration_problems(monitor: BlackSwanState) -> tuple[dt.datetime | None, 
     problems: list[str] = []
     if not (isinstance(monitor.state, str) and monitor.state.upper() in STATES):
         problems.append(f"state {monitor.state!r} is not one of {', '.join(STATES)}")
-    as_of = monitor.as_of
+    as_of: object = monitor.as_of
     if isinstance(as_of, str):
-        try:
+        with contextlib.suppress(ValueError):
             as_of = dt.datetime.fromisoformat(as_of)
-        except ValueError:
-            problems.append(f"as_of {monitor.as_of!r} is not a time")
-            as_of = None
+    clock = as_of if isinstance(as_of, dt.datetime) and as_of.utcoffset() is not None else None
     if as_of is not None and not isinstance(as_of, dt.datetime):
         problems.append(f"as_of {monitor.as_of!r} is not a time")
-        as_of = None
-    elif as_of is not None and as_of.utcoffset() is None:
+    elif as_of is not None and clock is None:
         problems.append(f"as_of {monitor.as_of!r} has no timezone")
-        as_of = None
     problems.extend(_override_problems(monitor.overrides))
-    return as_of, problems
+    return clock, problems
 
 
 def _override_problems(overrides: object) -> list[str]:
