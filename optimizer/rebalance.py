@@ -1187,7 +1187,8 @@ def _conservative_for(book: Book, caller: ConstraintSet | None = None) -> Constr
     """The conservative set, stripped of what this book cannot support (logged), and
     intersected with the ``caller``'s hard limits, so that a fallback never loosens them:
     its restricted names (those the book has), the tighter trade limit and liquidity
-    gates, its states' no-new-positions and de-risk-only, and the stricter default state."""
+    gates, its states' no-new-positions and de-risk-only, the stricter default state and
+    the shorter age after which a state is stale."""
     cs = ConstraintSet.load("conservative")
     if book.risk_model is None:
         log.warning(
@@ -1205,6 +1206,7 @@ def _conservative_for(book: Book, caller: ConstraintSet | None = None) -> Constr
         "states.default_state": max(
             cs.states.default_state, caller.states.default_state, key=STATES.index
         ),
+        "states.max_age_hours": min(cs.states.max_age_hours, caller.states.max_age_hours),
     }
     hard_limits = (
         ("trading.max_trade_pct_adv", min),
