@@ -11,9 +11,9 @@ import functools
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from constraints.errors import ConfigError
@@ -255,10 +255,23 @@ class StateSOP(_Section):
             looser.append("forced_derisk")
         return looser
 
+    def at_least(self, other: StateSOP) -> StateSOP:
+        """``self`` tightened, field by field, to be at least as strict as ``other``."""
+        values = self.model_dump()
+        for f in self.MULTIPLIERS:
+            values[f] = min(values[f], getattr(other, f))
+        for f in ("risk_aversion_floor", "forced_derisk"):
+            values[f] = max(values[f], getattr(other, f))
+        for f in ("no_new_positions", "derisk_only"):
+            values[f] = values[f] or getattr(other, f)
+        return StateSOP.model_validate(values)
+
 
 class StatesConfig(_Section):
     """SOPs per black-swan state, and how a missing or stale state is treated."""
 
+    NORMAL: StateSOP = StateSOP()
+    """No restriction by default; the gate writes the monitor's overrides here."""
     ELEVATED: StateSOP = StateSOP()
     EMERGENCY: StateSOP = StateSOP()
     default_state: Literal["NORMAL", "ELEVATED", "EMERGENCY"] = "ELEVATED"
@@ -269,16 +282,22 @@ class StatesConfig(_Section):
     """A state older than this (against the run's clock) is stale."""
 
     @model_validator(mode="after")
-    def _emergency_tightens(self) -> StatesConfig:
-        looser = self.EMERGENCY.stricter_than(self.ELEVATED)
-        if looser:
-            raise ValueError(
-                f"states.EMERGENCY: looser than states.ELEVATED in {', '.join(looser)}"
-            )
+    def _states_tighten(self) -> StatesConfig:
+        problems = []
+        for calmer, stricter in (("NORMAL", "ELEVATED"), ("ELEVATED", "EMERGENCY")):
+            looser = self.sop(stricter).stricter_than(self.sop(calmer))
+            if looser:
+                problems.append(
+                    f"states.{stricter}: looser than states.{calmer} in {', '.join(looser)}"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def sop(self, state: str) -> StateSOP:
-        return StateSOP() if state == "NORMAL" else getattr(self, state)
+        """The SOP of ``state`` (``NORMAL``, ``ELEVATED`` or ``EMERGENCY``)."""
+        sop: StateSOP = getattr(self, state)
+        return sop
 
 
 class EnvelopeConfig(_Section):
@@ -344,11 +363,24 @@ class LabelConfig(_Section):
     lot_tol: float = Field(1.0, ge=0)
 
 
+SolverName = Literal["CLARABEL", "SCS", "OSQP", "ECOS", "PIQP"]
+SOLVERS: tuple[str, ...] = get_args(SolverName)
+"""The solvers a chain may name (in any case: ``"clarabel"`` is ``"CLARABEL"``)."""
+
+
 class SolverConfig(_Section):
     """Solvers tried in order; the de-risk-only fallback follows the last."""
 
-    chain: list[Literal["CLARABEL", "SCS", "OSQP", "ECOS", "PIQP"]] = ["CLARABEL", "SCS", "OSQP"]
+    chain: list[SolverName] = Field(["CLARABEL", "SCS", "OSQP"], min_length=1)
     max_iters: int = Field(500, ge=10)
+
+    @field_validator("chain", mode="before")
+    @classmethod
+    def _any_case(cls, chain: Any) -> Any:
+        """Solver names in any case; anything else is left for the check of its type."""
+        if isinstance(chain, list | tuple):
+            return [name.upper() if isinstance(name, str) else name for name in chain]
+        return chain
 
 
 class ConstraintSet(_Section):
@@ -451,35 +483,31 @@ def resolve_set_path(path: str | Path) -> Path:
 def book_problems(
     cs: ConstraintSet,
     *,
-    tickers: set[str],
     sectors: set[str],
     countries: set[str],
     clusters: set[str],
     factors: set[str],
     has_risk_model: bool,
 ) -> list[str]:
-    """Names in the set that the book does not have, and limits the book cannot support.
+    """Groups and factors in the set that the book does not have, and limits the book
+    cannot support.
 
-    Unlike a warning, an unknown sector or ticker here is an error: a typo must never
-    silently switch a limit off. Strategy budgets are the exception: a firm-wide set lists
-    every strategy, and a budget for a strategy this book does not run simply does not
-    apply.
+    Unlike a warning, an unknown sector, country, cluster or factor here is an error: a
+    typo must never silently switch a limit off. Tickers are the exception
+    (:func:`book_warnings`), as are strategy budgets: a firm-wide set names every
+    strategy and more tickers than one book trades, and a limit on a name or strategy
+    this book does not have simply does not apply.
     """
     problems: list[str] = []
 
     def unknown(key: str, names: Iterable[str], known: set[str], what: str) -> None:
-        missing = sorted(set(names) - known)
-        if missing:
-            problems.append(f"{key}: {what} not in the book: {', '.join(missing[:10])}")
+        problems.extend(_not_in_book(key, names, known, what))
 
-    unknown("position.overrides", cs.position.overrides, tickers, "tickers")
     for kind, known in (("sector", sectors), ("country", countries), ("cluster", clusters)):
         group = getattr(cs.groups, kind)
         unknown(f"groups.{kind}.net_overrides", group.net_overrides, known, f"{kind}s")
         unknown(f"groups.{kind}.gross_overrides", group.gross_overrides, known, f"{kind}s")
     unknown("factors.bands", cs.factors.bands, factors, "factors")
-    unknown("restricted.reduce_only", cs.restricted.reduce_only, tickers, "tickers")
-    unknown("restricted.close", cs.restricted.close, tickers, "tickers")
     # Group net caps must admit the net band: the most net long the groups allow is the
     # sum of their caps; a net floor above it (or a net ceiling below minus it) cannot hold.
     for kind, known in (("sector", sectors), ("country", countries), ("cluster", clusters)):
@@ -504,6 +532,29 @@ def book_problems(
         if cs.factors.bands:
             problems.append("factors.bands: the book has no risk model (loadings or returns)")
     return problems
+
+
+def book_warnings(cs: ConstraintSet, *, tickers: set[str]) -> list[str]:
+    """Tickers that the set names (per-ticker overrides, restricted lists) and the book
+    does not have: not an error, since a firm-wide list names more than one book holds,
+    but said in the run's warnings."""
+    return [
+        warning
+        for key, names in (
+            ("position.overrides", cs.position.overrides),
+            ("restricted.reduce_only", cs.restricted.reduce_only),
+            ("restricted.close", cs.restricted.close),
+        )
+        for warning in _not_in_book(key, names, tickers, "tickers")
+    ]
+
+
+def _not_in_book(key: str, names: Iterable[str], known: set[str], what: str) -> list[str]:
+    missing = sorted(set(names) - known)
+    if not missing:
+        return []
+    more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+    return [f"{key}: {what} not in the book: {', '.join(missing[:10])}{more}"]
 
 
 def consistency_problems(cs: ConstraintSet) -> list[str]:

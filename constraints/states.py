@@ -5,17 +5,22 @@ The constraint set's ``[states.ELEVATED]`` and ``[states.EMERGENCY]`` say what e
 multipliers that shrink caps, a risk-aversion floor, no new positions, de-risk only, and
 a forced cut of gross exposure. States only ever tighten:
 
-* a missing state, or one older than ``states.max_age_hours``, is taken as
-  ``states.default_state`` (``ELEVATED`` in the shipped sets), or as the stale state
-  itself when that is stricter, and the run says so;
+* a missing state, one older than ``states.max_age_hours``, or a malformed declaration
+  (a state that is not one, a clock without a timezone, overrides of the wrong type) is
+  taken as ``states.default_state`` (``ELEVATED`` in the shipped sets), or as the
+  declared state itself when that is stricter, and the run says so;
 * an override from the monitor that would loosen the SOP is refused, with a logged
   alert, and the stricter value kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +43,7 @@ class BlackSwanState:
 
     state: str
     as_of: dt.datetime | None = None
+    """When the monitor declared it, timezone-aware (a datetime or an ISO 8601 text)."""
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -46,8 +52,29 @@ class ResolvedState:
     state: str
     sop: StateSOP
     source: str
-    """``"given"``, ``"missing"`` or ``"stale"``."""
+    """``"given"``, ``"missing"``, ``"stale"`` or ``"malformed"``."""
     alerts: tuple[str, ...] = ()
+
+
+SOURCES = {
+    "given": "given",
+    "missing": "no state given: the set's default",
+    "stale": "the given state is stale: the stricter of it and the set's default",
+    "malformed": "the given state was malformed and refused: the set's default, or the "
+    "state it names where that is stricter",
+    "unresolved": "not resolved: the run stopped before it",
+}
+"""How a run's state was decided (``run.state_source``), in words."""
+
+
+def describe_state(state: str, source: str) -> str:
+    """``"ELEVATED (no state given: the set's default)"``: a run's state and how it was
+    decided, as a terminal prints it."""
+    return f"{state} ({SOURCES.get(source, source)})"
+
+
+FLAGS = ("no_new_positions", "derisk_only")
+NUMBERS = (*StateSOP.MULTIPLIERS, "risk_aversion_floor", "forced_derisk")
 
 
 def _rank(state: str) -> int:
@@ -57,43 +84,107 @@ def _rank(state: str) -> int:
 def resolve_state(
     given: str | BlackSwanState | None, cs: ConstraintSet, *, now: dt.datetime | None = None
 ) -> ResolvedState:
-    """The state a run uses, its effective SOP and every alert raised on the way."""
+    """The state a run uses, its effective SOP and every alert raised on the way.
+
+    Nothing the monitor or the caller hands in raises here: a malformed declaration is
+    refused with an alert and the set's default state used instead.
+    """
     alerts: list[str] = []
     default: str = cs.states.default_state
+    overrides: dict[str, Any] = {}
     if given is None:
         state, source = default, "missing"
         alerts.append(f"no black-swan state given: treated as {default}")
-        monitor = BlackSwanState(default)
     else:
-        monitor = given if isinstance(given, BlackSwanState) else BlackSwanState(str(given))
-        name = str(monitor.state).upper()
-        if name not in STATES:
-            state, source = default, "missing"
-            alerts.append(f"unknown black-swan state {monitor.state!r}: treated as {default}")
-        else:
-            state, source = name, "given"
-            if monitor.as_of is not None:
-                clock = now or dt.datetime.now(dt.UTC)
-                as_of = (
-                    monitor.as_of if monitor.as_of.tzinfo else monitor.as_of.replace(tzinfo=dt.UTC)
-                )
-                age = (clock - as_of).total_seconds() / 3600.0
-                if age > cs.states.max_age_hours:
-                    stricter = max(state, default, key=_rank)
-                    alerts.append(
-                        f"black-swan state {state} is stale ({age:.1f} h old, limit "
-                        f"{cs.states.max_age_hours:g} h): treated as {stricter}"
-                    )
-                    state, source = stricter, "stale"
-    sop, refused = _with_overrides(cs.states.sop(state), monitor.overrides)
+        monitor = given if isinstance(given, BlackSwanState) else BlackSwanState(given)
+        state, source, overrides = _declared(monitor, cs, now, alerts)
+    sop, refused = _with_overrides(cs.states.sop(state), overrides)
     alerts.extend(refused)
     for alert in alerts:
         log.warning(alert)
     return ResolvedState(state=state, sop=sop, source=source, alerts=tuple(alerts))
 
 
-def _with_overrides(sop: StateSOP, overrides: dict[str, Any]) -> tuple[StateSOP, list[str]]:
-    """Apply the monitor's overrides that tighten; refuse (and report) those that loosen."""
+def _declared(
+    monitor: BlackSwanState, cs: ConstraintSet, now: dt.datetime | None, alerts: list[str]
+) -> tuple[str, str, dict[str, Any]]:
+    """The state, its source and the overrides to apply, from a given declaration.
+
+    A malformed one is refused as a whole (overrides included): the default state, or the
+    declared state where it names one stricter than the default, as for a stale one.
+    """
+    default: str = cs.states.default_state
+    name = monitor.state.upper() if isinstance(monitor.state, str) else ""
+    as_of, problems = _declaration_problems(monitor)
+    if problems:
+        kept = max(name, default, key=_rank) if name in STATES else default
+        alerts.append(
+            f"malformed black-swan state refused ({'; '.join(problems)}): treated as {kept}"
+        )
+        return kept, "malformed", {}
+    overrides = dict(monitor.overrides or {})
+    if as_of is None:
+        return name, "given", overrides
+    age = ((now or dt.datetime.now(dt.UTC)) - as_of).total_seconds() / 3600.0
+    if age <= cs.states.max_age_hours:
+        return name, "given", overrides
+    stricter = max(name, default, key=_rank)
+    alerts.append(
+        f"black-swan state {name} is stale ({age:.1f} h old, limit "
+        f"{cs.states.max_age_hours:g} h): treated as {stricter}"
+    )
+    return stricter, "stale", overrides
+
+
+def _declaration_problems(monitor: BlackSwanState) -> tuple[dt.datetime | None, list[str]]:
+    """The declaration's clock (timezone-aware) and what is wrong with it, field by field."""
+    problems: list[str] = []
+    if not (isinstance(monitor.state, str) and monitor.state.upper() in STATES):
+        problems.append(f"state {monitor.state!r} is not one of {', '.join(STATES)}")
+    as_of: object = monitor.as_of
+    if isinstance(as_of, str):
+        with contextlib.suppress(ValueError):
+            as_of = dt.datetime.fromisoformat(as_of)
+    clock = as_of if isinstance(as_of, dt.datetime) and as_of.utcoffset() is not None else None
+    if as_of is not None and not isinstance(as_of, dt.datetime):
+        problems.append(f"as_of {monitor.as_of!r} is not a time")
+    elif as_of is not None and clock is None:
+        problems.append(f"as_of {monitor.as_of!r} has no timezone")
+    problems.extend(_override_problems(monitor.overrides))
+    return clock, problems
+
+
+def _override_problems(overrides: object) -> list[str]:
+    """Overrides that are not a table, or whose values have the wrong type for their field
+    (a flag must be a bool, a multiplier, floor or fraction a finite number)."""
+    if overrides is None:
+        return []
+    if not isinstance(overrides, Mapping):
+        return [f"overrides {overrides!r} are not a table of SOP fields"]
+    problems = []
+    for key, value in overrides.items():
+        if key in FLAGS and not isinstance(value, bool | np.bool_):
+            problems.append(f"override {key}={value!r} is not true or false")
+        elif key in NUMBERS and not _finite_number(value):
+            problems.append(f"override {key}={value!r} is not a number")
+        elif key == "forced_derisk_tier" and not (
+            isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
+        ):
+            problems.append(f"override {key}={value!r} is not a whole number")
+    return problems
+
+
+def _finite_number(value: object) -> bool:
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool | np.bool_)
+        and math.isfinite(float(value))
+    )
+
+
+def _with_overrides(sop: StateSOP, overrides: Mapping[str, Any]) -> tuple[StateSOP, list[str]]:
+    """Apply the monitor's overrides that tighten; refuse (and report) those that loosen.
+    The values' types have been checked (:func:`_override_problems`)."""
     values = sop.model_dump()
     refused: list[str] = []
     for key, value in overrides.items():
@@ -103,7 +194,7 @@ def _with_overrides(sop: StateSOP, overrides: dict[str, Any]) -> tuple[StateSOP,
         current = values[key]
         if key in StateSOP.MULTIPLIERS:
             tighter = float(value) <= current
-        elif key in ("no_new_positions", "derisk_only"):
+        elif key in FLAGS:
             tighter = bool(value) or not current
         elif key in ("risk_aversion_floor", "forced_derisk"):
             tighter = float(value) >= current
@@ -152,19 +243,11 @@ def tightened(cs: ConstraintSet, resolved: ResolvedState) -> ConstraintSet:
         for key in ("max_gross", "min_net", "max_net"):
             scale(budget, key, sop.strategies)
     raw["active_state"] = resolved.state
-    if resolved.state != "NORMAL":
-        raw["states"][resolved.state] = sop.model_dump()
-        if resolved.state == "ELEVATED":
-            # Keep EMERGENCY at least as strict as the (possibly overridden) ELEVATED.
-            emergency = raw["states"]["EMERGENCY"]
-            for f in StateSOP.MULTIPLIERS:
-                emergency[f] = min(emergency[f], getattr(sop, f))
-            emergency["risk_aversion_floor"] = max(
-                emergency["risk_aversion_floor"], sop.risk_aversion_floor
-            )
-            emergency["forced_derisk"] = max(emergency["forced_derisk"], sop.forced_derisk)
-            for flag in ("no_new_positions", "derisk_only"):
-                emergency[flag] = emergency[flag] or getattr(sop, flag)
+    # The effective SOP, overrides included, is what the families read, in every state;
+    # each stricter state is kept at least as strict as it, so the set stays valid.
+    raw["states"][resolved.state] = sop.model_dump()
+    for stricter in STATES[_rank(resolved.state) + 1 :]:
+        raw["states"][stricter] = cs.states.sop(stricter).at_least(sop).model_dump()
     return ConstraintSet.from_dict(raw, source=f"{cs.name} under {resolved.state}")
 
 

@@ -257,8 +257,8 @@ def save_black_swan_state(
 def load_black_swan_state(url: str) -> dict[str, Any] | None:
     """The monitor's latest declaration (``state``, ``as_of``, ``overrides``), or ``None``.
 
-    Pass it as ``rebalance(..., state=BlackSwanState(**row))``: a missing or stale state is
-    then treated by the constraint set's ``states.default_state``.
+    Pass it as ``rebalance(..., state=BlackSwanState(**row))``: a missing, stale or
+    malformed state is then treated by the constraint set's ``states.default_state``.
     """
     engine = engine_for(url)
     with engine.connect() as conn:

@@ -27,7 +27,7 @@ from optimizer import rebalance, research
 book = load_book(SAMPLES / "book")
 decisions = load_decisions(SAMPLES / "decisions.csv")
 sets = ["default", "conservative", "long_only", "market_neutral"]
-table = research.compare(book, decisions, {s: s for s in sets})
+table = research.compare(book, decisions, {s: s for s in sets}, state="NORMAL")
 table[
     [
         "status",

@@ -141,6 +141,7 @@ class BatchResult:
                     "run_id": run.run_id,
                     "status": run.status,
                     "state": run.state,
+                    "state_source": run.state_source,
                     "names": r.names if isinstance(r, BookSummary) else len(r.targets),
                     **{label: int(n) for label, n in r.run.counts.items()},
                     "gross_after": run.exposures_after.get("gross", np.nan),

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from constraints.config import ConstraintSet
 from constraints.errors import ConfigError
+from constraints.states import describe_state
 from data import SAMPLES
 from data.errors import RiskoptError, ValidationError
 from optimizer.result import RebalanceResult
@@ -156,10 +157,14 @@ def demo(
         typer.Option(help="portfolio risk aversion γ; default: the risk debate sets it"),
     ] = None,
     state: Annotated[
-        str, typer.Option(help="black-swan state: NORMAL, ELEVATED or EMERGENCY")
+        str,
+        typer.Option(help="black-swan state: NORMAL (the demo's own), ELEVATED or EMERGENCY"),
     ] = "NORMAL",
 ) -> None:
     """Run the shipped sample book through the gate and print a summary.
+
+    The demo shows the calm state unless told otherwise: it passes ``NORMAL`` itself,
+    where ``rebalance`` without a state takes the set's default.
 
     Under ``--state ELEVATED`` or ``EMERGENCY`` the summary ends with the drill: the same
     decisions under every state, side by side.
@@ -256,7 +261,10 @@ def batch(
     store: Annotated[
         str | None, typer.Option(help="SQLAlchemy URL: each book stored as it finishes")
     ] = None,
-    state: Annotated[str | None, typer.Option(help="state for jobs that name none")] = None,
+    state: Annotated[
+        str | None,
+        typer.Option(help="state for jobs that name none; without it each set's default"),
+    ] = None,
     summaries_only: Annotated[
         bool,
         typer.Option(
@@ -327,9 +335,19 @@ def batch(
         f"{result.engine}, {result.workers} workers): "
         + ", ".join(f"{k} {v}" for k, v in counts.items())
     )
+    _echo_states(summary)
     for run_id, error in result.errors.items():
         typer.echo(f"  {run_id}: DEGRADED: {error}")
     typer.echo(f"outputs written to {out}/ ({', '.join(written)})")
+
+
+def _echo_states(summary: pd.DataFrame) -> None:
+    """One line per state the batch's books ran under, with how it was decided."""
+    states = summary.groupby(["state", "state_source"], sort=False).size().reset_index(name="n")
+    for row in states.itertuples(index=False):
+        plural = "" if row.n == 1 else "s"
+        described = describe_state(str(row.state), str(row.state_source))
+        typer.echo(f"state: {described} for {row.n} book{plural}")
 
 
 @app.command()
@@ -340,9 +358,12 @@ def debate(
         str, typer.Option(help="constraint set: a TOML path or a shipped name")
     ] = "default",
     rounds: Annotated[int | None, typer.Option(help="rounds of Risky → Safe → Neutral")] = None,
-    state: Annotated[str, typer.Option(help="black-swan state")] = "NORMAL",
+    state: Annotated[
+        str | None, typer.Option(help="black-swan state; without it the set's default")
+    ] = None,
 ) -> None:
     """Run the risk debate on a book and print its transcript as a table."""
+    from constraints.states import resolve_state
     from data.loaders import load_book, load_decisions
     from optimizer.debate import compute_features, run_debate
     from optimizer.inputs import prepare
@@ -350,14 +371,16 @@ def debate(
     with _user_errors():
         if rounds is not None and not 1 <= rounds <= 10:
             raise ValidationError("rounds", [f"must be between 1 and 10, got {rounds}"])
-        the_state = _check_state(state) or "NORMAL"
+        the_state = _check_state(state)
         cs = ConstraintSet.load(constraints)
         if rounds is not None:
             cs = cs.replace(**{"debate.max_risk_discuss_rounds": rounds})
+        resolved = resolve_state(the_state, cs)
         the_book = load_book(book)
         data = prepare(the_book, load_decisions(decisions), cs).data
-        floor = cs.states.sop(the_state).risk_aversion_floor
-        result = run_debate(compute_features(the_book, data, cs, the_state), cs.debate, floor=floor)
+        features = compute_features(the_book, data, cs, resolved.state)
+        result = run_debate(features, cs.debate, floor=resolved.sop.risk_aversion_floor)
+    typer.echo(f"state: {describe_state(resolved.state, resolved.source)}\n")
     table = result.transcript.assign(round=result.transcript["round"].astype(object).fillna("-"))
     with pd.option_context("display.max_colwidth", 110, "display.width", 200):
         typer.echo(table.to_string(index=False, formatters={"risk_aversion": "{:.3g}".format}))

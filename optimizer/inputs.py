@@ -14,7 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from constraints.base import ProgramData
-from constraints.config import ConstraintSet, book_problems
+from constraints.config import ConstraintSet, book_problems, book_warnings
 from constraints.drawdown import drawdown
 from constraints.errors import ConfigError
 from data.book import Book
@@ -232,7 +232,6 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
     )
     problems = book_problems(
         cs,
-        tickers=set(market.index.astype(str).tolist()),
         sectors=set(sector_of.tolist()),
         countries=set(country_of.tolist()),
         clusters={str(c) for c in cluster if c},
@@ -241,6 +240,7 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
     )
     if problems:
         raise ConfigError(cs.name, problems)
+    warnings.extend(book_warnings(cs, tickers=set(market.index.astype(str).tolist())))
     pair = np.full(len(d), -1, dtype=int)
     pair[is_valid] = decided_pair
     d["pair"] = pair

@@ -15,7 +15,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from json.encoder import encode_basestring_ascii as encode_json_string
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -25,9 +25,10 @@ import pandas as pd
 
 from constraints import FAMILIES
 from constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData, box_duals_by_bound
-from constraints.config import ConstraintSet
+from constraints.config import SOLVERS, ConstraintSet, StateSOP
 from constraints.errors import ConfigError
 from constraints.states import (
+    STATES,
     BlackSwanState,
     ResolvedState,
     resolve_state,
@@ -58,8 +59,9 @@ from optimizer.diff import (
 from optimizer.inputs import PreparedInputs, prepare
 from optimizer.lots import EPS_LOTS, SOLVER_NOISE, pair_lot_bounds, round_to_lots, split_to_sleeves
 from optimizer.program import (
+    ACCEPTED_TOLERANCE,
     DEFAULT_CACHE,
-    OPTIMAL_INACCURATE,
+    GateProgram,
     ProgramCache,
     Solved,
     SolverFailed,
@@ -140,11 +142,13 @@ def rebalance(
     cache
         Compiled-program cache (``None`` builds a fresh program).
     solvers
-        Overrides the constraint set's solver chain (names, or cvxpy solver instances).
+        Overrides the constraint set's solver chain (names in any case, or cvxpy solver
+        instances); an unknown name is a :class:`ValidationError`.
     strict
         Raise :class:`ConfigError` for a constraint set that does not fit the book,
         instead of the production behaviour: alert, fall back to ``conservative.toml``
-        tightened by the current state, status ``DEGRADED``.
+        intersected with the set's own hard limits and tightened by the current state,
+        status ``DEGRADED``.
     now
         The run's clock, for the staleness of ``state`` (default: the current time).
     """
@@ -222,6 +226,7 @@ def _gate(
     ``DEGRADED`` result (stored if ``store``), any other as :class:`_Gated`."""
     t_start = time.perf_counter()
     user_gamma = None if risk_aversion is None else _check_gamma(risk_aversion)
+    solvers = _check_solvers(solvers)
     if isinstance(book, str | Path):
         try:
             book = load_book(book)
@@ -239,8 +244,9 @@ def _gate(
 
     alerts: list[str] = []
     degraded = False
+    caller: ConstraintSet | None = None
     try:
-        base = (
+        base = caller = (
             constraint_set
             if isinstance(constraint_set, ConstraintSet)
             else ConstraintSet.load(constraint_set)
@@ -262,11 +268,14 @@ def _gate(
     except ConfigError as err:
         if strict:
             raise
-        alert = f"inconsistent constraint set ({err.one_line()}): using conservative.toml under the current state"
+        alert = (
+            f"inconsistent constraint set ({err.one_line()}): using conservative.toml under "
+            "the current state, with the set's own hard limits"
+        )
         log.error(alert)
         alerts.append(alert)
         degraded = True
-        base = _conservative_for(book)
+        base = _conservative_for(book, caller)
         resolved = resolve_state(state, base, now=now)
         cs = tightened(base, resolved)
         prepared = prepare(book, decisions, cs)
@@ -305,7 +314,6 @@ def _gate(
     t_prepared = time.perf_counter()
 
     chain: list[dict[str, str]] = []
-    prepared_warnings: list[str] = []
     solved: Solved | None = None
     program_built = False
     if data.n:
@@ -324,51 +332,9 @@ def _gate(
             kappa=kappa,
             rho=rho,
         )
-        inaccurate: Solved | None = None
-        for solver in solvers or list(cs.solver.chain):
-            name = solver if isinstance(solver, str) else str(solver.name())
-            if (
-                isinstance(solver, str)
-                and solver != "CLARABEL"
-                and solver not in _installed_solvers()
-            ):
-                chain.append({"solver": name, "outcome": "not installed"})
-                continue
-            try:
-                candidate = program.solve(solver, max_iters=cs.solver.max_iters, values=values)
-            except (SolverFailed, ValueError, ArithmeticError) as err:
-                chain.append({"solver": name, "outcome": f"failed: {err}"})
-                log.warning("solver %s failed: %s", name, err)
-                continue
-            problem = _accuracy_problem(candidate, box)
-            if problem:
-                chain.append({"solver": name, "outcome": f"inaccurate: {problem}"})
-                log.warning("solver %s inaccurate: %s", name, problem)
-                if (
-                    _box_violation(candidate, box) <= 1e-6
-                    and candidate.status == OPTIMAL_INACCURATE
-                ):
-                    # An interior-point answer at reduced accuracy that keeps the hard
-                    # limits beats what a first-order method reaches in its time limit.
-                    inaccurate = candidate
-                    break
-                continue
-            chain.append({"solver": name, "outcome": candidate.status})
-            solved = candidate
-            break
-        if solved is None and inaccurate is not None:
-            # Better than the fallback: a solution that missed the solver's own tolerance
-            # but keeps every hard limit to 1e-6 (and is clipped into the box below).
-            solved = inaccurate
-            chain.append(
-                {
-                    "solver": inaccurate.solver,
-                    "outcome": "accepted: inaccurate but within the hard limits",
-                }
-            )
-            prepared_warnings.append(
-                f"solver {inaccurate.solver} solution accepted at reduced accuracy"
-            )
+        solved, chain = _solve_chain(
+            program, solvers or list(cs.solver.chain), values, max_iters=cs.solver.max_iters
+        )
     if solved is not None:
         solved = _exact_if_proposal_optimal(
             solved, data, limits, box, gamma=gamma, kappa=kappa, costs=cs.objective.costs
@@ -435,7 +401,7 @@ def _gate(
             "solve": t_solved - t_prepared,
             "solver": solved.solve_seconds if solved is not None else 0.0,
         },
-        warnings=[*prepared.warnings, *prepared_warnings],
+        warnings=list(prepared.warnings),
         counts=_decision_counts(prepared.decisions, labelled.pairs),
         program_built=program_built,
         state=resolved.state,
@@ -604,6 +570,62 @@ def _installed_solvers() -> frozenset[str]:
     return frozenset(cp.installed_solvers())
 
 
+def _check_solvers(solvers: list[str | Any] | None) -> list[str | Any] | None:
+    """``solvers`` with each name in upper case (``"clarabel"`` is ``"CLARABEL"``); an
+    unknown name is a ``ValidationError``, never a silent ``FALLBACK``."""
+    if solvers is None:
+        return None
+    if isinstance(solvers, str) or not isinstance(solvers, list | tuple):
+        raise ValidationError("solvers", [f"expected a list of solvers, got {solvers!r}"])
+    named = [s.upper() if isinstance(s, str) else s for s in solvers]
+    unknown = [
+        repr(s)
+        for s in named
+        if (s not in SOLVERS if isinstance(s, str) else not callable(getattr(s, "name", None)))
+    ]
+    if unknown:
+        raise ValidationError(
+            "solvers",
+            [
+                f"unknown solver {', '.join(unknown)}: expected {', '.join(SOLVERS)} "
+                "(in any case) or a cvxpy solver instance"
+            ],
+        )
+    return named
+
+
+def _solve_chain(
+    program: GateProgram, solvers: list[str | Any], values: Values, *, max_iters: int
+) -> tuple[Solved | None, list[dict[str, str]]]:
+    """The first accurate answer along the chain of ``solvers``, and the chain taken.
+
+    An answer is accurate when it meets the tolerance its solver was asked for (status
+    ``optimal``) and keeps the hard box to 1e-6. One short of that is recorded as
+    inaccurate and the next solver tried, so a run never reports ``OPTIMAL`` on it; with
+    no accurate answer the caller takes the de-risk-only fallback (``FALLBACK``).
+    """
+    chain: list[dict[str, str]] = []
+    for solver in solvers:
+        name = solver if isinstance(solver, str) else str(solver.name())
+        if isinstance(solver, str) and solver != "CLARABEL" and solver not in _installed_solvers():
+            chain.append({"solver": name, "outcome": "not installed"})
+            continue
+        try:
+            candidate = program.solve(solver, max_iters=max_iters, values=values)
+        except (SolverFailed, ValueError, ArithmeticError) as err:
+            chain.append({"solver": name, "outcome": f"failed: {err}"})
+            log.warning("solver %s failed: %s", name, err)
+            continue
+        problem = _accuracy_problem(candidate, _Box(values.lo, values.hi, values.w_lo, values.w_hi))
+        if problem:
+            chain.append({"solver": name, "outcome": f"inaccurate: {problem}"})
+            log.warning("solver %s inaccurate: %s", name, problem)
+            continue
+        chain.append({"solver": name, "outcome": candidate.status})
+        return candidate, chain
+    return None, chain
+
+
 def _check_gamma(value: float) -> float:
     try:
         gamma = float(value)
@@ -724,7 +746,12 @@ def _accuracy_problem(solved: Solved, box: _Box) -> str | None:
     if violation > 1e-6:
         return f"hard box violated by {violation:.2e}"
     if solved.status != SOLVER_OPTIMAL:
-        return f"status {solved.status}"
+        shortfall = (
+            ""
+            if solved.residual is None
+            else f" (residual {solved.residual:.1e}, above {ACCEPTED_TOLERANCE:g})"
+        )
+        return f"status {solved.status}{shortfall}"
     return None
 
 
@@ -1308,15 +1335,60 @@ def _one_line(err: Exception) -> str:
     return err.one_line() if isinstance(err, ValidationError | ConfigError) else str(err)
 
 
-def _conservative_for(book: Book) -> ConstraintSet:
-    """The conservative set, stripped of what this book cannot support (logged)."""
+def _conservative_for(book: Book, caller: ConstraintSet | None = None) -> ConstraintSet:
+    """The conservative set, stripped of what this book cannot support (logged), and
+    intersected with the ``caller``'s hard limits, so that a fallback never loosens them:
+    its restricted names (those the book has), the tighter trade limit and liquidity
+    gates, its states' no-new-positions and de-risk-only, the stricter default state and
+    the shorter age after which a state is stale."""
     cs = ConstraintSet.load("conservative")
     if book.risk_model is None:
         log.warning(
             "conservative fallback: the book has no risk model, the volatility cap is not applied"
         )
         cs = cs.replace(**{"risk.max_volatility": None})
-    return cs
+    if caller is None:
+        return cs
+    names = set(book.market.index.astype(str))
+    close = (set(cs.restricted.close) | set(caller.restricted.close)) & names
+    reduce_only = (set(cs.restricted.reduce_only) | set(caller.restricted.reduce_only)) & names
+    changes: dict[str, Any] = {
+        "restricted.close": sorted(close),
+        "restricted.reduce_only": sorted(reduce_only - close),
+        "states.default_state": max(
+            cs.states.default_state, caller.states.default_state, key=STATES.index
+        ),
+        "states.max_age_hours": min(cs.states.max_age_hours, caller.states.max_age_hours),
+    }
+    hard_limits = (
+        ("trading.max_trade_pct_adv", min),
+        ("liquidity.max_spread_bps", min),
+        ("liquidity.max_tick_to_price", min),
+        ("liquidity.min_price", max),
+    )
+    for key, pick in hard_limits:
+        changes[key] = _tighter(pick, _setting(cs, key), _setting(caller, key))
+    for state in STATES:
+        own = caller.states.sop(state)
+        hard = StateSOP(no_new_positions=own.no_new_positions, derisk_only=own.derisk_only)
+        changes[f"states.{state}"] = cs.states.sop(state).at_least(hard).model_dump()
+    return cs.replace(**changes)
+
+
+def _setting(cs: ConstraintSet, dotted: str) -> Any:
+    """The value of ``cs`` at a dotted key (``"trading.max_trade_pct_adv"``)."""
+    node: Any = cs
+    for key in dotted.split("."):
+        node = getattr(node, key)
+    return node
+
+
+def _tighter(
+    pick: Callable[[float, float], float], a: float | None, b: float | None
+) -> float | None:
+    """The tighter of two limits by ``pick`` (``min`` for a cap, ``max`` for a floor);
+    ``None`` is no limit."""
+    return b if a is None else a if b is None else pick(a, b)
 
 
 def degraded_result(
@@ -1352,6 +1424,7 @@ def degraded_result(
         solver_chain=[],
         gamma=0.0,
         state="UNKNOWN",
+        state_source="unresolved",
         warnings=[reason],
         alerts=[reason],
         program_built=False,

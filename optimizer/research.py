@@ -48,6 +48,7 @@ def metrics(result: RebalanceResult, book: Book, *, seconds: float | None = None
     counts = result.label_counts()
     return {
         "status": result.status,
+        "state": result.run.state,
         "gamma": result.run.gamma,
         "volatility": after.get("volatility", np.nan),
         "gross": after["gross"],
@@ -69,10 +70,13 @@ def compare(
     decisions: pd.DataFrame,
     sets: Mapping[str, ConstraintSet | str | Path],
     *,
-    state: str = "NORMAL",
+    state: str | None = None,
     risk_aversion: float | None = None,
 ) -> pd.DataFrame:
-    """One row per constraint set: risk, exposures, turnover, tracking, labels, binding limits."""
+    """One row per constraint set: risk, exposures, turnover, tracking, labels, binding limits.
+
+    Without ``state`` each set runs under its own ``states.default_state`` (the ``state``
+    column says which)."""
     rows = {}
     for name, cs in sets.items():
         start = time.perf_counter()
@@ -88,14 +92,16 @@ def sweep(
     parameter: str = "gross",
     values: Iterable[float] = (),
     *,
-    state: str = "NORMAL",
+    state: str | None = None,
     risk_aversion: float | None = 1.0,
     cache: ProgramCache | None = None,
 ) -> pd.DataFrame:
     """The metrics as one limit varies: a risk/tracking frontier.
 
-    Every value shares one :class:`ProgramCache`, so the program is built once and
-    re-solved with new parameter values (``cache.builds`` stays 1). With
+    Without ``state`` the set's ``states.default_state`` applies. Every value shares one
+    :class:`ProgramCache`, so the program is built once and re-solved with new parameter
+    values (``cache.builds`` stays 1 under NORMAL; a stricter state adds the program of
+    the calmer state whose outcome caps it). With
     ``cache=ProgramCache(reuse_solver=True)`` the values also share Clarabel's setup
     where the program's pattern stays the same: faster on a large book, each answer
     then the cold one to the solver's tolerance rather than to the last bit.

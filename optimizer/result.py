@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from constraints.states import describe_state
 from optimizer.diff import LABEL_ORDER
 
 OPTIMAL, RELAXED, FALLBACK, DEGRADED = "OPTIMAL", "RELAXED", "FALLBACK", "DEGRADED"
@@ -89,7 +90,8 @@ class RunInfo:
     counts: dict[str, int] = field(default_factory=dict)
     program_built: bool = True
     state_source: str = "given"
-    """How the state was decided: ``"given"``, ``"missing"`` or ``"stale"``."""
+    """How the state was decided: ``"given"``, ``"missing"``, ``"stale"``, ``"malformed"``
+    (``constraints.states.SOURCES``)."""
     alerts: list[str] = field(default_factory=list)
     """Alerts raised by the run (also logged at WARNING or above)."""
     debate: list[dict[str, Any]] = field(default_factory=list)
@@ -177,8 +179,8 @@ class RebalanceResult:
         """A plain-text summary for a terminal."""
         run = self.run
         lines = [
-            f"run {run.run_id}  as of {run.as_of}  set {run.constraint_set}  state {run.state}"
-            + ("" if run.state_source == "given" else f" ({run.state_source})"),
+            f"run {run.run_id}  as of {run.as_of}  set {run.constraint_set}",
+            f"state: {describe_state(run.state, run.state_source)}",
             f"status {run.status}  solver {run.solver or '-'}  γ = {run.gamma:.4g}  "
             f"total {run.timings.get('total', float('nan')):.3f}s (solver {run.timings.get('solver', 0.0):.3f}s)",
             gamma_meaning(run.gamma),

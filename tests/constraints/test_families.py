@@ -317,7 +317,7 @@ def test_restricted_reduce_only_and_close() -> None:
     assert [b["constraint"] for b in result.breaches] == ["restricted.close"]
 
 
-def test_names_the_book_lacks_are_config_errors() -> None:
+def test_groups_and_factors_the_book_lacks_are_config_errors() -> None:
     book = hand_book(PRICES, sectors=SECTORS)
     cs = only(
         groups={"sector": {"max_net": 0.1, "net_overrides": {"Tehc": 0.2}}},
@@ -328,17 +328,29 @@ def test_names_the_book_lacks_are_config_errors() -> None:
     with pytest.raises(ConfigError) as err:
         rebalance(book, decisions([("D1", "s1", "AAA", 0.01)]), cs, strict=True, risk_aversion=0.0)
     text = "\n".join(err.value.problems)
-    for key in (
-        "groups.sector.net_overrides",
-        "Tehc",
-        "factors.bands",
-        "VALUE",
-        "restricted.close",
-        "ZZZ",
-        "position.overrides",
-        "QQQ",
-    ):
+    for key in ("groups.sector.net_overrides", "Tehc", "factors.bands", "VALUE"):
         assert key in text
+    assert "ZZZ" not in text and "QQQ" not in text  # tickers are warnings, not errors
+
+
+def test_tickers_the_book_lacks_are_run_warnings() -> None:
+    """A firm-wide restricted list or override table names more than one book holds: the
+    run goes on under the caller's set, says which names it skipped, and applies the
+    rest."""
+    book = hand_book(PRICES, {("s1", "AAA"): 0.02, ("s1", "BBB"): 0.02}, sectors=SECTORS)
+    cs = only(
+        restricted={"reduce_only": ["AAA", "ZZZ"], "close": ["BBB", "YYY"]},
+        position={"max_weight": 0.05, "overrides": {"QQQ": 0.1, "CCC": 0.01}},
+    )
+    dec = decisions([("D1", "s1", "AAA", 0.04), ("D2", "s1", "CCC", 0.03)])
+    result = rebalance(book, dec, cs, state="NORMAL", risk_aversion=0.0, strict=True)
+    assert result.status in ("OPTIMAL", "RELAXED") and result.run.constraint_set == "family"
+    warnings = "\n".join(result.run.warnings)
+    assert "restricted.reduce_only: tickers not in the book: ZZZ" in warnings
+    assert "restricted.close: tickers not in the book: YYY" in warnings
+    assert "position.overrides: tickers not in the book: QQQ" in warnings
+    w = weights(result)
+    assert w["AAA"] <= 0.02 + 1e-9 and w["BBB"] < 0.02 and w["CCC"] <= 0.01 + 1e-9
 
 
 def test_contradictory_strategy_budget_is_a_config_error() -> None:

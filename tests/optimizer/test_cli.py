@@ -24,6 +24,8 @@ def test_demo_writes_outputs_and_prints_the_summary(tmp_path: Path) -> None:
     assert list(targets["priority"]) == sorted(targets["priority"])
     run = json.loads((out / "run.json").read_text())
     assert run["status"] in ("OPTIMAL", "RELAXED")
+    assert (run["state"], run["state_source"]) == ("NORMAL", "given")  # the demo's own state
+    assert "state: NORMAL (given)" in result.output
     assert (out / "riskopt.sqlite").exists()
 
 
@@ -45,6 +47,29 @@ def test_rebalance_command(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(out / "actions.csv")) >= len(pd.read_csv(SAMPLES / "decisions.csv"))
+    # No --state: the set's default, printed and recorded.
+    assert "state: ELEVATED (no state given: the set's default)" in result.output
+    run = json.loads((out / "run.json").read_text())
+    assert (run["state"], run["state_source"]) == ("ELEVATED", "missing")
+
+
+def test_debate_without_a_state_takes_the_sets_default() -> None:
+    from constraints.config import ConstraintSet
+
+    args = [
+        "debate",
+        "--book",
+        str(SAMPLES / "book"),
+        "--decisions",
+        str(SAMPLES / "decisions.csv"),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("state: ELEVATED (no state given: the set's default)")
+    gamma = float(result.output.split("judge: γ = ", 1)[1].split(";", 1)[0])
+    assert gamma >= ConstraintSet.load("default").states.ELEVATED.risk_aversion_floor
+    calm = runner.invoke(app, [*args, "--state", "normal"])
+    assert calm.exit_code == 0 and calm.output.startswith("state: NORMAL (given)")
 
 
 def test_user_errors_are_one_line(tmp_path: Path) -> None:
@@ -99,7 +124,7 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
 def test_demo_emergency_shows_the_drill(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "em"), "--state", "EMERGENCY"])
     assert result.exit_code == 0, result.output
-    assert "state EMERGENCY" in result.output
+    assert "state: EMERGENCY (given)" in result.output
     assert "emergency drill" in result.output
     drill = result.output.split("emergency drill", 1)[1].splitlines()
     gross = next(line for line in drill if line.startswith("gross")).split()[1:]
@@ -189,3 +214,18 @@ def test_batch_summaries_only_writes_the_summary_and_stores_the_tables(tmp_path:
         )
     engine.dispose()
     assert stored == dict(zip(summary["run_id"], summary["names"], strict=True))
+
+
+def test_batch_without_a_state_runs_each_book_under_its_sets_default(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    made = runner.invoke(
+        app, ["synth", "--out", str(jobs), "--n", "20", "--k", "2", "--books", "2"]
+    )
+    assert made.exit_code == 0, made.output
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["batch", str(jobs), "--serial", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "state: ELEVATED (no state given: the set's default) for 2 books" in result.output
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["state"]) == ["ELEVATED"] * 2
+    assert list(summary["state_source"]) == ["missing"] * 2

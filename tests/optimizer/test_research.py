@@ -32,19 +32,21 @@ def test_compare_gives_one_row_per_set(sample) -> None:  # type: ignore[no-untyp
     ):
         assert column in table.columns
     assert table.loc["conservative", "gross"] < table.loc["default", "gross"]
+    assert list(table["state"]) == ["ELEVATED", "ELEVATED"]  # no state: each set's default
 
 
 def test_sweep_builds_the_program_once_and_traces_a_frontier(sample) -> None:  # type: ignore[no-untyped-def]
     book, dec = sample
     cache = ProgramCache()
-    swept = research.sweep(book, dec, "default", "gross", [0.9, 1.1, 1.3, 1.6], cache=cache)
+    values = [0.9, 1.1, 1.3, 1.6]
+    swept = research.sweep(book, dec, "default", "gross", values, state="NORMAL", cache=cache)
     assert cache.builds == 1 and swept.attrs["programs_built"] == 1
     assert swept["gross"].is_monotonic_increasing  # a looser cap never lowers gross
     assert swept["tracking"].is_monotonic_decreasing  # and never moves further from the proposal
 
     # Keeping Clarabel's solver between values: the same frontier, to the tolerance.
     kept = ProgramCache(reuse_solver=True)
-    again = research.sweep(book, dec, "default", "gross", [0.9, 1.1, 1.3, 1.6], cache=kept)
+    again = research.sweep(book, dec, "default", "gross", values, state="NORMAL", cache=kept)
     (program,) = kept._programs.values()
     assert program._direct is not None and program._direct.reused >= 1
     numbers = ["volatility", "gross", "net", "turnover", "tracking"]
@@ -57,6 +59,7 @@ def test_plots_return_figures_and_save_pngs(sample, tmp_path: Path) -> None:  # 
     book, dec = sample
     result = rebalance(book, dec, "default", state="NORMAL", risk_aversion=1.0)
     swept = research.sweep(book, dec, "default", "position", [0.02, 0.05])
+    assert list(swept["state"]) == ["ELEVATED", "ELEVATED"]  # no state: the set's default
     figures = {
         "sectors": research.plot_sector_exposures(result, book, save=tmp_path / "sectors.png"),
         "labels": research.plot_label_counts({"default": result}, save=tmp_path / "labels.png"),
