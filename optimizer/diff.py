@@ -409,7 +409,7 @@ def reasons(
     labels_l = [str(x) for x in np.asarray(labels).tolist()]
     p_pct, f_pct, c_pct = texts
     moves = [
-        f"proposed {p} → {f}" if has else f"held {c} → {f} (no decision)"
+        f"held {c} → proposed {p} → final {f}" if has else f"held {c} → final {f} (no decision)"
         for p, f, c, has in zip(
             p_pct, f_pct, c_pct, np.asarray(has_proposal, dtype=bool).tolist(), strict=True
         )

@@ -17,6 +17,7 @@ import pandas as pd
 
 from constraints.config import ConstraintSet
 from data.book import Book
+from data.errors import ValidationError
 from data.loaders import load_book, load_decisions
 from optimizer.rebalance import rebalance
 from optimizer.result import RebalanceResult
@@ -77,6 +78,12 @@ def write_golden(directory: str | Path, result: RebalanceResult | None = None) -
 def check_fixture(directory: str | Path, tol: Tolerances = Tolerances()) -> pd.DataFrame:
     """Differences between a fresh run and the golden output (empty when none)."""
     directory = Path(directory)
+    missing = [name for name in GOLDEN_FILES if not (directory / name).is_file()]
+    if missing:
+        raise ValidationError(
+            f"fixture {directory.name}",
+            [f"no golden output ({', '.join(missing)}): write it with --update"],
+        )
     book = load_book(directory / "book")
     result = run_fixture(directory, book)
     fresh = golden_tables(result)

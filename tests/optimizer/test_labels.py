@@ -76,7 +76,7 @@ def test_capped_by_the_names_own_cap_with_attribution() -> None:
     a = action(result, "D1")
     assert a["action_type"] == "CAPPED"
     assert a["final_weight"] == pytest.approx(0.05, abs=1e-6)
-    assert "per-name cap" in a["reason"] and "8.00% → 5.00%" in a["reason"]
+    assert "per-name cap" in a["reason"] and "proposed 8.00% → final 5.00%" in a["reason"]
     top = a["details"]["attribution"][0]
     assert top["constraint"] == "position.max_weight"
     assert top["share"] == pytest.approx(1.0, abs=1e-4)
@@ -108,7 +108,9 @@ def test_scaled_down_by_risk_aversion() -> None:
     assert 0 < a["final_weight"] < 0.04
     assert a["details"]["attribution"][0]["constraint"] == "risk_aversion"
     # The reason names the risk aversion the run used.
-    assert a["reason"].startswith("SCALED_DOWN by risk aversion (γ = 2): proposed 4.00% → ")
+    assert a["reason"].startswith(
+        "SCALED_DOWN by risk aversion (γ = 2): held 0.00% → proposed 4.00% → final "
+    )
     again = rebalance(book, decisions([("D1", "s1", "AAA", 0.04)]), policy(), risk_aversion=0.35)
     assert action(again, "D1")["reason"].startswith("SCALED_DOWN by risk aversion (γ = 0.35): ")
 
@@ -549,7 +551,7 @@ def test_causes_pushing_against_each_other_read_as_shares_of_the_push() -> None:
     )
     assert text == (
         "SCALED_DOWN by sector cap Tech (groups.sector.net) with name cap 45%: "
-        "proposed 1.00% → 0.90%"
+        "held 0.00% → proposed 1.00% → final 0.90%"
     )
 
 
@@ -584,9 +586,9 @@ def test_reasons_read_as_each_name_written_alone(seed: int, n: int) -> None:
     out = reasons(labels, attribution, texts, decided, rows, {})
     for k, (label, i) in enumerate(zip(labels.tolist(), rows.tolist(), strict=True)):
         move = (
-            f"proposed {texts[0][k]} → {texts[1][k]}"
+            f"held {texts[2][k]} → proposed {texts[0][k]} → final {texts[1][k]}"
             if decided[k]
-            else f"held {texts[2][k]} → {texts[1][k]} (no decision)"
+            else f"held {texts[2][k]} → final {texts[1][k]} (no decision)"
         )
         if label == OK:
             assert out[k] == f"OK: {move}"

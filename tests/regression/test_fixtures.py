@@ -115,3 +115,14 @@ def test_regress_command(tmp_path: Path) -> None:
     assert runner.invoke(app, ["regress", "--fixtures", str(root)]).exit_code == 0
     missing = runner.invoke(app, ["regress", "--fixtures", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and missing.output.startswith("riskopt: error:")
+
+
+def test_a_fixture_without_golden_output_is_one_clear_line(tmp_path: Path) -> None:
+    directory = tmp_path / "fx"
+    shutil.copytree(FIXTURES / "long_only", directory)
+    for golden in directory.glob("golden_*.csv"):
+        golden.unlink()
+    result = CliRunner().invoke(app, ["regress", "--fixtures", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no golden output" in result.output and "--update" in result.output
+    assert "Traceback" not in result.output
