@@ -933,7 +933,10 @@ def _round_lots(
     pair_bounds = pair_lot_bounds(
         pair_current, box.w_lo, box.w_hi, to_shares[pt], data.lot_size[pt]
     )
-    summed = tuple(np.bincount(pt, weights=k, minlength=data.n) for k in pair_bounds)
+    summed = (
+        np.bincount(pt, weights=pair_bounds[0], minlength=data.n),
+        np.bincount(pt, weights=pair_bounds[1], minlength=data.n),
+    )
     rounding = functools.partial(
         round_to_lots,
         current=prepared.current_shares,
@@ -942,7 +945,7 @@ def _round_lots(
         price=data.price,
         lot_size=data.lot_size,
         nav=data.nav,
-        lot_bounds=(summed[0], summed[1]),
+        lot_bounds=summed,
     )
     shares, h_final = rounding(h)
     # Solver noise may round a name a hair above what the solve left it; where that would
@@ -950,6 +953,8 @@ def _round_lots(
     grown = np.abs(h_final) > np.abs(h) + 1e-15
     if grown.any() and _worsened(limits, h, h_final, w):
         shares, h_final = rounding(h, strict=grown)
+        shares = _lots_back_under(limits, (h, w), shares, prepared, box, summed)
+        h_final = shares / to_shares
     trade = (shares - prepared.current_shares) / data.lot_size
     solved_trade = (w * to_shares[pt] - pair_current) / data.lot_size[pt]
     eps = np.clip(SOLVER_NOISE * to_shares[pt] / data.lot_size[pt], EPS_LOTS, 0.5)
@@ -958,6 +963,48 @@ def _round_lots(
     pair_shares = pair_current + k * data.lot_size[pt]
     pair_shares = np.where(np.abs(pair_shares) < 1e-9, 0.0, pair_shares)
     return _Lots(h_final, pair_shares / to_shares[pt], shares, pair_shares)
+
+
+def _lots_back_under(
+    limits: list[LinearLimit],
+    solved: tuple[np.ndarray, np.ndarray],
+    shares: np.ndarray,
+    prepared: PreparedInputs,
+    box: _Box,
+    summed: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """Where a hard limit held a name a fraction of a lot above its solved size (sold the
+    most the trade limit allows), take whole lots off other names of the same row (gross,
+    long, short, a group's gross) until the row is back where the solve left it."""
+    data = prepared.data
+    h, w = solved
+    to_shares, lot, current = data.nav / data.price, data.lot_size, prepared.current_shares
+    step = -np.sign(shares) * lot
+    k_new = (shares + step - current) / lot
+    k_lo = np.maximum(np.ceil((box.lo * to_shares - current) / lot - EPS_LOTS), summed[0])
+    k_hi = np.minimum(np.floor((box.hi * to_shares - current) / lot + EPS_LOTS), summed[1])
+    can = (
+        (np.abs(shares) >= lot)
+        & (k_new >= np.minimum(k_lo, 0.0))
+        & (k_new <= np.maximum(k_hi, 0.0))
+    )
+    side = {"abs": can, "pos": can & (shares > 0), "neg": can & (shares < 0)}
+    shares = shares.copy()
+    for limit in limits:
+        if limit.on != "h" or limit.A is None or limit.transform not in side:
+            continue
+        excess = limit.residual(shares / to_shares, w) - limit.residual(h, w)
+        for r in np.flatnonzero(excess > 1e-12):
+            row = limit.A.getrow(r)
+            free = side[limit.transform][row.indices]
+            names, size = row.indices[free], (row.data * data.lot_weight[row.indices])[free]
+            order = np.argsort(-size, kind="stable")
+            taken = np.cumsum(size[order]) - size[order] < excess[r]
+            chosen = names[order[taken]]
+            shares[chosen] += step[chosen]
+            for mask in side.values():
+                mask[chosen] = False
+    return shares
 
 
 def _worsened(limits: list[LinearLimit], h: np.ndarray, rounded: np.ndarray, w: np.ndarray) -> bool:

@@ -218,8 +218,9 @@ class RebalanceResult:
             lines.append("")
             lines.append("breaches left (limits that could not be met within the hard limits)")
             for b in run.breaches[:10]:
+                lots = " (left by rounding to whole lots)" if b.get("cause") == "lots" else ""
                 lines.append(
-                    f"  {b['constraint']} [{b['label']}] tier {b['tier']}: {b['value']:.4%} vs limit {b['limit']:.4%}"
+                    f"  {b['constraint']} [{b['label']}] tier {b['tier']}: {b['value']:.4%} vs limit {b['limit']:.4%}{lots}"
                 )
             if len(run.breaches) > 10:
                 lines.append(f"  ... {len(run.breaches) - 10} more")

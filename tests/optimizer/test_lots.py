@@ -131,3 +131,46 @@ def test_split_to_sleeves_on_random_feasible_totals(seed: int) -> None:
     k = split_to_sleeves(totals, solved, np.trunc(solved), (k_lo, k_hi), pair_ticker)
     np.testing.assert_array_equal(np.bincount(pair_ticker, weights=k, minlength=n), totals)
     assert np.all((k_lo <= k) & (k <= k_hi)) and np.all(k == np.round(k))
+
+
+def test_a_name_held_up_by_its_trade_limit_does_not_take_the_book_above_its_gross() -> None:
+    """A sells the most its trade limit allows, 1.5 lots, so whole lots leave it half a
+    lot above its solved size; the gross cap binds, so B gives up a lot instead."""
+    price, lot = 100.0, 100
+    book = Book.create(
+        as_of=dt.date(2026, 11, 20),
+        nav=NAV,
+        positions=pd.DataFrame(
+            {"strategy_id": ["s", "s"], "ticker": ["N0", "N1"], "quantity": [10_050.0, 10_000.0]}
+        ),
+        market=pd.DataFrame(
+            {
+                "ticker": ["N0", "N1"],
+                "price": price,
+                "adv_shares": [1_500.0, 1e9],
+                "spread_bps": 1.0,
+                "volatility": 0.2,
+                "sector": "S",
+                "country": "US",
+                "lot_size": lot,
+            }
+        ),
+    )
+    gross = (9_900 + 5_000) * price / NAV
+    result = rebalance(
+        book,
+        _decisions([0.0]),
+        _set(
+            position={"max_weight": 1.0},
+            trading={"max_trade_pct_adv": 0.1},
+            exposure={"gross": {"max": gross}, "net": {"min": None, "max": None}},
+        ),
+        state="NORMAL",
+        risk_aversion=0.0,
+        cache=None,
+    )
+    t = result.targets.set_index("ticker")
+    assert t.loc["N0", "target_position"] == 9_950  # the trade limit: 1 lot, not 2
+    assert t.loc["N1", "target_position"] == 4_900  # one lot more than solved
+    assert result.run.exposures_after["gross"] <= gross
+    assert not result.run.breaches
