@@ -297,11 +297,14 @@ def box_duals_by_bound(
 
 
 def pair_duals_by_bound(
-    bounds: list[HardBound], upper_dual: np.ndarray, lower_dual: np.ndarray
+    bounds: list[HardBound], upper_dual: np.ndarray, lower_dual: np.ndarray, *, pairs: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Split the duals of the pair box ``pair_lo ≤ w ≤ pair_hi`` among the per-pair bounds
-    (the tightest owns each side); bounds without a pair box get zeros."""
-    zeros = np.zeros_like(upper_dual)
+    (the tightest owns each side); bounds without a pair box get zeros, and so does every
+    bound where the solve reported no pair duals (empty arrays)."""
+    zeros = np.zeros(pairs)
+    if len(upper_dual) != pairs:
+        upper_dual, lower_dual = zeros, zeros
     out = [(zeros, zeros) for _ in bounds]
     paired = [(j, b.pair_lo, b.pair_hi) for j, b in enumerate(bounds) if b.pair_lo is not None]
     if not paired:

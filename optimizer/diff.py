@@ -131,7 +131,7 @@ def attribute(
     hi: np.ndarray,
     box_upper_dual: np.ndarray,
     box_lower_dual: np.ndarray,
-    pair_duals: tuple[np.ndarray, np.ndarray] | None = None,
+    pair_duals: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0)),
     risk_scale: float = 1.0,
 ) -> Attribution:
     """Split each name's deviation from its proposal among the KKT terms: every binding
@@ -140,9 +140,7 @@ def attribute(
     n = data.n
     H = np.asarray(data.M @ (1.0 / (2.0 * c)))
     inv2c = 1.0 / (2.0 * c)
-    if pair_duals is None or not len(pair_duals[0]):
-        pair_duals = (np.zeros(data.p), np.zeros(data.p))
-    by_pair = pair_duals_by_bound(bounds, *pair_duals)
+    by_pair = pair_duals_by_bound(bounds, *pair_duals, pairs=data.p)
     deviation = h - data.h_tilde
     g = -deviation / H
 

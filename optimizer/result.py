@@ -107,6 +107,15 @@ class RunInfo:
         return out
 
 
+def _breach_line(b: dict[str, Any]) -> str:
+    """One breach for a terminal: the limit, its row and tier, value against limit."""
+    lots = " (left by rounding to whole lots)" if b.get("cause") == "lots" else ""
+    return (
+        f"  {b['constraint']} [{b['label']}] tier {b['tier']}: "
+        f"{b['value']:.4%} vs limit {b['limit']:.4%}{lots}"
+    )
+
+
 def gamma_meaning(gamma: float) -> str:
     """What the run's risk aversion does on its own, in words a portfolio manager reads."""
     if gamma <= 0:
@@ -217,11 +226,7 @@ class RebalanceResult:
         if run.breaches:
             lines.append("")
             lines.append("breaches left (limits that could not be met within the hard limits)")
-            for b in run.breaches[:10]:
-                lots = " (left by rounding to whole lots)" if b.get("cause") == "lots" else ""
-                lines.append(
-                    f"  {b['constraint']} [{b['label']}] tier {b['tier']}: {b['value']:.4%} vs limit {b['limit']:.4%}{lots}"
-                )
+            lines.extend(_breach_line(b) for b in run.breaches[:10])
             if len(run.breaches) > 10:
                 lines.append(f"  ... {len(run.breaches) - 10} more")
         overrides = self.largest_overrides(top)
