@@ -25,7 +25,7 @@ Tier = int
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TiersConfig(_Section):
@@ -372,7 +372,9 @@ class SolverConfig(_Section):
     """Solvers tried in order; the de-risk-only fallback follows the last."""
 
     chain: list[SolverName] = Field(["CLARABEL", "SCS", "OSQP"], min_length=1)
-    max_iters: int = Field(500, ge=10)
+    max_iters: int = Field(500, ge=10, le=10_000)
+    """Interior-point iterations (the gate's programs need 15–60); first-order solvers
+    get 20× (SCS) and 100× (OSQP) this. Beyond 10,000 a solver's own counters overflow."""
 
     @field_validator("chain", mode="before")
     @classmethod

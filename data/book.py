@@ -37,6 +37,11 @@ MAX_MEDIAN_ABS_DAILY_RETURN = 0.2
 """A name whose median |daily return| is above this gives its returns in percent. Real
 names sit near 0.005–0.02; 0.2 is the median of a name with about 470% annualized
 volatility (0.2 / 0.674 · √252), just below the volatility check below."""
+MAX_NAV = 1e14
+"""A NAV above 100 trillion is a unit error (cents, or a currency of tiny units), and
+beyond it share counts lose their last digits in floating point."""
+MIN_PRICE = 1e-6
+"""A price below a millionth is a unit error, not a quote: shares would overflow."""
 MAX_VOLATILITY = 5.0
 """An annualized volatility above 500% is taken for a volatility given in percent."""
 MAX_MEDIAN_PRICE_OF_RETURNS = 0.5
@@ -208,6 +213,8 @@ def _header(problems: list[str], as_of: object, nav: object) -> tuple[dt.date | 
         nav_value = float("nan")
     if not np.isfinite(nav_value) or nav_value <= 0:
         problems.append(f"book.nav: must be a finite number > 0, got {nav!r}")
+    elif nav_value > MAX_NAV:
+        problems.append(f"book.nav: above {MAX_NAV:g} (a unit error?), got {nav!r}")
     return as_of_date, nav_value
 
 
@@ -220,6 +227,8 @@ def _market_unit_problems(market: object) -> list[str]:
     they are reported beside the schema's own problems."""
     if not isinstance(market, pd.DataFrame) or "ticker" not in market.columns:
         return []
+    if market.columns.duplicated().any():
+        return []  # the schema check names the repeated column
     tickers = market["ticker"].astype(str).to_numpy()
     problems: list[str] = []
     if "volatility" in market.columns:
@@ -231,6 +240,12 @@ def _market_unit_problems(market: object) -> list[str]:
             )
     if "price" in market.columns:
         price = _numbers(market, "price")
+        tiny = (price > 0) & (price < MIN_PRICE)
+        if tiny.any():
+            problems.append(
+                f"market.price: below {MIN_PRICE:g} (a unit error, not a quote) for ticker "
+                f"{_show(sorted(tickers[tiny]))}"
+            )
         known = np.isfinite(price)
         negative = known & (price < 0)
         if negative.any() and np.median(np.abs(price[known])) < MAX_MEDIAN_PRICE_OF_RETURNS:

@@ -112,11 +112,20 @@ def validate(schema: pa.DataFrameSchema, table: Any, *, key: str | None = "ticke
         raise ValidationError(
             schema.name or "table", [f"expected a DataFrame, got {type(table).__name__}"]
         )
+    refuse_repeated_columns(schema.name or "table", table)
     table = table.reset_index(drop=True)
     try:
         return schema.validate(table, lazy=True)
     except SchemaErrors as err:
         raise ValidationError(schema.name or "table", _describe(err, table, key)) from None
+
+
+def refuse_repeated_columns(name: str, table: pd.DataFrame) -> None:
+    """A column label given twice is ambiguous (which one is meant?): a ValidationError."""
+    labels = pd.Index(table.columns)
+    repeated = labels[labels.duplicated()].unique()
+    if len(repeated):
+        raise ValidationError(name, [f"column {c!r} appears more than once" for c in repeated])
 
 
 _TEXT = pd.Series(["text", None]).dtype
@@ -129,6 +138,7 @@ def check_decision_columns(decisions: Any) -> pd.DataFrame:
         raise ValidationError(
             "decisions", [f"expected a DataFrame, got {type(decisions).__name__}"]
         )
+    refuse_repeated_columns("decisions", decisions)
     missing = [c for c in DECISION_COLUMNS if c not in decisions.columns]
     if missing:
         raise ValidationError("decisions", [f"missing column {c!r}" for c in missing])
