@@ -239,6 +239,14 @@ def _market_unit_problems(market: object) -> list[str]:
                 f"|price| is below {MAX_MEDIAN_PRICE_OF_RETURNS:g}) for ticker "
                 f"{_show(sorted(tickers[negative]))}"
             )
+    if "lot_size" in market.columns:
+        lots = _numbers(market, "lot_size")
+        fractional = np.isfinite(lots) & (lots != np.round(lots))
+        if fractional.any():
+            problems.append(
+                "market.lot_size: not a whole number of shares for ticker "
+                f"{_show(sorted(tickers[fractional]))}"
+            )
     return problems
 
 
