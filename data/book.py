@@ -405,8 +405,23 @@ def _nav_history(problems: list[str], nav_history: pd.DataFrame | pd.Series | No
     return checked.set_index("date")["nav"].sort_index()
 
 
+def _duplicated_risk_rows(model: RiskModel) -> list[str]:
+    """Tickers or factors given twice in the risk model's tables (which one would count?)."""
+    problems = []
+    tables = {
+        "loadings": model.loadings.index,
+        "factor_cov": model.factor_cov.index,
+        "specific_var": model.specific_var.index,
+    }
+    for name, index in tables.items():
+        twice = sorted({str(i) for i in index[index.duplicated()]})
+        if twice:
+            problems.append(f"risk_model.{name}: rows given twice for {_show(twice)}")
+    return problems
+
+
 def _check_risk_model(model: RiskModel, tickers: pd.Index) -> list[str]:
-    problems: list[str] = []
+    problems = _duplicated_risk_rows(model)
     loadings, cov, spec = model.loadings, model.factor_cov, model.specific_var
     missing = sorted(set(tickers) - set(loadings.index.astype(str)))
     if missing:
