@@ -370,14 +370,14 @@ def batch(
                 "summaries-only", ["needs --store: without it the books' tables would be lost"]
             )
         the_state = _check_state(state)
+        if store is not None:
+            check_store(store)
         try:
             job_list = jobs_from_manifest(jobs)
         except (ValueError, KeyError) as err:
             raise ValidationError("jobs", [str(err)]) from err
         if the_state is not None:
             job_list = [j if j.state else dataclasses.replace(j, state=the_state) for j in job_list]
-        if store is not None:
-            check_store(store)
         out.mkdir(parents=True, exist_ok=True)
         executor: object = "serial" if serial else "dask" if dask else None
         result = _run_batch(job_list, executor, scheduler, store, workers, summaries_only)

@@ -53,7 +53,14 @@ def mask_url(url: str) -> str:
 
 def scrub(message: str) -> str:
     """``message`` on one line, every URL in it with its password masked."""
-    return _URL.sub(lambda m: mask_url(m.group(0)), " ".join(message.split()))
+    return _URL.sub(_masked_match, " ".join(message.split()))
+
+
+def _masked_match(match: re.Match[str]) -> str:
+    """A URL found in a message, masked; punctuation that ends a sentence stays outside."""
+    text = match.group(0)
+    url = text.rstrip(":,;.)")
+    return mask_url(url) + text[len(url) :]
 
 
 def describe(err: BaseException) -> str:
@@ -131,5 +138,11 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """Write ``frame`` as CSV without its index, formula-like text neutralised."""
-    neutralise_formulas(frame).to_csv(path, index=False)
+    """Write ``frame`` as CSV without its index, formula-like text neutralised; a failed
+    write names the file."""
+    try:
+        neutralise_formulas(frame).to_csv(path, index=False)
+    except OSError as err:
+        if err.filename is not None:
+            raise
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from err
