@@ -357,8 +357,6 @@ def batch(
     Exit status: the worst book's (0 OPTIMAL or RELAXED, 3 FALLBACK, 4 DEGRADED); 2 when
     the batch cannot start (a bad option, manifest, output folder or store).
     """
-    from optimizer.batch import jobs_from_manifest
-
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     with _user_errors():
         if sum([scheduler is not None, dask, serial]) > 1:
@@ -369,15 +367,7 @@ def batch(
             raise ValidationError(
                 "summaries-only", ["needs --store: without it the books' tables would be lost"]
             )
-        the_state = _check_state(state)
-        if store is not None:
-            check_store(store)
-        try:
-            job_list = jobs_from_manifest(jobs)
-        except (ValueError, KeyError) as err:
-            raise ValidationError("jobs", [str(err)]) from err
-        if the_state is not None:
-            job_list = [j if j.state else dataclasses.replace(j, state=the_state) for j in job_list]
+        job_list = _batch_jobs(jobs, _check_state(state), store)
         out.mkdir(parents=True, exist_ok=True)
         executor: object = "serial" if serial else "dask" if dask else None
         result = _run_batch(job_list, executor, scheduler, store, workers, summaries_only)
@@ -395,6 +385,21 @@ def batch(
             typer.echo(f"  {row.run_id}: {row.status}: {row.error}")
     typer.echo(f"outputs written to {out}/ ({', '.join(written)})")
     raise typer.Exit(exit_code(list(summary["status"])))
+
+
+def _batch_jobs(jobs: Path, state: str | None, store: str | None) -> list[Any]:
+    """The batch's jobs, ``state`` given to those that name none; the store checked first."""
+    from optimizer.batch import jobs_from_manifest
+
+    if store is not None:
+        check_store(store)
+    try:
+        job_list = jobs_from_manifest(jobs)
+    except (ValueError, KeyError) as err:
+        raise ValidationError("jobs", [str(err)]) from err
+    if state is None:
+        return job_list
+    return [j if j.state else dataclasses.replace(j, state=state) for j in job_list]
 
 
 def _run_batch(
