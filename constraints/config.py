@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticValidationError
 
 from constraints.errors import ConfigError
+from data.config_files import ConfigFileError, read_toml
 
 SETS_DIR = Path(__file__).parent / "sets"
 MAX_PENALTY = 1e6
@@ -436,8 +436,8 @@ class ConstraintSet(_Section):
             raw = copy.deepcopy(_parsed_toml(str(path), stat.st_mtime_ns, stat.st_size))
         except OSError as err:
             raise ConfigError(str(path), [f"cannot read file: {err}"]) from None
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(str(path), [f"not valid TOML: {err}"]) from None
+        except ConfigFileError as err:
+            raise ConfigError(str(path), [str(err).removeprefix(f"{path}: ")]) from None
         raw.setdefault("name", path.stem)
         return cls.from_dict(raw, source=str(path))
 
@@ -468,7 +468,7 @@ class ConstraintSet(_Section):
 def _parsed_toml(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
     """A set file's TOML, parsed once per version of the file (keyed by its modification
     time and size): a batch of thousands of books names the same set each time."""
-    return tomllib.loads(Path(path).read_text())
+    return read_toml(path)
 
 
 def resolve_set_path(path: str | Path) -> Path:

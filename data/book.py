@@ -254,6 +254,14 @@ def _market_unit_problems(market: object) -> list[str]:
                 f"|price| is below {MAX_MEDIAN_PRICE_OF_RETURNS:g}) for ticker "
                 f"{_show(sorted(tickers[negative]))}"
             )
+    if "lot_size" in market.columns:
+        lots = _numbers(market, "lot_size")
+        fractional = np.isfinite(lots) & (lots != np.round(lots))
+        if fractional.any():
+            problems.append(
+                "market.lot_size: not a whole number of shares for ticker "
+                f"{_show(sorted(tickers[fractional]))}"
+            )
     return problems
 
 
@@ -412,8 +420,23 @@ def _nav_history(problems: list[str], nav_history: pd.DataFrame | pd.Series | No
     return checked.set_index("date")["nav"].sort_index()
 
 
+def _duplicated_risk_rows(model: RiskModel) -> list[str]:
+    """Tickers or factors given twice in the risk model's tables (which one would count?)."""
+    problems = []
+    tables = {
+        "loadings": model.loadings.index,
+        "factor_cov": model.factor_cov.index,
+        "specific_var": model.specific_var.index,
+    }
+    for name, index in tables.items():
+        twice = sorted({str(i) for i in index[index.duplicated()]})
+        if twice:
+            problems.append(f"risk_model.{name}: rows given twice for {_show(twice)}")
+    return problems
+
+
 def _check_risk_model(model: RiskModel, tickers: pd.Index) -> list[str]:
-    problems: list[str] = []
+    problems = _duplicated_risk_rows(model)
     loadings, cov, spec = model.loadings, model.factor_cov, model.specific_var
     missing = sorted(set(tickers) - set(loadings.index.astype(str)))
     if missing:

@@ -26,28 +26,73 @@ are off. Rows of the dated tables after ``as_of`` are dropped with a warning.
 
 from __future__ import annotations
 
-import tomllib
+import csv
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from data.book import Book, RiskModel
+from data.config_files import ConfigFileError, read_toml
 from data.contracts import check_decision_columns
 from data.errors import BookLoadError, ValidationError
 from data.risk_model import RiskModelSettings
 
 TABLE_SUFFIXES = (".parquet", ".csv")
+IDENTIFIER_COLUMNS = frozenset(
+    {"ticker", "decision_id", "strategy_id", "sector", "country", "cluster", "factor"}
+)
+"""Columns read as text, never as numbers or NA guesses: ticker ``0700`` stays ``0700``
+and ``NA`` stays ``NA``; only an empty cell is missing."""
+DEFAULT_NA = ("", "NA", "N/A", "NaN", "nan", "NULL", "null", "#N/A", "-NaN", "-nan", "None")
+"""What counts as missing in a number or date column of a CSV table."""
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """Read one CSV or Parquet table; an unreadable file is a BookLoadError."""
+    """Read one CSV or Parquet table, identifiers as text; an unreadable file is a
+    BookLoadError and a column named twice a ValidationError."""
     try:
         if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path, keep_default_na=True)
+            return _identifiers_as_text(_unique_columns(path, pd.read_parquet(path)))
+        return _read_csv(path)
     except (OSError, ValueError, pd.errors.ParserError) as err:
-        raise BookLoadError(f"cannot read {path}: {err}") from err
+        if isinstance(err, ValidationError):
+            raise
+        raise BookLoadError(f"cannot read {path}: {' '.join(str(err).split())}") from err
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV table whose identifier columns are text and whose header names each column once."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle), [])
+    _unique_columns(path, pd.DataFrame(columns=header))
+    text = [c for c in header if c in IDENTIFIER_COLUMNS]
+    na_values = {c: [""] if c in text else list(DEFAULT_NA) for c in header}
+    return pd.read_csv(
+        path,
+        dtype=dict.fromkeys(text, str),
+        keep_default_na=False,
+        na_values=na_values,
+        encoding="utf-8",
+    )
+
+
+def _unique_columns(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    twice = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if twice:
+        raise ValidationError(
+            path.stem, [f"{path.name}: column {c!r} appears twice" for c in twice]
+        )
+    return frame
+
+
+def _identifiers_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Identifier columns of a Parquet table as text (a numeric ticker column included)."""
+    for column in IDENTIFIER_COLUMNS & set(frame.columns):
+        values = frame[column]
+        if values.dtype != object:
+            frame[column] = values.astype(object).where(values.isna(), values.astype(str))
+    return frame
 
 
 def _find(directory: Path, name: str) -> Path | None:
@@ -74,6 +119,17 @@ def load_book(directory: str | Path, *, risk_model: RiskModelSettings | None = N
     gives none; it replaces the ``[risk_model]`` table of ``book.toml``.
     """
     directory = Path(directory)
+    try:
+        return _load_book(directory, risk_model)
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as err:
+        # A table that reads but cannot be shaped (text among numbers, duplicated rows,
+        # unparseable dates): the book cannot be loaded, which callers handle by kind.
+        message = " ".join(str(err).split()) or type(err).__name__
+        raise BookLoadError(f"cannot load book {directory}: {message}") from err
+
+
+def _load_book(directory: Path, risk_model: RiskModelSettings | None) -> Book:
+    """:func:`load_book`'s work; its untyped errors are turned into ``BookLoadError``."""
     meta = _meta(directory)
     settings = risk_model if risk_model is not None else _settings(meta.get("risk_model"))
     positions = _table(directory, "positions", required=True)
@@ -107,8 +163,8 @@ def _meta(directory: Path) -> dict[str, Any]:
     if not meta_path.exists():
         raise BookLoadError(f"book directory {directory} has no book.toml")
     try:
-        meta = tomllib.loads(meta_path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as err:
+        meta = read_toml(meta_path)
+    except (OSError, ConfigFileError) as err:
         raise BookLoadError(f"cannot read {meta_path}: {err}") from err
     missing = [key for key in ("as_of", "nav") if key not in meta]
     if missing:

@@ -44,8 +44,10 @@ Choices made:
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import functools
+import io
 import logging
 import os
 import pickle
@@ -65,6 +67,7 @@ from tqdm import tqdm
 from constraints.config import ConstraintSet
 from constraints.states import BlackSwanState
 from data.book import Book
+from data.config_files import read_config_text
 from data.contracts import DECISION_COLUMNS, check_decision_columns
 from optimizer.rebalance import degraded_result, rebalance, rebalance_summary
 from optimizer.result import DEGRADED, FALLBACK, BookSummary, RebalanceResult
@@ -147,10 +150,15 @@ class BatchResult:
                     "gross_after": run.exposures_after.get("gross", np.nan),
                     "net_after": run.exposures_after.get("net", np.nan),
                     "seconds": run.timings.get("total", np.nan),
-                    "error": self.errors.get(run.run_id, ""),
+                    "error": self.errors.get(run.run_id) or _degraded_reason(run),
                 }
             )
         return pd.DataFrame(rows)
+
+
+def _degraded_reason(run: Any) -> str:
+    """Why a book that did not raise ended ``DEGRADED`` (its alerts), else nothing."""
+    return "; ".join(run.alerts) if run.status == DEGRADED else ""
 
 
 def run_job(
@@ -644,7 +652,12 @@ def jobs_from_manifest(path: str | Path) -> list[Job]:
         return jobs
     if not path.exists():
         raise FileNotFoundError(f"manifest not found: {path}")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    text = read_config_text(path)
+    header = next(csv.reader(io.StringIO(text)), [])
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise ValueError(f"{path}: manifest names column {twice} more than once")
+    table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     missing = [c for c in ("book", "decisions") if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: manifest needs columns {missing}")

@@ -1,7 +1,9 @@
 """The ``riskopt`` command line.
 
-Every error a user can cause (a bad path, a bad table, a bad constraint set) is one
-clear line on stderr and exit status 2, never a traceback.
+Every error a user can cause (a bad path, a bad table, a bad constraint set, an unusable
+database) is one clear line on stderr and exit status 2, never a traceback; a run's
+status decides the exit status of ``rebalance``, ``demo`` and ``batch``
+(:data:`optimizer.cli_support.STATUS_EXIT`).
 """
 
 from __future__ import annotations
@@ -14,36 +16,46 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import pandas as pd
 import typer
 from tqdm import tqdm
 
 from constraints.config import ConstraintSet
-from constraints.errors import ConfigError
 from constraints.states import describe_state
 from data import SAMPLES
-from data.errors import RiskoptError, ValidationError
-from optimizer.result import RebalanceResult
+from data.errors import ValidationError
+from optimizer.cli_support import (
+    EXIT_CHANGED,
+    EXIT_USAGE,
+    USER_ERRORS,
+    check_store,
+    describe,
+    exit_code,
+    mask_url,
+    write_csv,
+)
+from optimizer.result import DEGRADED, FALLBACK, RebalanceResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="riskopt: the convex risk gate.")
 T = TypeVar("T")
+STATE_NAMES = ("NORMAL", "ELEVATED", "EMERGENCY")
 
 
 def _fail(message: str) -> None:
     typer.echo(f"riskopt: error: {message}", err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(EXIT_USAGE)
 
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
+    """The one place where an error the user can cause (any ``RiskoptError``, a file or
+    database that cannot be used) becomes one line on stderr and exit status 2."""
     try:
         yield
-    except (ValidationError, ConfigError) as err:
-        _fail(err.one_line())
-    except RiskoptError as err:
-        _fail(str(err))
+    except USER_ERRORS as err:
+        _fail(describe(err))
 
 
 class _Steps:
@@ -75,13 +87,25 @@ def _write_outputs(result: RebalanceResult, out: Path, *, store: str | None) -> 
     from optimizer.store import store_result
 
     out.mkdir(parents=True, exist_ok=True)
-    result.targets.to_csv(out / "targets.csv", index=False)
-    result.sleeve_targets.to_csv(out / "sleeve_targets.csv", index=False)
-    result.actions.to_csv(out / "actions.csv", index=False)
-    result.binding.to_csv(out / "binding.csv", index=False)
+    write_csv(result.targets, out / "targets.csv")
+    write_csv(result.sleeve_targets, out / "sleeve_targets.csv")
+    write_csv(result.actions, out / "actions.csv")
+    write_csv(result.binding, out / "binding.csv")
     (out / "run.json").write_text(json.dumps(result.run.to_dict(), indent=2, default=str) + "\n")
     if store is not None:
         store_result(result, store)
+
+
+@dataclasses.dataclass(frozen=True)
+class _RunOptions:
+    """What ``rebalance`` takes beside the book, the decisions and the set."""
+
+    risk_aversion: float | None = None
+    state: str | None = None
+    run_id: str | None = None
+    now: dt.datetime | None = None
+    strict: bool = False
+    store: str | None = None
 
 
 def _run(
@@ -89,53 +113,59 @@ def _run(
     decisions_file: Path,
     constraints: str,
     out: Path,
-    risk_aversion: float | None,
-    store: str | None,
-    state: str | None = None,
+    options: _RunOptions,
     drill: bool = False,
-) -> None:
-    from data.loaders import load_book, load_decisions
+) -> RebalanceResult:
+    """Run the gate on a book directory and write its outputs; a book that cannot be
+    loaded gives the ``DEGRADED`` run (no trade), written and stored like any other."""
+    from data.loaders import load_decisions
     from optimizer.rebalance import rebalance
 
-    steps = _Steps(["load book", "load constraints", "risk gate", "write outputs"])
-    try:
-        book = steps.run(0, lambda: load_book(book_dir))
-        decisions = load_decisions(decisions_file)
-        cs = steps.run(1, lambda: ConstraintSet.load(constraints))
-        result = steps.run(
-            2, lambda: rebalance(book, decisions, cs, risk_aversion=risk_aversion, state=state)
+    def gate(state: str | None, run_id: str | None) -> RebalanceResult:
+        return rebalance(
+            book_dir,
+            decisions,
+            cs,
+            risk_aversion=options.risk_aversion,
+            state=state,
+            run_id=run_id,
+            now=options.now,
+            strict=options.strict,
         )
-        steps.run(3, lambda: _write_outputs(result, out, store=store))
+
+    steps = _Steps(["load inputs", "risk gate", "write outputs"])
+    try:
+        decisions = steps.run(0, lambda: load_decisions(decisions_file))
+        cs = ConstraintSet.load(constraints)
+        result = steps.run(1, lambda: gate(options.state, options.run_id))
+        steps.run(2, lambda: _write_outputs(result, out, store=options.store))
         others = {}
-        if drill and state not in (None, "NORMAL"):
-            for other in ("NORMAL", "ELEVATED", "EMERGENCY"):
-                if other != state:
-                    others[other] = rebalance(
-                        book, decisions, cs, risk_aversion=risk_aversion, state=other
-                    )
+        if drill and options.state not in (None, "NORMAL"):
+            others = {s: gate(s, None) for s in STATE_NAMES if s != options.state}
     finally:
         steps.close()
     typer.echo(result.summary())
     if others:
-        runs = {**others, str(state): result}
-        typer.echo("\nemergency drill: the same decisions under each state")
-        typer.echo(f"{'':<12}" + "".join(f"{s:>12}" for s in ("NORMAL", "ELEVATED", "EMERGENCY")))
-        for key in ("gross", "net", "long", "short", "volatility"):
-            cells = "".join(
-                f"{runs[s].run.exposures_after.get(key, float('nan')):>12.2%}"
-                for s in ("NORMAL", "ELEVATED", "EMERGENCY")
-            )
-            typer.echo(f"{key:<12}{cells}")
-        for label in ("OK", "SCALED_DOWN", "CAPPED", "REJECTED"):
-            cells = "".join(
-                f"{int(runs[s].label_counts()[label]):>12}"
-                for s in ("NORMAL", "ELEVATED", "EMERGENCY")
-            )
-            typer.echo(f"{label:<12}{cells}")
+        _echo_drill({**others, str(options.state): result})
     typer.echo(
         f"\noutputs written to {out}/ (targets.csv, actions.csv, run.json"
-        + (", riskopt.sqlite)" if store and "riskopt.sqlite" in store else ")")
+        + (f"; run stored in {mask_url(options.store)})" if options.store else ")")
     )
+    return result
+
+
+def _echo_drill(runs: dict[str, RebalanceResult]) -> None:
+    """The emergency drill: exposures and label counts of the same decisions per state."""
+    typer.echo("\nemergency drill: the same decisions under each state")
+    typer.echo(f"{'':<12}" + "".join(f"{s:>12}" for s in STATE_NAMES))
+    for key in ("gross", "net", "long", "short", "volatility"):
+        cells = "".join(
+            f"{runs[s].run.exposures_after.get(key, float('nan')):>12.2%}" for s in STATE_NAMES
+        )
+        typer.echo(f"{key:<12}{cells}")
+    for label in ("OK", "SCALED_DOWN", "CAPPED", "REJECTED"):
+        cells = "".join(f"{int(runs[s].label_counts()[label]):>12}" for s in STATE_NAMES)
+        typer.echo(f"{label:<12}{cells}")
 
 
 def _check_state(state: str | None) -> str | None:
@@ -172,17 +202,13 @@ def demo(
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     with _user_errors():
         out.mkdir(parents=True, exist_ok=True)
-        db = out / "riskopt.sqlite"
-        _run(
-            SAMPLES / "book",
-            SAMPLES / "decisions.csv",
-            constraints,
-            out,
-            risk_aversion,
-            f"sqlite:///{db}",
+        options = _RunOptions(
+            risk_aversion=risk_aversion,
             state=_check_state(state),
-            drill=True,
+            store=f"sqlite:///{out / 'riskopt.sqlite'}",
         )
+        result = _run(SAMPLES / "book", SAMPLES / "decisions.csv", constraints, out, options, True)
+    raise typer.Exit(exit_code([result.run.status]))
 
 
 @app.command("rebalance")
@@ -201,13 +227,65 @@ def rebalance_cmd(
     state: Annotated[
         str | None, typer.Option(help="black-swan state; without it the set's default (ELEVATED)")
     ] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option(help="the run's id: a retry with the same id is stored once"),
+    ] = None,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            help="the run's clock for the state's staleness, ISO time with an offset "
+            "(2026-11-20T16:00:00+00:00); default: the current time"
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="a constraint set that does not fit the book is an error (exit 2) "
+            "instead of the conservative fallback (DEGRADED)",
+        ),
+    ] = False,
 ) -> None:
-    """Run one book's decisions through the gate; write targets, actions and the run."""
+    """Run one book's decisions through the gate; write targets, actions and the run.
+
+    Exit status: 0 OPTIMAL or RELAXED, 3 FALLBACK, 4 DEGRADED, 2 a usage or input error.
+    """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     with _user_errors():
         if risk_aversion is not None and risk_aversion < 0:
             raise ValidationError("risk_aversion", [f"must be >= 0, got {risk_aversion}"])
-        _run(book, decisions, constraints, out, risk_aversion, store, state=_check_state(state))
+        if not book.is_dir():
+            # A typo, not a broken book: nothing to run (a broken book runs DEGRADED).
+            raise ValidationError("book", [f"not a directory: {book}"])
+        if run_id is not None and not run_id.strip():
+            raise ValidationError("run-id", ["must not be empty"])
+        options = _RunOptions(
+            risk_aversion=risk_aversion,
+            state=_check_state(state),
+            run_id=run_id,
+            now=_check_now(now),
+            strict=strict,
+            store=None if store is None else check_store(store),
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        result = _run(book, decisions, constraints, out, options)
+    raise typer.Exit(exit_code([result.run.status]))
+
+
+def _check_now(now: str | None) -> dt.datetime | None:
+    """``--now`` as an aware time; a time without an offset would be ambiguous."""
+    if now is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(now)
+    except ValueError:
+        raise ValidationError("now", [f"not an ISO time: {now!r}"]) from None
+    if moment.tzinfo is None:
+        raise ValidationError(
+            "now", [f"needs an offset, e.g. {now}+00:00 (a time without one is ambiguous)"]
+        )
+    return moment
 
 
 @app.command()
@@ -274,9 +352,11 @@ def batch(
         ),
     ] = False,
 ) -> None:
-    """Rebalance many books; a failed book is DEGRADED alone and the batch goes on."""
-    from optimizer.batch import jobs_from_manifest, rebalance_many
+    """Rebalance many books; a failed book is DEGRADED alone and the batch goes on.
 
+    Exit status: the worst book's (0 OPTIMAL or RELAXED, 3 FALLBACK, 4 DEGRADED); 2 when
+    the batch cannot start (a bad option, manifest, output folder or store).
+    """
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     with _user_errors():
         if sum([scheduler is not None, dask, serial]) > 1:
@@ -287,48 +367,12 @@ def batch(
             raise ValidationError(
                 "summaries-only", ["needs --store: without it the books' tables would be lost"]
             )
-        the_state = _check_state(state)
-        try:
-            job_list = jobs_from_manifest(jobs)
-        except (OSError, ValueError, KeyError) as err:
-            raise ValidationError("jobs", [str(err)]) from err
-        if the_state is not None:
-            job_list = [j if j.state else dataclasses.replace(j, state=the_state) for j in job_list]
+        job_list = _batch_jobs(jobs, _check_state(state), store)
+        out.mkdir(parents=True, exist_ok=True)
         executor: object = "serial" if serial else "dask" if dask else None
-        client = None
-        if scheduler is not None:
-            from distributed import Client
-
-            try:
-                client = Client(scheduler, timeout="20s")
-            except OSError as err:
-                raise ValidationError("scheduler", [f"cannot reach {scheduler}: {err}"]) from err
-            executor = client
-        try:
-            result = rebalance_many(
-                job_list,
-                executor,
-                progress=True,
-                store=store,
-                workers=workers,
-                keep="summaries" if summaries_only else "results",
-            )
-        finally:
-            if client is not None:
-                client.close()
-    out.mkdir(parents=True, exist_ok=True)
+        result = _run_batch(job_list, executor, scheduler, store, workers, summaries_only)
+        written = _write_batch(result, out, summaries_only)
     summary = result.summary()
-    summary.to_csv(out / "summary.csv", index=False)
-    written = ["summary.csv"]
-    if not summaries_only:
-        tables = [r for r in result if isinstance(r, RebalanceResult)]
-        pd.concat([r.targets for r in tables], ignore_index=True).to_csv(
-            out / "targets.csv", index=False
-        )
-        pd.concat([r.actions for r in tables], ignore_index=True).to_csv(
-            out / "actions.csv", index=False
-        )
-        written += ["targets.csv", "actions.csv"]
     counts = summary["status"].value_counts()
     typer.echo(
         f"{len(result)} books in {result.seconds:.1f} s ({result.books_per_second:.1f} books/s, "
@@ -336,9 +380,71 @@ def batch(
         + ", ".join(f"{k} {v}" for k, v in counts.items())
     )
     _echo_states(summary)
-    for run_id, error in result.errors.items():
-        typer.echo(f"  {run_id}: DEGRADED: {error}")
+    for row in summary.itertuples(index=False):
+        if row.status in (DEGRADED, FALLBACK):
+            typer.echo(f"  {row.run_id}: {row.status}: {row.error}")
     typer.echo(f"outputs written to {out}/ ({', '.join(written)})")
+    raise typer.Exit(exit_code(list(summary["status"])))
+
+
+def _batch_jobs(jobs: Path, state: str | None, store: str | None) -> list[Any]:
+    """The batch's jobs, ``state`` given to those that name none; the store checked first."""
+    from optimizer.batch import jobs_from_manifest
+
+    if store is not None:
+        check_store(store)
+    try:
+        job_list = jobs_from_manifest(jobs)
+    except (ValueError, KeyError) as err:
+        raise ValidationError("jobs", [str(err)]) from err
+    if state is None:
+        return job_list
+    return [j if j.state else dataclasses.replace(j, state=state) for j in job_list]
+
+
+def _run_batch(
+    job_list: list[Any],
+    executor: object,
+    scheduler: str | None,
+    store: str | None,
+    workers: int | None,
+    summaries_only: bool,
+) -> Any:
+    """Run the jobs on the chosen engine (a Dask scheduler's address connects here)."""
+    from optimizer.batch import rebalance_many
+
+    client = None
+    if scheduler is not None:
+        from distributed import Client
+
+        try:
+            client = Client(scheduler, timeout="20s")
+        except OSError as err:
+            raise ValidationError("scheduler", [f"cannot reach {scheduler}: {err}"]) from err
+        executor = client
+    try:
+        return rebalance_many(
+            job_list,
+            executor,
+            progress=True,
+            store=store,
+            workers=workers,
+            keep="summaries" if summaries_only else "results",
+        )
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _write_batch(result: Any, out: Path, summaries_only: bool) -> list[str]:
+    """Write the batch's tables into ``out``; the names of the files written."""
+    write_csv(result.summary(), out / "summary.csv")
+    if summaries_only:
+        return ["summary.csv"]
+    tables = [r for r in result if isinstance(r, RebalanceResult)]
+    write_csv(pd.concat([r.targets for r in tables], ignore_index=True), out / "targets.csv")
+    write_csv(pd.concat([r.actions for r in tables], ignore_index=True), out / "actions.csv")
+    return ["summary.csv", "targets.csv", "actions.csv"]
 
 
 def _echo_states(summary: pd.DataFrame) -> None:
@@ -429,7 +535,7 @@ def regress(
             typer.echo(format_differences(directory.name, diff))
     if changed:
         typer.echo(f"\n{changed} of {len(found)} fixed portfolio(s) changed")
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_CHANGED)
 
 
 db_app = typer.Typer(no_args_is_help=True, help="The runtime database: schema migrations.")
@@ -437,15 +543,19 @@ app.add_typer(db_app, name="db")
 
 
 def _migrate(direction: str, url: str, revision: str) -> None:
-    from sqlalchemy.exc import SQLAlchemyError
+    """Migrate ``url`` up or down; downgrading a SQLite file that does not exist is an
+    error rather than a new empty file."""
+    from alembic.util import CommandError
 
     from data import migrate
 
-    try:
-        getattr(migrate, direction)(url, revision)
-    except (SQLAlchemyError, ValueError) as err:
-        _fail(f"cannot migrate {url}: {str(err).splitlines()[0]}")
-    typer.echo(f"{url}: schema at {revision}")
+    with _user_errors():
+        check_store(url, must_exist=direction == "downgrade")
+        try:
+            getattr(migrate, direction)(url, revision)
+        except (CommandError, ValueError) as err:
+            raise ValidationError("revision", [f"cannot migrate {mask_url(url)}: {err}"]) from err
+    typer.echo(f"{mask_url(url)}: schema at {revision}")
 
 
 @db_app.command("init")
@@ -479,19 +589,20 @@ def db_seed_demo(
     url: Annotated[str, typer.Option(help="SQLAlchemy URL")] = "sqlite:///riskopt.sqlite",
 ) -> None:
     """Load the sample book, its decisions and the shipped constraint sets into the database."""
-    import tomllib
-
     from constraints.config import SETS_DIR
+    from data.config_files import read_toml
     from data.database import save_constraint_document, seed_book
     from data.loaders import load_book, load_decisions
 
     with _user_errors():
+        check_store(url)
         book = load_book(SAMPLES / "book")
         seed_book(url, book, load_decisions(SAMPLES / "decisions.csv"), pipeline_run_id="demo")
         for path in sorted(SETS_DIR.glob("*.toml")):
-            save_constraint_document(url, path.stem, tomllib.loads(path.read_text()))
+            save_constraint_document(url, path.stem, read_toml(path))
     typer.echo(
-        f"{url}: sample book as of {book.as_of}, its decisions (pipeline run 'demo') and the shipped sets"
+        f"{mask_url(url)}: sample book as of {book.as_of}, its decisions (pipeline run 'demo') "
+        "and the shipped sets"
     )
 
 
@@ -504,28 +615,31 @@ def report(
     ),
 ) -> None:
     """How often and how strongly the gate overrides each strategy: a table and a chart."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from optimizer.report import decision_actions, override_table, plot_overrides_over_time
 
-    try:
+    with _user_errors():
         if since is not None:
-            dt.date.fromisoformat(since)
+            try:
+                dt.date.fromisoformat(since)
+            except ValueError as err:
+                raise ValidationError("since", [str(err)]) from None
+        check_store(db, must_exist=True)
         actions = decision_actions(db, since)
-    except ValueError as err:
-        _fail(f"bad --since: {err}")
-    except SQLAlchemyError as err:
-        _fail(f"cannot read {db}: {str(err).splitlines()[0]}")
-    if actions.empty:
-        _fail(f"no stored decisions in {db}" + (f" since {since}" if since else ""))
-    table = override_table(actions)
-    with pd.option_context(
-        "display.width", 220, "display.max_colwidth", 80, "display.float_format", "{:.3f}".format
-    ):
-        typer.echo(table.to_string())
-    if png is not None:
-        plot_overrides_over_time(actions, save=png)
-        typer.echo(f"\nchart written to {png}")
+        if actions.empty:
+            _fail(f"no stored decisions in {mask_url(db)}" + (f" since {since}" if since else ""))
+        table = override_table(actions)
+        with pd.option_context(
+            "display.width",
+            220,
+            "display.max_colwidth",
+            80,
+            "display.float_format",
+            "{:.3f}".format,
+        ):
+            typer.echo(table.to_string())
+        if png is not None:
+            plot_overrides_over_time(actions, save=png)
+            typer.echo(f"\nchart written to {png}")
 
 
 @app.command("check-constraints")

@@ -9,7 +9,6 @@ labels that changed, and binding constraints that appeared or went away.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pandas as pd
 
 from constraints.config import ConstraintSet
 from data.book import Book
+from data.config_files import ConfigFileError, read_toml
 from data.errors import ValidationError
 from data.loaders import load_book, load_decisions
 from optimizer.rebalance import rebalance
@@ -35,7 +35,10 @@ class Tolerances:
 
 def run_fixture(directory: str | Path, book: Book | None = None) -> RebalanceResult:
     directory = Path(directory)
-    meta = tomllib.loads((directory / "fixture.toml").read_text())
+    try:
+        meta = read_toml(directory / "fixture.toml")
+    except (OSError, ConfigFileError) as err:
+        raise ValidationError("fixture", [str(err)]) from err
     return rebalance(
         book if book is not None else load_book(directory / "book"),
         load_decisions(directory / "decisions.csv"),

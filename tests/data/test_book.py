@@ -17,6 +17,7 @@ from data.risk_model import RiskModelSettings
 from data.synthetic import make_universe
 from optimizer import rebalance
 from optimizer.cli import SAMPLES, app
+from optimizer.cli_support import EXIT_DEGRADED
 
 UNIVERSE = make_universe(60, 3, 4, years=1.0)
 FUTURE = pd.bdate_range("2026-11-23", periods=5)  # after the book's 2026-11-20
@@ -210,7 +211,7 @@ def test_every_units_problem_is_listed_at_once() -> None:
     assert "market.volatility" in text and "returns: median |daily return|" in text
 
 
-def test_the_command_line_says_it_in_one_line_and_exits_2(tmp_path: Path) -> None:
+def test_the_command_line_runs_a_bad_book_degraded(tmp_path: Path) -> None:
     directory = save_book(UNIVERSE.book, tmp_path / "book")
     market = pd.read_csv(directory / "market.csv")
     market["volatility"] *= 100
@@ -227,6 +228,9 @@ def test_the_command_line_says_it_in_one_line_and_exits_2(tmp_path: Path) -> Non
             str(tmp_path / "out"),
         ],
     )
-    assert result.exit_code == 2, result.output
-    (line,) = result.output.strip().splitlines()
-    assert line.startswith("riskopt: error: invalid book: market.volatility: above 5")
+    # The portfolio state cannot be loaded: the DEGRADED run, no trade, the reason given.
+    assert result.exit_code == EXIT_DEGRADED, result.output
+    assert "invalid book: market.volatility: above 5" in result.output
+    actions = pd.read_csv(tmp_path / "out" / "actions.csv")
+    assert (actions["action_type"] == "REJECTED").all()
+    assert actions["details_json"].str.contains("market.volatility").all()

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from data.errors import BookLoadError, ValidationError
-from data.loaders import load_book, save_book
+from data.loaders import load_book, load_decisions, save_book
 from data.risk_model import estimate_risk_model
 from data.synthetic import make_universe
 from optimizer import rebalance
@@ -114,3 +114,75 @@ def test_decision_text_columns_come_out_as_text_whatever_they_came_in_as() -> No
     assert out["target_weight"].tolist()[::2] == [0.1, 0.3] and pd.isna(out["target_weight"][1])
     assert list(out.index) == [0, 1, 2]
     assert given["ticker"].dtype == "string"  # the caller's frame is left alone
+
+
+def _small_book(directory: Path, market_rows: str, *, header: str = "") -> Path:
+    """A book directory of two names, without a risk model."""
+    directory.mkdir()
+    (directory / "book.toml").write_text("as_of = 2026-11-20\nnav = 1000000.0\n")
+    (directory / "positions.csv").write_text(
+        "strategy_id,ticker,quantity\n007,0700,100\nNA,NA,-50\n"
+    )
+    (directory / "market.csv").write_text(
+        (header or "ticker,price,adv_shares,spread_bps,volatility,sector,country,lot_size\n")
+        + market_rows
+    )
+    return directory
+
+
+def test_identifiers_are_read_as_text_without_guessing_missing_values(tmp_path: Path) -> None:
+    book = load_book(
+        _small_book(
+            tmp_path / "book",
+            "0700,50.0,1e6,5,0.3,0123,NA,100\nNA,20.0,1e6,5,0.3,Energy,US,1\n",
+        )
+    )
+    assert sorted(book.market.index) == ["0700", "NA"]
+    assert book.market.loc["0700", "sector"] == "0123"
+    assert book.market.loc["0700", "country"] == "NA"
+    assert set(book.positions["strategy_id"]) == {"007", "NA"}
+    assert set(book.positions["ticker"]) == {"0700", "NA"}
+    decisions_file = tmp_path / "d.csv"
+    decisions_file.write_text(
+        "decision_id,ticker,strategy_id,target_weight\n0001,0700,007,0.01\nNA,NA,NA,NA\n"
+    )
+    decisions = load_decisions(decisions_file)
+    assert list(decisions["decision_id"]) == ["0001", "NA"]
+    assert list(decisions["ticker"]) == ["0700", "NA"]
+    assert decisions["target_weight"].isna().tolist() == [False, True]  # a number column
+
+
+def test_a_fractional_lot_size_is_refused_not_truncated(tmp_path: Path) -> None:
+    directory = _small_book(
+        tmp_path / "book", "0700,50.0,1e6,5,0.3,Tech,HK,2.9\nNA,20.0,1e6,5,0.3,Energy,US,1\n"
+    )
+    with pytest.raises(ValidationError, match=r"lot_size: not a whole number.*0700"):
+        load_book(directory)
+
+
+def test_a_column_named_twice_is_refused(tmp_path: Path) -> None:
+    directory = _small_book(
+        tmp_path / "book",
+        "0700,50.0,1e6,5,0.3,Tech,HK,51.0\nNA,20.0,1e6,5,0.3,Energy,US,21.0\n",
+        header="ticker,price,adv_shares,spread_bps,volatility,sector,country,price\n",
+    )
+    with pytest.raises(ValidationError, match="column 'price' appears twice"):
+        load_book(directory)
+    decisions_file = tmp_path / "d.csv"
+    decisions_file.write_text(
+        "decision_id,ticker,strategy_id,target_weight,target_weight\nD1,0700,s,0.01,0.02\n"
+    )
+    with pytest.raises(ValidationError, match="'target_weight' appears twice"):
+        load_decisions(decisions_file)
+
+
+def test_a_broken_table_is_a_book_load_error(tmp_path: Path) -> None:
+    directory = _small_book(
+        tmp_path / "book", "0700,50.0,1e6,5,0.3,Tech,HK,1\nNA,20.0,1e6,5,0.3,Energy,US,1\n"
+    )
+    (directory / "strategy_nav.csv").write_text("date,strategy_id,nav\nsoon,007,1.0\n")
+    with pytest.raises(BookLoadError, match="cannot load book"):
+        load_book(directory)
+    (directory / "book.toml").write_bytes(b"as_of = 2026-11-20\nnav = 1e6 # \xff\n")
+    with pytest.raises(BookLoadError, match="not UTF-8"):
+        load_book(directory)
