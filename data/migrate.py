@@ -60,33 +60,37 @@ def current_revision(conn: sa.Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
-def database_exists(url: str | sa.URL) -> bool:
-    """Whether ``url`` names an existing database (an in-memory SQLite one always does).
+def _missing_reason(url: str | sa.URL) -> str | None:
+    """Why ``url`` names no usable database, or ``None`` when it names one.
 
-    A server database is tried by connecting; a SQLite file by its path, which connecting
-    would create.
+    A SQLite file is judged by its path (connecting would create it; an in-memory database
+    always exists); a server database by connecting to it.
     """
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         name = parsed.database
-        if not name or name == ":memory:" or name.startswith("file:"):
-            return True
-        return Path(name).exists()
+        if not name or name == ":memory:" or name.startswith("file:") or Path(name).exists():
+            return None
+        return "no such file"
     engine = make_engine(parsed)
     try:
         with engine.connect():
-            return True
-    except sa.exc.OperationalError:
-        return False
+            return None
+    except sa.exc.OperationalError as err:
+        return str(err.orig or err).strip().splitlines()[-1]
     finally:
         engine.dispose()
 
 
 def require_database(url: str | sa.URL) -> None:
-    """Raise :class:`DatabaseMissingError` unless ``url`` names an existing database."""
-    if not database_exists(url):
+    """Raise :class:`DatabaseMissingError` unless ``url`` names an existing database.
+
+    The ``db`` commands call it first, so that only ``db init`` ever creates a database.
+    """
+    reason = _missing_reason(url)
+    if reason is not None:
         raise DatabaseMissingError(
-            f"no database at {display_url(url)}: `riskopt db init` creates one"
+            f"no database at {display_url(url)} ({reason}): `riskopt db init` creates one"
         )
 
 
