@@ -23,7 +23,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from data.errors import DatabaseMissingError
-from data.storage import make_engine
+from data.storage import forget_schema, make_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -129,6 +129,7 @@ def upgrade(url: str, revision: str = "head", *, create: bool = True) -> None:
 def downgrade(url: str, revision: str = "base") -> None:
     """Bring ``url``'s schema down to ``revision``; a missing database is an error."""
     require_database(url)
+    forget_schema(url)
     _migrate(url, lambda config: command.downgrade(config, revision))
 
 

@@ -286,6 +286,11 @@ def make_engine(url: str | URL, *, immediate: bool = False) -> Engine:
 _AT_HEAD: set[str] = set()
 
 
+def forget_schema(url: str) -> None:
+    """Make this process read ``url``'s schema again before its next write (after a downgrade)."""
+    _AT_HEAD.discard(url)
+
+
 def engine_for(url: str) -> Engine:
     """An engine for ``url``, its schema brought to head first.
 
