@@ -220,10 +220,9 @@ def clean_text(value: str) -> str:
 
 
 def strict_json(value: Any) -> Any:
-    """``value`` as strict JSON: non-finite numbers become null and text loses NUL bytes.
+    """``value`` as strict JSON, non-finite numbers as null and NUL bytes replaced.
 
-    PostgreSQL's JSONB refuses NaN, Infinity and ``\\u0000``; SQLite would store them as
-    non-standard tokens. The result always passes ``json.dumps(..., allow_nan=False)``.
+    PostgreSQL's JSONB refuses NaN, Infinity and ``\\u0000``, which SQLite would store.
     """
     if isinstance(value, str):
         return clean_text(value)
@@ -260,11 +259,10 @@ def storable(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def make_engine(url: str | URL, *, immediate: bool = False) -> Engine:
-    """An engine for ``url`` that writes strict JSON; on SQLite, with real transactions.
+    """An engine for ``url`` that writes strict JSON and, on SQLite, wraps DDL in transactions.
 
-    pysqlite defers BEGIN until the first DML statement, so DDL would run outside any
-    transaction; SQLAlchemy's documented recipe takes over BEGIN. ``immediate`` takes the
-    database's write lock at BEGIN, which serialises writers (and migrations) across processes.
+    SQLAlchemy's pysqlite recipe emits BEGIN itself (``BEGIN IMMEDIATE`` with ``immediate``,
+    taking the file's write lock so that writers and migrations serialise across processes).
     """
     url = sa.make_url(url)
     if url.get_backend_name() != "sqlite":
