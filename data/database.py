@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from data.book import Book, RiskModel
 from data.contracts import check_decision_columns
 from data.errors import BookLoadError
+from data.migrate import display_url
 from data.storage import (
     BlackSwanStateRow,
     FactorCovariance,
@@ -157,12 +158,12 @@ def load_book(url: str, as_of: dt.date | str) -> Book:
         paths = pd.read_sql(sa.select(StrategyNav.__table__).where(StrategyNav.date <= day), conn)
     engine.dispose()
     if market.empty:
-        raise BookLoadError(f"no stock_metrics as of {day} in {url}")
+        raise BookLoadError(f"no stock_metrics as of {day} in {display_url(url)}")
     history["date"] = pd.to_datetime(history["date"])
     history = history.sort_values("date")
     on_day = history[history["date"] == pd.Timestamp(day)]
     if on_day.empty:
-        raise BookLoadError(f"no nav_history row for {day} in {url}")
+        raise BookLoadError(f"no nav_history row for {day} in {display_url(url)}")
     model = None
     if not loadings.empty:
         b = loadings.pivot(index="ticker", columns="factor", values="loading")

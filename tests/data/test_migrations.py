@@ -242,3 +242,18 @@ def test_a_percent_encoded_password_connects(postgres_url: str) -> None:
         upgrade(wrong, create=False)
     assert "password authentication failed" in str(err.value)
     assert "wrong%pw" not in str(err.value) and "wrong%25pw" not in str(err.value)
+
+
+def test_a_missing_book_names_the_database_without_its_password(postgres_url: str) -> None:
+    from data.database import load_book
+    from data.errors import BookLoadError
+
+    url = sa.make_url(postgres_url).set(password="s3cret-pw", database="nobook")
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS nobook"))
+        conn.execute(sa.text("CREATE DATABASE nobook"))
+    admin.dispose()
+    with pytest.raises(BookLoadError, match=r"no stock_metrics .* in .*\*\*\*@") as err:
+        load_book(url.render_as_string(hide_password=False), "2026-11-20")
+    assert "s3cret-pw" not in str(err.value)
