@@ -31,18 +31,30 @@ def _finite(series: pd.Series) -> pd.Series:
 
 _FINITE = pa.Check(_finite, element_wise=False, name="finite", error="must be finite")
 
+
+def _no_nul(series: pd.Series) -> pd.Series:
+    return ~series.astype(str).str.contains("\x00", regex=False)
+
+
+_NO_NUL = pa.Check(
+    _no_nul,
+    element_wise=False,
+    name="no NUL byte",
+    error="must not contain a NUL byte (the runtime database cannot store one)",
+)
+
 MARKET_SCHEMA = pa.DataFrameSchema(
     {
-        "ticker": pa.Column(str, unique=True, nullable=False, coerce=True),
+        "ticker": pa.Column(str, _NO_NUL, unique=True, nullable=False, coerce=True),
         # A zero or missing price is not a table error: that name is unpriced, its
         # decisions are rejected and its holdings are carried unchanged.
         "price": pa.Column(float, pa.Check.ge(0), nullable=True, coerce=True),
         "adv_shares": pa.Column(float, [pa.Check.ge(0), _FINITE], coerce=True),
         "spread_bps": pa.Column(float, [pa.Check.ge(0), _FINITE], coerce=True),
         "volatility": pa.Column(float, [pa.Check.ge(0), _FINITE], coerce=True),
-        "sector": pa.Column(str, nullable=False, coerce=True),
-        "country": pa.Column(str, nullable=False, coerce=True),
-        "cluster": pa.Column(str, nullable=True, required=False),
+        "sector": pa.Column(str, _NO_NUL, nullable=False, coerce=True),
+        "country": pa.Column(str, _NO_NUL, nullable=False, coerce=True),
+        "cluster": pa.Column(str, _NO_NUL, nullable=True, required=False),
         "lot_size": pa.Column(int, pa.Check.ge(1), coerce=True, required=False),
         "tick_size": pa.Column(float, [pa.Check.gt(0), _FINITE], coerce=True, required=False),
     },
@@ -52,8 +64,8 @@ MARKET_SCHEMA = pa.DataFrameSchema(
 
 POSITIONS_SCHEMA = pa.DataFrameSchema(
     {
-        "strategy_id": pa.Column(str, nullable=False, coerce=True),
-        "ticker": pa.Column(str, nullable=False, coerce=True),
+        "strategy_id": pa.Column(str, _NO_NUL, nullable=False, coerce=True),
+        "ticker": pa.Column(str, _NO_NUL, nullable=False, coerce=True),
         "quantity": pa.Column(float, _FINITE, coerce=True),
     },
     unique=["strategy_id", "ticker"],

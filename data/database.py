@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from data.book import Book, RiskModel
 from data.contracts import check_decision_columns
 from data.errors import BookLoadError
+from data.migrate import display_url
 from data.storage import (
     BlackSwanStateRow,
     FactorCovariance,
@@ -31,7 +32,10 @@ from data.storage import (
     StockMetric,
     StrategyConfig,
     StrategyNav,
+    clean_text,
     engine_for,
+    storable,
+    strict_json,
 )
 
 MARKET_COLUMNS = (
@@ -57,6 +61,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _replace(engine: Engine, model: Any, rows: list[dict[str, Any]], **key: Any) -> None:
     table = model.__table__
+    rows = [storable(r) for r in rows]
     with engine.begin() as conn:
         if key:
             conn.execute(sa.delete(table).where(*(table.c[k] == v for k, v in key.items())))
@@ -87,7 +92,7 @@ def seed_book(
         conn.execute(
             sa.delete(NavHistory).where(NavHistory.date.in_([r["date"] for r in nav_rows]))
         )
-        conn.execute(sa.insert(NavHistory), nav_rows)
+        conn.execute(sa.insert(NavHistory), [storable(r) for r in nav_rows])
     if book.strategy_nav is not None:
         paths = (
             book.strategy_nav.rename_axis("date")
@@ -100,7 +105,7 @@ def seed_book(
             conn.execute(
                 sa.delete(StrategyNav).where(StrategyNav.date.in_(sorted(set(paths["date"]))))
             )
-            conn.execute(sa.insert(StrategyNav), _records(paths))
+            conn.execute(sa.insert(StrategyNav), [storable(r) for r in _records(paths)])
     if book.risk_model is not None:
         rm = book.risk_model
         loadings = (
@@ -153,12 +158,12 @@ def load_book(url: str, as_of: dt.date | str) -> Book:
         paths = pd.read_sql(sa.select(StrategyNav.__table__).where(StrategyNav.date <= day), conn)
     engine.dispose()
     if market.empty:
-        raise BookLoadError(f"no stock_metrics as of {day} in {url}")
+        raise BookLoadError(f"no stock_metrics as of {day} in {display_url(url)}")
     history["date"] = pd.to_datetime(history["date"])
     history = history.sort_values("date")
     on_day = history[history["date"] == pd.Timestamp(day)]
     if on_day.empty:
-        raise BookLoadError(f"no nav_history row for {day} in {url}")
+        raise BookLoadError(f"no nav_history row for {day} in {display_url(url)}")
     model = None
     if not loadings.empty:
         b = loadings.pivot(index="ticker", columns="factor", values="loading")
@@ -203,8 +208,12 @@ def load_decisions(
 
 
 def save_constraint_document(url: str, name: str, document: Mapping[str, Any]) -> None:
-    """Store a constraint set: its body in risk_configs, each strategy budget in strategy_configs."""
-    body = {k: v for k, v in document.items() if k != "strategies"}
+    """Store a constraint set: its body in risk_configs, each strategy budget in strategy_configs.
+
+    The document is stored as strict JSON (:func:`data.storage.strict_json`).
+    """
+    name = clean_text(name)
+    body = strict_json({k: v for k, v in document.items() if k != "strategies"})
     engine = engine_for(url)
     with engine.begin() as conn:
         conn.execute(sa.delete(StrategyConfig).where(StrategyConfig.config_name == name))
@@ -214,7 +223,7 @@ def save_constraint_document(url: str, name: str, document: Mapping[str, Any]) -
             [{"name": name, "body": body, "updated_at": dt.datetime.now(dt.UTC)}],
         )
         rows = [
-            {"config_name": name, "strategy_id": s, "body": b}
+            {"config_name": name, "strategy_id": clean_text(str(s)), "body": strict_json(b)}
             for s, b in document.get("strategies", {}).items()
         ]
         if rows:
@@ -225,6 +234,7 @@ def save_constraint_document(url: str, name: str, document: Mapping[str, Any]) -
 def load_constraint_document(url: str, name: str) -> dict[str, Any]:
     """The document of a stored constraint set, strategies merged back in (validate it with
     ``ConstraintSet.from_dict``, exactly as a TOML file)."""
+    name = clean_text(name)
     engine = engine_for(url)
     with engine.connect() as conn:
         body = conn.execute(
@@ -249,7 +259,13 @@ def save_black_swan_state(
     with engine.begin() as conn:
         conn.execute(
             sa.insert(BlackSwanStateRow),
-            [{"state": state, "as_of": as_of, "overrides": dict(overrides or {})}],
+            [
+                {
+                    "state": clean_text(state),
+                    "as_of": as_of,
+                    "overrides": strict_json(overrides or {}),
+                }
+            ],
         )
     engine.dispose()
 

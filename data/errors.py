@@ -29,3 +29,11 @@ class ValidationError(RiskoptError):
 
 class BookLoadError(RiskoptError):
     """The portfolio state could not be loaded at all (missing file, unreadable table)."""
+
+
+class StoreError(RiskoptError):
+    """The runtime database cannot be used as asked (its URL never shows a password)."""
+
+
+class DatabaseMissingError(StoreError):
+    """A migration was asked of a database that does not exist; only ``db init`` creates one."""

@@ -1,4 +1,8 @@
-"""Turn a RebalanceResult into rows and write them (one transaction per run)."""
+"""Turn a RebalanceResult into rows and write them (one transaction per run).
+
+Every JSON value is strict (non-finite numbers as null) and text loses NUL bytes, so
+SQLite and PostgreSQL store the same run (:func:`data.storage.storable`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from data.storage import write_run
+from data.storage import strict_json, write_run
 from optimizer.result import RebalanceResult
 
 
@@ -30,7 +34,7 @@ def _none_if_missing(value: Any) -> Any:
 def store_result(result: RebalanceResult, url: str | Engine) -> bool:
     """Store ``result``; returns False when that run_id was already stored."""
     run = result.run
-    record = json.loads(json.dumps(run.to_dict(), default=str))
+    record = strict_json(json.loads(json.dumps(run.to_dict(), default=str)))
     run_row = {
         "run_id": run.run_id,
         "as_of": run.as_of,
@@ -52,7 +56,7 @@ def store_result(result: RebalanceResult, url: str | Engine) -> bool:
             "decision_id": _none_if_missing(a["decision_id"]),
             "strategy_id": _none_if_missing(a["strategy_id"]),
             "action_type": a["action_type"],
-            "details_json": json.loads(a["details_json"]),
+            "details_json": strict_json(json.loads(a["details_json"])),
         }
         for a in result.actions.to_dict("records")
     ]

@@ -1,9 +1,13 @@
-"""Alembic environment: the models of :mod:`data.storage` on the URL the caller gives."""
+"""Alembic environment: the models of :mod:`data.storage` on the caller's connection.
+
+:mod:`data.migrate` passes a connection already in a transaction that holds the migration
+lock (``config.attributes["connection"]``), so the URL never goes through the ini file's
+``%`` interpolation and the whole command commits or rolls back as one.
+"""
 
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
 
 from data.storage import Base
 
@@ -12,16 +16,25 @@ target_metadata = Base.metadata
 
 
 def run_migrations_online() -> None:
-    url = config.get_main_option("sqlalchemy.url")
-    assert url is not None
-    engine = create_engine(url)
-    with engine.connect() as connection:
+    """Migrate on the caller's connection, or on a locked one of the ini's URL."""
+    connection = config.attributes.get("connection")
+    if connection is not None:
         context.configure(
             connection=connection, target_metadata=target_metadata, render_as_batch=True
         )
         with context.begin_transaction():
             context.run_migrations()
-    engine.dispose()
+        return
+    from data.migrate import migration_connection
+
+    url = config.get_main_option("sqlalchemy.url")
+    assert url is not None
+    with migration_connection(url) as connection:
+        context.configure(
+            connection=connection, target_metadata=target_metadata, render_as_batch=True
+        )
+        with context.begin_transaction():
+            context.run_migrations()
 
 
 if context.is_offline_mode():

@@ -7,12 +7,15 @@ import datetime as dt
 import json
 import multiprocessing
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from data.storage import engine_for, write_run
+from constraints.config import ConstraintSet
+from data.errors import ValidationError
+from data.storage import engine_for, make_engine, write_run
 from optimizer import rebalance
 from optimizer.store import store_result
 from tests.helpers import decisions, hand_book
@@ -167,3 +170,131 @@ def test_a_connection_killed_mid_write_leaves_no_partial_run(postgres_url: str) 
     assert counts(url)["target_positions"] == len(result.targets)
     writer.dispose()
     admin.dispose()
+
+
+def stored(url: str, query: str) -> list[sa.Row]:  # type: ignore[type-arg]
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = list(conn.execute(sa.text(query)))
+    engine.dispose()
+    return rows
+
+
+def as_dict(value: object) -> object:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+LONG_TICKER = "T" * 100 + "-ünï-名前-🚀"
+ODD_TICKER = "B'\"\\ %s %(x)s ?_\t\n "
+
+
+def test_identifiers_of_any_length_and_character_are_stored_as_given(database_url: str) -> None:
+    book = hand_book({LONG_TICKER: 100.0, ODD_TICKER: 50.0}, {("s" * 200, LONG_TICKER): 0.02})
+    long_id, odd_id, strategy = "D" * 300 + "名", "D2 '%' \\ \"", "s" * 200
+    cs = ConstraintSet.from_dict({"name": "set-" + "n" * 300 + "✓"})
+    run_id = "r" * 200 + "ü"
+    result = rebalance(
+        book,
+        decisions([(long_id, strategy, LONG_TICKER, 0.05), (odd_id, "s1", ODD_TICKER, 0.01)]),
+        cs,
+        run_id=run_id,
+        state="NORMAL",
+        risk_aversion=None,  # the debate's rows carry the tickers too
+    )
+    assert store_result(result, database_url) is True
+    assert store_result(result, database_url) is False  # found again by its long run_id
+    runs = stored(database_url, "select run_id, constraint_set from risk_runs")
+    assert [tuple(r) for r in runs] == [(run_id, cs.name)]
+    actions = stored(database_url, "select decision_id, ticker, strategy_id from risk_actions")
+    expected = result.actions[["decision_id", "ticker", "strategy_id"]]
+    assert sorted(map(tuple, actions)) == sorted(map(tuple, expected.to_numpy().tolist()))
+    assert {(long_id, LONG_TICKER, strategy), (odd_id, ODD_TICKER, "s1")} <= set(
+        map(tuple, actions)
+    )
+    targets = stored(database_url, "select ticker from target_positions")
+    assert {r[0] for r in targets} == {LONG_TICKER, ODD_TICKER}
+    debated = stored(database_url, "select ticker from risk_debates where ticker is not null")
+    assert {r[0] for r in debated} == {LONG_TICKER, ODD_TICKER}
+
+
+def test_a_nul_byte_rejects_the_decision_and_the_run_is_stored(database_url: str) -> None:
+    book = hand_book({"AAA": 100.0, "BBB": 50.0})
+    rows = [
+        ("D\x001", "s1", "AAA", 0.01),
+        ("D2", "s\x00", "AAA", 0.01),
+        ("D3", "s1", "B\x00", 0.01),
+    ]
+    result = rebalance(
+        book, decisions([*rows, ("D4", "s1", "BBB", 0.01)]), "default",
+        run_id="nul", state="NORMAL", risk_aversion=0.0,
+    )  # fmt: skip
+    actions = result.actions.set_index("decision_id")
+    for decision_id, column in (("D\x001", "decision_id"), ("D2", "strategy_id")):
+        assert actions.loc[decision_id, "action_type"] == "REJECTED"
+        assert f"{column} contains a NUL byte" in actions.loc[decision_id, "details_json"]
+    assert actions.loc["D3", "action_type"] == "REJECTED"  # B\x00 is no ticker of the book
+    assert actions.loc["D4", "action_type"] != "REJECTED"
+    assert store_result(result, database_url) is True
+    ids = {r[0] for r in stored(database_url, "select decision_id from risk_actions")}
+    assert ids == {"D\ufffd1", "D2", "D3", "D4"}  # the NUL byte shows as U+FFFD
+    strategies = {r[0] for r in stored(database_url, "select strategy_id from risk_actions")}
+    assert "s\ufffd" in strategies
+
+
+def test_a_book_with_a_nul_byte_in_a_name_is_refused() -> None:
+    with pytest.raises(ValidationError, match=r"market\.ticker: must not contain a NUL byte"):
+        hand_book({"A\x00A": 100.0})
+    with pytest.raises(ValidationError, match=r"market\.sector: must not contain a NUL byte"):
+        hand_book({"AAA": 100.0}, sectors={"AAA": "Te\x00ch"})
+
+
+def test_non_finite_numbers_in_json_are_stored_as_null(database_url: str) -> None:
+    engine_for(database_url).dispose()
+    created = dt.datetime(2026, 11, 20, 16, 0, tzinfo=dt.UTC)
+    nan, inf = float("nan"), float("inf")
+    record = {"a": nan, "b": [inf, -inf, 1.5], "c": {"d": nan, "k\x00": "x\x00y"}}
+    run = {
+        "run_id": "j", "as_of": created.date(), "created_at": created, "status": "OPTIMAL",
+        "constraint_set": "t", "solver": None, "gamma": 0.0, "state": "NORMAL",
+        "record": record,
+    }  # fmt: skip
+    action = {
+        "action_id": "j-1", "run_id": "j", "timestamp": created, "ticker": "AAA",
+        "decision_id": "D1", "strategy_id": "s1", "action_type": "REJECTED",
+        "details_json": {"target_weight": nan, "limit": np.float64(inf)},
+    }  # fmt: skip
+    debate = {
+        "run_id": "j", "seq": 0, "round": 1, "speaker": "risk", "ticker": None,
+        "risk_aversion": 1.0, "rationale": "why\x00not", "provenance": "rule",
+    }  # fmt: skip
+    assert write_run(database_url, run, [action], [], [debate]) is True
+    [(got_record,)] = stored(database_url, "select record from risk_runs")
+    assert as_dict(got_record) == {
+        "a": None,
+        "b": [None, None, 1.5],
+        "c": {"d": None, "k\ufffd": "x\ufffdy"},
+    }
+    [(details,)] = stored(database_url, "select details_json from risk_actions")
+    assert as_dict(details) == {"target_weight": None, "limit": None}
+    [(rationale,)] = stored(database_url, "select rationale from risk_debates")
+    assert rationale == "why\ufffdnot"
+    text = stored(database_url, "select cast(record as text) from risk_runs")[0][0]
+    assert "NaN" not in text and "Infinity" not in text  # strict JSON in the database itself
+
+
+def test_a_rejected_nan_weight_is_stored_on_every_backend(database_url: str) -> None:
+    book = hand_book({"AAA": 100.0})
+    result = rebalance(
+        book, decisions([("D1", "s1", "AAA", float("nan"))]), "default",
+        run_id="nan", state="NORMAL", risk_aversion=0.0,
+    )  # fmt: skip
+    assert store_result(result, database_url) is True
+    [(kind, details)] = stored(database_url, "select action_type, details_json from risk_actions")
+    assert kind == "REJECTED" and "not a finite number" in as_dict(details)["reason"]
+
+
+def test_the_json_serializer_never_writes_nan() -> None:
+    engine = make_engine("sqlite://")
+    serialize = engine.dialect._json_serializer  # type: ignore[attr-defined]
+    assert serialize({"x": float("nan"), "y": [float("-inf")]}) == '{"x": null, "y": [null]}'
+    engine.dispose()
