@@ -542,17 +542,20 @@ db_app = typer.Typer(no_args_is_help=True, help="The runtime database: schema mi
 app.add_typer(db_app, name="db")
 
 
-def _migrate(direction: str, url: str, revision: str) -> None:
-    """Migrate ``url`` up or down; downgrading a SQLite file that does not exist is an
-    error rather than a new empty file."""
+def _migrate(direction: str, url: str, revision: str, *, create: bool = False) -> None:
+    """Migrate ``url`` up or down; only ``db init`` (``create``) makes a database that
+    does not exist, every other command says it is missing."""
     from alembic.util import CommandError
 
     from data import migrate
 
     with _user_errors():
-        check_store(url, must_exist=direction == "downgrade")
+        check_store(url, must_exist=not create)
         try:
-            getattr(migrate, direction)(url, revision)
+            if direction == "upgrade":
+                migrate.upgrade(url, revision, create=create)
+            else:
+                migrate.downgrade(url, revision)
         except (CommandError, ValueError) as err:
             raise ValidationError("revision", [f"cannot migrate {mask_url(url)}: {err}"]) from err
     typer.echo(f"{mask_url(url)}: schema at {revision}")
@@ -562,8 +565,8 @@ def _migrate(direction: str, url: str, revision: str) -> None:
 def db_init(
     url: Annotated[str, typer.Option(help="SQLAlchemy URL")] = "sqlite:///riskopt.sqlite",
 ) -> None:
-    """Create the schema in an empty database (migrations to head)."""
-    db_upgrade(url)
+    """Create the database if need be, and its schema (migrations to head)."""
+    _migrate("upgrade", url, "head", create=True)
 
 
 @db_app.command("upgrade")

@@ -128,11 +128,14 @@ def test_a_bad_command_line_is_one_line_and_exit_2(case: str, tmp_path: Path) ->
     assert len(lines[0]) > len("riskopt: error: ") + 10  # it names the problem
 
 
-def test_downgrading_a_missing_sqlite_file_does_not_create_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["downgrade", "upgrade"])
+def test_migrating_a_missing_sqlite_file_does_not_create_it(tmp_path: Path, command: str) -> None:
     missing = tmp_path / "missing.sqlite"
-    result = runner.invoke(app, ["db", "downgrade", "--url", f"sqlite:///{missing}"])
+    result = runner.invoke(app, ["db", command, "--url", f"sqlite:///{missing}"])
     assert result.exit_code == EXIT_USAGE and "does not exist" in result.output
     assert not missing.exists()
+    created = runner.invoke(app, ["db", "init", "--url", f"sqlite:///{missing}"])
+    assert created.exit_code == 0 and missing.exists()
 
 
 def test_a_password_is_masked_in_any_url() -> None:
