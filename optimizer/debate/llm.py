@@ -8,9 +8,10 @@ value is recorded: ``model`` for values the model gave, ``rule`` for names it le
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import logging
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +30,26 @@ class ModelAnswer(BaseModel):
     log_risk_aversion: float = Field(allow_inf_nan=False)
     rationale: str = Field(min_length=1, max_length=400)
     names: dict[str, float] = Field(default_factory=dict)
+
+
+def _within(complete: Callable[[str], str], prompt: str, timeout_s: float) -> str:
+    """``complete(prompt)`` if it answers within ``timeout_s``, else ``queue.Empty``.
+
+    The call runs on a daemon thread that nobody waits for: a model that hangs costs the
+    debate its timeout and no more, and its late answer is dropped with the thread."""
+    box: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)
+
+    def run() -> None:
+        try:
+            box.put((True, complete(prompt)))
+        except Exception as err:  # third-party code: any failure is handed back
+            box.put((False, err))
+
+    threading.Thread(target=run, name="riskopt-analyst", daemon=True).start()
+    answered, value = box.get(timeout=timeout_s)
+    if not answered:
+        raise value  # type: ignore[misc]
+    return str(value)
 
 
 @dataclass
@@ -76,12 +97,9 @@ class LanguageModelAnalyst:
     def propose(self, features: Features, others: dict[str, Proposal]) -> Proposal:
         rule = self.persona.propose(features, others)
         try:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-                text = pool.submit(self.complete, self.prompt(features, others)).result(
-                    timeout=self.timeout_s
-                )
+            text = _within(self.complete, self.prompt(features, others), self.timeout_s)
             answer = ModelAnswer.model_validate_json(text)
-        except (concurrent.futures.TimeoutError, ValidationError, Exception) as err:
+        except (queue.Empty, ValidationError, Exception) as err:
             # The model is third-party code behind a network: any failure falls back.
             log.warning(
                 "%s analyst: model answer unusable (%s); using the rule",

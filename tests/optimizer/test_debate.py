@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -225,6 +226,31 @@ def test_any_failure_falls_back_to_the_persona(reply) -> None:  # type: ignore[n
     assert p.provenance == "fallback" and set(p.name_provenance) == {"fallback"}
     assert p.log_gamma == rule.log_gamma
     assert np.array_equal(p.log_gamma_i, rule.log_gamma_i)
+
+
+def test_a_hanging_model_costs_the_timeout_and_its_late_answer_is_dropped() -> None:
+    """The model blocks until released; the debate must come back while it still
+    blocks (a safety timer releases it after 30 s so a failure cannot hang the suite)."""
+    release = threading.Event()
+    late = json.dumps({"log_risk_aversion": 2.0, "rationale": "late", "names": {}})
+
+    def hangs(prompt: str) -> str:
+        release.wait()
+        return late
+
+    safety = threading.Timer(30.0, release.set)
+    safety.start()
+    try:
+        f = features(3)
+        result = run_debate(f, CFG, analysts={"Safe": analyst(hangs)})
+        returned_while_blocked = not release.is_set()
+    finally:
+        release.set()
+        safety.cancel()
+    assert returned_while_blocked
+    safe = result.transcript[result.transcript["speaker"] == "Safe"]
+    assert (safe["provenance"] == "fallback").all()
+    assert "late" not in " ".join(safe["rationale"])
 
 
 def test_a_model_analyst_plugs_into_the_debate() -> None:
