@@ -28,9 +28,7 @@ class VolatilityLimit:
             description = f"ex-ante volatility not above its {cs.envelope.source_state} outcome"
         else:
             rhs = float(own)  # type: ignore[arg-type]
-            description = "ex-ante volatility cap" + (
-                f" (drawdown-scaled ×{m:.2f})" if m < 1 else ""
-            )
+            description = "ex-ante volatility cap" + _derivation(cs, cap, m)
         return [
             VolatilityCap(
                 name="risk.max_volatility",
@@ -49,3 +47,14 @@ class VolatilityLimit:
 
     def bounds(self, cs: ConstraintSet, data: ProgramData) -> list[HardBound]:
         return []
+
+
+def _derivation(cs: ConstraintSet, cap: float | None, m: float) -> str:
+    """How the cap follows from the set: ``(10% × ELEVATED 0.80 × drawdown 0.47)``."""
+    state = cs.states.sop(cs.active_state).volatility
+    parts = [f"{100 * cap / state:.4g}%" if cap is not None else "?"]
+    if state < 1:
+        parts.append(f"{cs.active_state} {state:.2f}")
+    if m < 1:
+        parts.append(f"drawdown {m:.2f}")
+    return f" ({' × '.join(parts)})" if len(parts) > 1 else ""

@@ -272,9 +272,10 @@ def _position_problems(positions: pd.DataFrame, market: pd.DataFrame, nav: float
         return [f"positions.ticker: not in market: {_show(unknown)}"]
     if not (np.isfinite(nav) and nav > 0):
         return []
-    notional = positions["quantity"].abs().to_numpy(dtype=float) * market["price"].reindex(
-        positions["ticker"]
-    ).to_numpy(dtype=float)
+    with np.errstate(over="ignore"):  # an overflow is an absurd size, reported below
+        notional = positions["quantity"].abs().to_numpy(dtype=float) * market["price"].reindex(
+            positions["ticker"]
+        ).to_numpy(dtype=float)
     absurd = positions.loc[notional > MAX_POSITION_NAV * nav, "ticker"]
     if len(absurd):
         return [
@@ -285,8 +286,8 @@ def _position_problems(positions: pd.DataFrame, market: pd.DataFrame, nav: float
 
 
 def _dated(problems: list[str], name: str, table: object) -> pd.DataFrame | None:
-    """``table`` indexed by date with text column labels; an index that is not dates is a
-    problem (numbers are not taken for dates)."""
+    """``table`` indexed by date, in date order, with text column labels; an index that is
+    not dates, or a date given twice, is a problem (numbers are not taken for dates)."""
     if table is None:
         return None
     if not isinstance(table, pd.DataFrame):
@@ -304,10 +305,16 @@ def _dated(problems: list[str], name: str, table: object) -> pd.DataFrame | None
             return None
     if index.tz is not None:
         index = index.tz_convert(None)
+    if index.has_duplicates:
+        problems.append(
+            f"{name}: dates given twice: {_show(sorted(map(str, index[index.duplicated()].date)))}"
+        )
+        return None
     columns = [str(c) for c in table.columns]
-    if index is table.index and columns == list(table.columns):
-        return table
-    return table.set_axis(index, axis=0).set_axis(columns, axis=1)
+    if not (index is table.index and columns == list(table.columns)):
+        table = table.set_axis(index, axis=0).set_axis(columns, axis=1)
+    # In date order whatever the file's order: estimates weight recent rows by position.
+    return table if table.index.is_monotonic_increasing else table.sort_index(kind="stable")
 
 
 def _drop_future(table: Dated, name: str, as_of: dt.date, warnings: list[str]) -> Dated:

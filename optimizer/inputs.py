@@ -32,6 +32,8 @@ class PreparedInputs:
     warnings: tuple[str, ...]
     current_shares: np.ndarray
     """Shares held of each of the program's names (all sleeves)."""
+    pair_shares: np.ndarray | None = None
+    """Shares held by each (strategy, ticker) pair, as the book gives them."""
 
 
 def triage_decisions(decisions: pd.DataFrame, book: Book, cs: ConstraintSet) -> pd.DataFrame:
@@ -254,4 +256,5 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
         unpriced_holdings=unpriced,
         warnings=tuple(warnings),
         current_shares=shares,
+        pair_shares=qty,
     )

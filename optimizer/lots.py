@@ -83,20 +83,40 @@ def pair_lot_bounds(
     return np.minimum(k_lo, 0.0), np.maximum(k_hi, 0.0)
 
 
+def closing_bounds(
+    bounds: tuple[np.ndarray, np.ndarray],
+    current: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    lot: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``bounds`` extended, where a pair's box holds zero, to the (fractional) trade that
+    closes it exactly: an odd-lot holding may always be closed."""
+    close = -current / lot
+    zero_in_box = (lo <= 0.0) & (hi >= 0.0)
+    k_lo = np.where(zero_in_box & (close < bounds[0]), close, bounds[0])
+    k_hi = np.where(zero_in_box & (close > bounds[1]), close, bounds[1])
+    return k_lo, k_hi
+
+
 def split_to_sleeves(
     ticker_trade: np.ndarray,
     solved_trade: np.ndarray,
     toward_zero: np.ndarray,
     bounds: tuple[np.ndarray, np.ndarray],
     pair_ticker: np.ndarray,
+    closing: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Each pair's trade in whole lots, adding up to its ticker's trade.
 
     Every pair starts at its solved trade rounded toward the smaller position
-    (``toward_zero``, as the tickers are) within its own bounds; what the ticker's total still differs by is handed out a lot at a time, to
-    the pair furthest behind its solved trade that has room, in vectorized rounds (at
-    most a few per ticker's number of sleeves). A fractional remainder (a ticker that
-    closes an odd-lot holding) goes to the pair with the most room. All in lots.
+    (``toward_zero``, as the tickers are) within its own bounds; what the ticker's total
+    still differs by is handed out a lot at a time, to the pair furthest behind its
+    solved trade that has room, in vectorized rounds (at most a few per ticker's number
+    of sleeves). A fractional remainder (a ticker that closes an odd-lot holding) goes to
+    the pairs with the most room within ``closing`` (each pair's bounds, extended to the
+    trade that closes an odd-lot holding exactly where its box holds zero), so no pair
+    leaves its box; the caller adds the pairs up for the ticker. All in lots.
     """
     k_lo, k_hi = bounds
     k = np.clip(toward_zero, k_lo, k_hi)
@@ -112,11 +132,16 @@ def split_to_sleeves(
         if not len(pick):
             break
         k[pick] += direction[pick]
-    rest = ticker_trade - np.bincount(pair_ticker, weights=k, minlength=n)
-    if np.any(np.abs(rest) > EPS_LOTS):
-        room = np.where(rest[pair_ticker] > 0, k_hi - k, k - k_lo)
-        pick = _best_per_group(room, pair_ticker, n)
-        k[pick] += rest[pair_ticker[pick]]
+    far_lo, far_hi = closing if closing is not None else bounds
+    for _ in range(len(k) + 1):  # a fraction of a lot: each pair takes what it has room for
+        rest = ticker_trade - np.bincount(pair_ticker, weights=k, minlength=n)
+        rest = np.where(np.abs(rest) > EPS_LOTS, rest, 0.0)[pair_ticker]
+        room = np.where(rest > 0, far_hi - k, k - far_lo)
+        wanted = np.where((rest != 0) & (room > EPS_LOTS), room, -np.inf)
+        pick = _best_per_group(wanted, pair_ticker, n)
+        if not len(pick):
+            break
+        k[pick] += np.sign(rest[pick]) * np.minimum(np.abs(rest[pick]), room[pick])
     return k
 
 

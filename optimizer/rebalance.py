@@ -57,7 +57,14 @@ from optimizer.diff import (
     shared_json,
 )
 from optimizer.inputs import PreparedInputs, prepare
-from optimizer.lots import EPS_LOTS, SOLVER_NOISE, pair_lot_bounds, round_to_lots, split_to_sleeves
+from optimizer.lots import (
+    EPS_LOTS,
+    SOLVER_NOISE,
+    closing_bounds,
+    pair_lot_bounds,
+    round_to_lots,
+    split_to_sleeves,
+)
 from optimizer.program import (
     ACCEPTED_TOLERANCE,
     DEFAULT_CACHE,
@@ -929,7 +936,9 @@ def _round_lots(
     data = prepared.data
     to_shares = data.nav / data.price
     pt = data.pair_ticker
-    pair_current = data.w0 * to_shares[pt]
+    pair_current = (
+        prepared.pair_shares if prepared.pair_shares is not None else data.w0 * to_shares[pt]
+    )
     pair_bounds = pair_lot_bounds(
         pair_current, box.w_lo, box.w_hi, to_shares[pt], data.lot_size[pt]
     )
@@ -959,10 +968,16 @@ def _round_lots(
     solved_trade = (w * to_shares[pt] - pair_current) / data.lot_size[pt]
     eps = np.clip(SOLVER_NOISE * to_shares[pt] / data.lot_size[pt], EPS_LOTS, 0.5)
     toward_zero = np.where(w >= 0, np.floor(solved_trade + eps), np.ceil(solved_trade - eps))
-    k = split_to_sleeves(trade, solved_trade, toward_zero, pair_bounds, pt)
+    closing = closing_bounds(pair_bounds, pair_current, box.w_lo, box.w_hi, data.lot_size[pt])
+    k = split_to_sleeves(trade, solved_trade, toward_zero, pair_bounds, pt, closing)
     pair_shares = pair_current + k * data.lot_size[pt]
+    # Whole shares stay whole (no float noise for a consumer that truncates), a pair that
+    # closes is exactly zero, and the ticker is its sleeves' sum.
+    whole = np.abs(pair_shares - np.round(pair_shares)) < 1e-6
+    pair_shares = np.where(whole, np.round(pair_shares), pair_shares)
     pair_shares = np.where(np.abs(pair_shares) < 1e-9, 0.0, pair_shares)
-    return _Lots(h_final, pair_shares / to_shares[pt], shares, pair_shares)
+    shares = np.bincount(pt, weights=pair_shares, minlength=data.n)
+    return _Lots(shares / to_shares, pair_shares / to_shares[pt], shares, pair_shares)
 
 
 def _lots_back_under(
@@ -1191,7 +1206,11 @@ def _diff_tables(
             "current_weight": data.w0,
             "proposed_weight": data.w_tilde,
             "target_weight": w_final,
-            "current_position": data.w0 * data.nav / data.price[pt] if data.p else data.w0,
+            "current_position": (
+                prepared.pair_shares
+                if prepared.pair_shares is not None
+                else data.w0 * data.nav / data.price[pt]
+            ),
             "target_position": pair_shares,
             "has_decision": data.has_decision,
             "action_type": string_column(pair_labels),

@@ -3,6 +3,7 @@ are one ValidationError naming table, column and tickers."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -234,3 +235,46 @@ def test_the_command_line_runs_a_bad_book_degraded(tmp_path: Path) -> None:
     actions = pd.read_csv(tmp_path / "out" / "actions.csv")
     assert (actions["action_type"] == "REJECTED").all()
     assert actions["details_json"].str.contains("market.volatility").all()
+
+
+def test_returns_in_any_row_order_give_the_same_risk_model() -> None:
+    """The risk model weights recent days more: it must read them by date, not by row."""
+    universe = make_universe(20, 2, 4, years=0.5)
+    book = universe.book
+    assert book.returns is not None
+    shuffled = book.returns.sample(frac=1.0, random_state=1)
+    assert not shuffled.index.is_monotonic_increasing
+    settings = RiskModelSettings(factors=2, half_life=20.0, min_history=30)
+    ordered = dataclasses.replace(book, risk_model=None)
+    one = Book.create(
+        as_of=book.as_of,
+        nav=book.nav,
+        positions=book.positions,
+        market=book.market.reset_index(),
+        returns=book.returns,
+        risk_model_settings=settings,
+    )
+    two = Book.create(
+        as_of=book.as_of,
+        nav=book.nav,
+        positions=book.positions,
+        market=book.market.reset_index(),
+        returns=shuffled,
+        risk_model_settings=settings,
+    )
+    assert ordered.risk_model is None and one.risk_model is not None and two.risk_model is not None
+    pd.testing.assert_series_equal(one.risk_model.specific_var, two.risk_model.specific_var)
+
+
+def test_a_date_given_twice_in_returns_is_a_validation_error() -> None:
+    book = make_universe(15, 2, 5, years=0.3).book
+    assert book.returns is not None
+    twice = pd.concat([book.returns, book.returns.iloc[[3]]])
+    with pytest.raises(ValidationError, match="dates given twice"):
+        Book.create(
+            as_of=book.as_of,
+            nav=book.nav,
+            positions=book.positions,
+            market=book.market.reset_index(),
+            returns=twice,
+        )

@@ -72,8 +72,9 @@ def corruptions(draw: st.DrawFn) -> tuple:  # type: ignore[type-arg]
         if kind == "cell" and len(table) and len(table.columns):
             row = draw(st.integers(0, len(table) - 1))
             col = draw(st.sampled_from(list(table.columns)))
-            table[col] = table[col].astype(object)
-            table.loc[table.index[row], col] = draw(st.sampled_from(BAD_VALUES))
+            values = table[col].astype(object).tolist()
+            values[row] = draw(st.sampled_from(BAD_VALUES))
+            table[col] = pd.Series(values, index=table.index, dtype=object)
         elif kind == "duplicate" and len(table):
             tables[name] = pd.concat([table, table.iloc[[0]]], ignore_index=True)
         elif kind == "drop_column" and len(table.columns):

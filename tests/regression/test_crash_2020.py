@@ -4,6 +4,7 @@ once, and the states hold for every sleeve."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -79,3 +80,27 @@ def test_in_normal_the_limits_set_the_gross_not_the_debate() -> None:
     assert debated.run.gamma > 0
     gross = debated.run.exposures_after["gross"]
     assert gross == pytest.approx(limits_alone.run.exposures_after["gross"], rel=0.02)
+
+
+def test_odd_lot_sleeves_close_exactly_and_never_flip(tmp_path: Path) -> None:
+    """Both sleeves hold 16,188 HD, an odd number of 100-share lots: where the name goes to
+    zero, each sleeve closes exactly (no sleeve is left short to make the total add up)."""
+    book = load_book(FIXTURE / "book")
+    market = book.market.copy()
+    market.loc["HD", "lot_size"] = 100
+    odd = dataclasses.replace(book, market=market)
+    result = rebalance(
+        odd,
+        load_decisions(FIXTURE / "decisions.csv"),
+        FIXTURE / "constraints.toml",
+        state="EMERGENCY",
+        cache=None,
+    )
+    s = result.sleeve_targets
+    assert (s["target_position"] >= 0).all()
+    hd = s[s["ticker"] == "HD"]
+    assert set(hd["current_position"]) == {16_188.0}
+    lots = (hd["target_position"] - hd["current_position"]) / 100
+    assert ((lots == lots.round()) | (hd["target_position"] == 0)).all()
+    total = result.targets.set_index("ticker").loc["HD", "target_position"]
+    assert total == hd["target_position"].sum()
