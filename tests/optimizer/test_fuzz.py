@@ -71,10 +71,12 @@ def corruptions(draw: st.DrawFn) -> tuple:  # type: ignore[type-arg]
         table = tables[name]
         if kind == "cell" and len(table) and len(table.columns):
             row = draw(st.integers(0, len(table) - 1))
-            col = draw(st.sampled_from(list(table.columns)))
-            values = table[col].astype(object).tolist()
+            col = draw(st.integers(0, len(table.columns) - 1))  # by place: labels may repeat
+            values = table.iloc[:, col].astype(object).tolist()
             values[row] = draw(st.sampled_from(BAD_VALUES))
-            table[col] = pd.Series(values, index=table.index, dtype=object)
+            table = table.copy()
+            table.isetitem(col, pd.Series(values, index=table.index, dtype=object))
+            tables[name] = table
         elif kind == "duplicate" and len(table):
             tables[name] = pd.concat([table, table.iloc[[0]]], ignore_index=True)
         elif kind == "drop_column" and len(table.columns):
