@@ -363,15 +363,17 @@ class LabelConfig(_Section):
     lot_tol: float = Field(1.0, ge=0)
 
 
-SolverName = Literal["CLARABEL", "SCS", "OSQP", "ECOS", "PIQP"]
+SolverName = Literal["CLARABEL", "CLARABEL_CVXPY", "SCS", "OSQP", "ECOS", "PIQP"]
 SOLVERS: tuple[str, ...] = get_args(SolverName)
 """The solvers a chain may name (in any case: ``"clarabel"`` is ``"CLARABEL"``)."""
 
 
 class SolverConfig(_Section):
-    """Solvers tried in order; the de-risk-only fallback follows the last."""
+    """Solvers tried in order; the de-risk-only fallback follows the last.
+    ``CLARABEL_CVXPY`` is Clarabel on cvxpy's compile of the program (benchmarks/README.md,
+    "Solver chain", has what each member rescues)."""
 
-    chain: list[SolverName] = Field(["CLARABEL", "SCS", "OSQP"], min_length=1)
+    chain: list[SolverName] = Field(["CLARABEL", "CLARABEL_CVXPY", "SCS"], min_length=1)
     max_iters: int = Field(500, ge=10, le=10_000)
     """Interior-point iterations (the gate's programs need 15–60); first-order solvers
     get 20× (SCS) and 100× (OSQP) this. Beyond 10,000 a solver's own counters overflow."""

@@ -240,7 +240,7 @@ def _set_file(tmp: Path, old: str, new: str) -> Path:
 
 def test_a_solver_that_cannot_state_the_problem_exits_3(tmp_path: Path) -> None:
     # OSQP cannot state the default set's volatility cone: the de-risk fallback.
-    cs = _set_file(tmp_path, 'chain = ["CLARABEL", "SCS", "OSQP"]', 'chain = ["OSQP"]')
+    cs = _set_file(tmp_path, 'chain = ["CLARABEL", "CLARABEL_CVXPY", "SCS"]', 'chain = ["OSQP"]')
     result = runner.invoke(app, _out(tmp_path, "--constraints", str(cs)))
     assert result.exit_code == EXIT_FALLBACK, result.output
     assert json.loads((tmp_path / "out" / "run.json").read_text())["status"] == "FALLBACK"
