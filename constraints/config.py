@@ -174,7 +174,8 @@ class LiquidityConfig(_Section):
 class RiskConfig(_Section):
     """Ex-ante volatility cap from the factor model (a second-order cone)."""
 
-    max_volatility: float | None = Field(None, gt=0)
+    max_volatility: float | None = Field(None, gt=0, le=5.0)
+    """Annualized, as a fraction: 0.25 is 25%. Above 5 (500%) it was given in percent."""
     tier: Tier = Field(2, ge=1)
 
 

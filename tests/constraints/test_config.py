@@ -75,3 +75,21 @@ def test_replace_validates() -> None:
         cs.replace(**{"exposure.gross.max": 0.1})  # net band now outside ±gross
     with pytest.raises(ConfigError, match="no such key"):
         cs.replace(**{"exposure.gross.maxx": 1.0})
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "words"),
+    [
+        ({"trading": {"max_trade_pct_adv": float("inf")}}, "inf", "finite"),
+        ({"factors": {"bands": {"MARKET": [float("nan"), 0.1]}}}, "nan", "finite"),
+        ({"risk": {"max_volatility": 25.0}}, "percent", "less than or equal to 5"),
+        ({"solver": {"max_iters": 10**9}}, "huge", "less than or equal to 10000"),
+        ({"solver": {"chain": []}}, "empty", "at least 1"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_a_set_cannot_switch_a_limit_off_or_the_solver_out(
+    section: dict[str, object], value: str, words: str
+) -> None:
+    with pytest.raises(ConfigError, match=words):
+        ConstraintSet.from_dict({"name": value} | section)
