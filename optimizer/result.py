@@ -10,9 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-
-from constraints.states import describe_state
-from optimizer.diff import LABEL_ORDER
+from riskopt.constraints.states import describe_state
+from riskopt.optimizer.diff import LABEL_ORDER
 
 OPTIMAL, RELAXED, FALLBACK, DEGRADED = "OPTIMAL", "RELAXED", "FALLBACK", "DEGRADED"
 
@@ -91,7 +90,7 @@ class RunInfo:
     program_built: bool = True
     state_source: str = "given"
     """How the state was decided: ``"given"``, ``"missing"``, ``"stale"``, ``"malformed"``
-    (``constraints.states.SOURCES``)."""
+    (``riskopt.constraints.states.SOURCES``)."""
     alerts: list[str] = field(default_factory=list)
     """Alerts raised by the run (also logged at WARNING or above)."""
     debate: list[dict[str, Any]] = field(default_factory=list)

@@ -7,16 +7,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
-
-from optimizer.cli import app
-from optimizer.regression import (
+from riskopt.optimizer.cli import app
+from riskopt.optimizer.regression import (
     assert_matches_golden,
     check_fixture,
     fixtures,
     format_differences,
     run_fixture,
 )
+from typer.testing import CliRunner
 
 FIXTURES = Path(__file__).resolve().parents[2] / "data" / "fixtures"
 
