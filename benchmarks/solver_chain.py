@@ -317,6 +317,7 @@ def main() -> None:
     import clarabel
     import cvxpy as cp
     import scs
+
     from riskopt.constraints.config import SOLVERS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

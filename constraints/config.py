@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
+
 from riskopt.constraints.errors import ConfigError
 from riskopt.data.config_files import ConfigFileError, read_toml
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
 from riskopt.constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData
 from riskopt.constraints.config import ConstraintSet, GroupLimit
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+
 from riskopt.constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData, toward_zero_box
 from riskopt.constraints.config import ConstraintSet
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from riskopt.constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData
 from riskopt.constraints.config import ConstraintSet
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+
 from riskopt.constraints.base import HardBound, LinearLimit, ProgramData
 from riskopt.constraints.config import ConstraintSet
 from riskopt.constraints.liquidity import reduce_only_bound

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from riskopt.constraints.base import HardBound, LinearLimit, ProgramData, VolatilityCap
 from riskopt.constraints.config import ConstraintSet
 from riskopt.constraints.drawdown import risk_budget_multiplier

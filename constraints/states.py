@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+
 from riskopt.constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData, toward_zero_box
 from riskopt.constraints.config import ConstraintSet, StateSOP
 from riskopt.constraints.liquidity import reduce_only_bound

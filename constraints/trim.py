@@ -14,6 +14,7 @@ import dataclasses
 
 import numpy as np
 import scipy.sparse as sp
+
 from riskopt.constraints.base import HardBound, LinearLimit, ProgramData, pair_hull
 from riskopt.constraints.config import ConstraintSet
 

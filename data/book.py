@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+
 from riskopt.data.contracts import (
     DEFAULT_LOT_SIZE,
     DEFAULT_TICK_SIZE,

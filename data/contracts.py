@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
+
 from riskopt.data.errors import ValidationError
 
 DEFAULT_LOT_SIZE = 1

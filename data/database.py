@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
 from riskopt.data.book import Book, RiskModel
 from riskopt.data.contracts import check_decision_columns
 from riskopt.data.errors import BookLoadError
@@ -35,7 +37,6 @@ from riskopt.data.storage import (
     storable,
     strict_json,
 )
-from sqlalchemy.engine import Engine
 
 MARKET_COLUMNS = (
     "price",

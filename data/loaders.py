@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
 from riskopt.data.book import Book, RiskModel
 from riskopt.data.config_files import ConfigFileError, read_toml
 from riskopt.data.contracts import check_decision_columns

@@ -21,6 +21,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+
 from riskopt.data.errors import DatabaseMissingError
 from riskopt.data.storage import forget_schema, make_engine
 

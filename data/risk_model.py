@@ -10,6 +10,7 @@ from typing import Any, Self
 
 import numpy as np
 import pandas as pd
+
 from riskopt.data.errors import ValidationError
 
 TRADING_DAYS = 252

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
 from riskopt.data.book import Book, RiskModel
 
 SECTORS = (

@@ -62,6 +62,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
+
 from riskopt.constraints.config import ConstraintSet
 from riskopt.constraints.states import BlackSwanState
 from riskopt.data.book import Book
@@ -69,7 +71,6 @@ from riskopt.data.config_files import read_config_text
 from riskopt.data.contracts import DECISION_COLUMNS, check_decision_columns
 from riskopt.optimizer.rebalance import degraded_result, rebalance, rebalance_summary
 from riskopt.optimizer.result import DEGRADED, FALLBACK, BookSummary, RebalanceResult
-from tqdm import tqdm
 
 log = logging.getLogger("riskopt")
 

@@ -20,6 +20,8 @@ from typing import Annotated, Any, TypeVar
 
 import pandas as pd
 import typer
+from tqdm import tqdm
+
 from riskopt.constraints.config import ConstraintSet
 from riskopt.constraints.states import describe_state
 from riskopt.data import SAMPLES
@@ -35,7 +37,6 @@ from riskopt.optimizer.cli_support import (
     write_csv,
 )
 from riskopt.optimizer.result import DEGRADED, FALLBACK, RebalanceResult
-from tqdm import tqdm
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="riskopt: the convex risk gate.")
 T = TypeVar("T")
@@ -545,6 +546,7 @@ def _migrate(direction: str, url: str, revision: str, *, create: bool = False) -
     """Migrate ``url`` up or down; only ``db init`` (``create``) makes a database that
     does not exist, every other command says it is missing."""
     from alembic.util import CommandError
+
     from riskopt.data import migrate
 
     with _user_errors():

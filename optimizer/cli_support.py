@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from riskopt.data.errors import RiskoptError, ValidationError
-from riskopt.optimizer.result import DEGRADED, FALLBACK, OPTIMAL, RELAXED
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+from riskopt.data.errors import RiskoptError, ValidationError
+from riskopt.optimizer.result import DEGRADED, FALLBACK, OPTIMAL, RELAXED
 
 EXIT_OK = 0
 """The run is ``OPTIMAL`` or ``RELAXED`` (``regress``: every fixture unchanged)."""

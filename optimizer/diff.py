@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
 from riskopt.constraints.base import (
     HardBound,
     LinearLimit,

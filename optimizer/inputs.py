@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
 from riskopt.constraints.base import ProgramData
 from riskopt.constraints.config import ConstraintSet, book_problems, book_warnings
 from riskopt.constraints.drawdown import drawdown

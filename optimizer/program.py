@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import clarabel
 import numpy as np
 import scipy.sparse as sp
+
 from riskopt.constraints.base import NO_LIMIT, LinearLimit, ProgramData, Transform
 
 if TYPE_CHECKING:

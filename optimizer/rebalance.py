@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+
 from riskopt.constraints import FAMILIES
 from riskopt.constraints.base import (
     NO_LIMIT,

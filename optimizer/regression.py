@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
 from riskopt.constraints.config import ConstraintSet
 from riskopt.data.book import Book
 from riskopt.data.config_files import ConfigFileError, read_toml

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import sqlalchemy as sa
 from matplotlib.figure import Figure
+
 from riskopt.data.storage import RiskAction, RiskRun, engine_for
 from riskopt.optimizer.diff import LABEL_ORDER
 

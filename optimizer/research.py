@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+
 from riskopt.constraints.config import ConstraintSet
 from riskopt.data.book import Book
 from riskopt.optimizer.diff import LABEL_ORDER

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
 from riskopt.constraints.states import describe_state
 from riskopt.optimizer.diff import LABEL_ORDER
 

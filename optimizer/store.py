@@ -11,9 +11,10 @@ import math
 from typing import Any
 
 import pandas as pd
+from sqlalchemy.engine import Engine
+
 from riskopt.data.storage import strict_json, write_run
 from riskopt.optimizer.result import RebalanceResult
-from sqlalchemy.engine import Engine
 
 
 def _none_if_nan(value: Any) -> Any:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from hypothesis import settings
+
 from riskopt.data.book import Book
 from riskopt.data.loaders import load_book, load_decisions
 

@@ -8,6 +8,7 @@ lock (``config.attributes["connection"]``), so the URL never goes through the in
 from __future__ import annotations
 
 from alembic import context
+
 from riskopt.data.storage import Base
 
 config = context.config

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+
 from riskopt.optimizer.debate.features import Features
 from riskopt.optimizer.debate.routing import NEUTRAL, RISKY, SAFE
 

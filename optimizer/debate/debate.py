@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from riskopt.constraints.config import DebateConfig
 from riskopt.optimizer.debate.analysts import DEFAULT_ANALYSTS, Analyst, Proposal, portfolio_stress
 from riskopt.optimizer.debate.features import Features

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from riskopt.constraints.base import ProgramData
 from riskopt.constraints.config import ConstraintSet
 from riskopt.data.book import Book

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from riskopt.constraints.config import DebateConfig
 from riskopt.optimizer.debate.analysts import Proposal, portfolio_stress
 from riskopt.optimizer.debate.features import Features

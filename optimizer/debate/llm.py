@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
+
 from riskopt.optimizer.debate.analysts import Persona, Proposal
 from riskopt.optimizer.debate.features import Features
 

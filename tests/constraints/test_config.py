@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from riskopt.constraints.config import SETS_DIR, ConstraintSet
 from riskopt.constraints.errors import ConfigError
 

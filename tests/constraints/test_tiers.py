@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+
 from riskopt.constraints.config import ConstraintSet
 from riskopt.optimizer import rebalance
-
 from tests.helpers import hand_book
 
 PRICES = {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0}

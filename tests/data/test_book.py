@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
+
 from riskopt.data.book import Book
 from riskopt.data.errors import ValidationError
 from riskopt.data.loaders import load_book, save_book
@@ -17,7 +19,6 @@ from riskopt.data.synthetic import make_universe
 from riskopt.optimizer import rebalance
 from riskopt.optimizer.cli import SAMPLES, app
 from riskopt.optimizer.cli_support import EXIT_DEGRADED
-from typer.testing import CliRunner
 
 UNIVERSE = make_universe(60, 3, 4, years=1.0)
 FUTURE = pd.bdate_range("2026-11-23", periods=5)  # after the book's 2026-11-20

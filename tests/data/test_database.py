@@ -6,6 +6,8 @@ import tomllib
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
+
 from riskopt.constraints.config import SETS_DIR, ConstraintSet
 from riskopt.data.database import (
     load_book,
@@ -17,7 +19,6 @@ from riskopt.data.database import (
 from riskopt.data.errors import BookLoadError
 from riskopt.optimizer import rebalance
 from riskopt.optimizer.cli import app
-from typer.testing import CliRunner
 
 
 def test_round_trip_gives_the_same_result(sample, database_url: str) -> None:  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from riskopt.data.errors import BookLoadError, ValidationError
 from riskopt.data.loaders import load_book, load_decisions, save_book
 from riskopt.data.risk_model import estimate_risk_model

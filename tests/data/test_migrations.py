@@ -16,6 +16,8 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from typer.testing import CliRunner
+
 from riskopt.data import migrate, storage
 from riskopt.data.errors import DatabaseMissingError
 from riskopt.data.migrate import (
@@ -29,8 +31,6 @@ from riskopt.data.migrate import (
 from riskopt.data.storage import Base
 from riskopt.optimizer.cli import app
 from riskopt.optimizer.store import store_result
-from typer.testing import CliRunner
-
 from tests.data.test_storage import small_result
 
 ROOT = Path(__file__).resolve().parents[2]

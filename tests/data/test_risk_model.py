@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+
 from riskopt.data.book import Book
 from riskopt.data.errors import ValidationError
 from riskopt.data.loaders import load_book, save_book

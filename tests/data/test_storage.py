@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
 from riskopt.constraints.config import ConstraintSet
 from riskopt.data.errors import ValidationError
 from riskopt.data.storage import engine_for, make_engine, write_run
 from riskopt.optimizer import rebalance
 from riskopt.optimizer.store import store_result
-from sqlalchemy.exc import IntegrityError
-
 from tests.helpers import decisions, hand_book
 
 TABLES = ("risk_runs", "risk_actions", "target_positions", "risk_debates")

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+
 from riskopt.data.loaders import save_book
 from riskopt.data.synthetic import make_universe
 from riskopt.optimizer import rebalance
@@ -278,6 +279,7 @@ def test_local_cluster_workers_keep_the_default_memory_trimming() -> None:
 
     import dask
     from distributed import Client
+
     from riskopt.optimizer.batch import QUIET_WORKERS, local_cluster
 
     def settings() -> tuple[Any, ...]:
@@ -304,6 +306,7 @@ def test_two_local_clusters_run_side_by_side_without_a_port_clash() -> None:
     import warnings
 
     from distributed import Client
+
     from riskopt.optimizer.batch import local_cluster
 
     with warnings.catch_warnings():

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from typer.testing import CliRunner
+
 from riskopt.optimizer.cli import SAMPLES, app
 from riskopt.optimizer.cli_support import EXIT_DEGRADED
-from typer.testing import CliRunner
 
 runner = CliRunner()
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
+
 from riskopt.constraints.config import SETS_DIR
 from riskopt.optimizer import rebalance
 from riskopt.optimizer.cli import SAMPLES, app
@@ -23,7 +25,6 @@ from riskopt.optimizer.cli_support import (
     mask_url,
     neutralise_formulas,
 )
-from typer.testing import CliRunner
 
 runner = CliRunner()
 PASSWORD = "s3cretpw"

@@ -14,6 +14,8 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
+
 from riskopt.constraints.config import ConstraintSet, DebateConfig
 from riskopt.optimizer import rebalance
 from riskopt.optimizer.cli import SAMPLES, app
@@ -22,7 +24,6 @@ from riskopt.optimizer.debate.analysts import SAFE_ANALYST, Proposal
 from riskopt.optimizer.debate.debate import _name_transcript
 from riskopt.optimizer.debate.routing import JUDGE, fresh_state, next_speaker, record_turn
 from riskopt.optimizer.inputs import prepare
-from typer.testing import CliRunner
 
 CFG = DebateConfig()
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from riskopt.constraints.config import ConstraintSet
 from riskopt.constraints.states import BlackSwanState
 from riskopt.data.book import Book

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from riskopt.constraints.config import ConstraintSet
 from riskopt.optimizer import rebalance
 from riskopt.optimizer.diff import (
@@ -21,7 +22,6 @@ from riskopt.optimizer.diff import (
     rounded,
 )
 from riskopt.optimizer.result import string_column, string_take, text_array
-
 from tests.helpers import decisions, hand_book
 
 PRICES = {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0, "DDD": 10.0}
@@ -349,6 +349,7 @@ def test_limit_weights_are_scipys_products_to_the_last_bit(
     what scipy's own products give, byte for byte, on matrices stored with duplicates,
     zeros and unsorted columns (a COO built as is), or canonical."""
     import scipy.sparse as sp
+
     from riskopt.optimizer.diff import _limit_weights
 
     kept = [(r, c, v) for r, c, v in entries if r < m and c < n]
@@ -431,6 +432,7 @@ def test_a_pair_limits_pushes_are_read_per_ticker_as_the_product_with_m_gives(
     each ticker's largest push is that of ``P·Mᵀ``, and so is its row wherever the push
     is above zero (the only rows read: the product drops pushes of zero)."""
     import scipy.sparse as sp
+
     from riskopt.optimizer.diff import _column_argmax, _ticker_argmax
 
     p = len(pairs)

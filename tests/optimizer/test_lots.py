@@ -8,6 +8,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+
 from riskopt.constraints.config import ConstraintSet
 from riskopt.data.book import Book
 from riskopt.optimizer import rebalance

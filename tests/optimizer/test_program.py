@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import riskopt.optimizer.program
 import scipy.sparse as sp
+
+import riskopt.optimizer.program
 from riskopt.constraints import FAMILIES
 from riskopt.constraints.base import ProgramData
 from riskopt.constraints.config import ConstraintSet
@@ -366,6 +367,7 @@ def test_a_clarabel_without_faer_factors_with_qdldl(monkeypatch: pytest.MonkeyPa
     program: this build has QDLDL and faer and no method by another name. A build
     without faer solves a large program with QDLDL, once, to the same answer."""
     import clarabel
+
     import riskopt.optimizer.program as module
 
     assert module._can_factor("qdldl") and module._can_factor("faer")
@@ -415,6 +417,7 @@ def test_clarabel_reads_the_program_as_lists_to_the_same_answer() -> None:
     the very solution the scipy matrices themselves give, to the last bit; and a matrix
     that is not in canonical form (unsorted rows) is still read as the same matrix."""
     import clarabel
+
     from riskopt.optimizer.program import TOLERANCE, _clarabel, _Lists
 
     program = _program(150, 11)

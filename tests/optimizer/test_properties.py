@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+
 from riskopt.constraints.config import ConstraintSet
 from riskopt.constraints.errors import ConfigError
 from riskopt.data.synthetic import make_universe

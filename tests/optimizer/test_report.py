@@ -7,10 +7,11 @@ import datetime as dt
 
 import pandas as pd
 import sqlalchemy as sa
+from typer.testing import CliRunner
+
 from riskopt.optimizer import rebalance
 from riskopt.optimizer.cli import app
 from riskopt.optimizer.report import decision_actions, override_table
-from typer.testing import CliRunner
 
 
 def test_report_counts_match_the_actions_written(sample, database_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]

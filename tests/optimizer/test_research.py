@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from matplotlib.figure import Figure
+
 from riskopt.optimizer import rebalance, research
 from riskopt.optimizer.program import ProgramCache
 

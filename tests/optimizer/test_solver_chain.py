@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 import riskopt.optimizer.program
 from riskopt.constraints.config import ConstraintSet
 from riskopt.data.synthetic import make_universe

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from cvxpy.error import SolverError
 from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import CLARABEL
+
 from riskopt.constraints.config import ConstraintSet
 from riskopt.constraints.errors import ConfigError
 from riskopt.constraints.states import BlackSwanState, resolve_state, tightened
@@ -18,7 +19,6 @@ from riskopt.data.errors import ValidationError
 from riskopt.data.loaders import save_book
 from riskopt.optimizer import rebalance
 from riskopt.optimizer.result import exposures
-
 from tests.helpers import decisions, hand_book
 
 NOW = dt.datetime(2026, 11, 20, 16, 0, tzinfo=dt.UTC)

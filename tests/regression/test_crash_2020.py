@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from riskopt.data.loaders import load_book, load_decisions
 from riskopt.optimizer import rebalance
 from riskopt.optimizer.result import RebalanceResult

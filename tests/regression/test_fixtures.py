@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
+
 from riskopt.optimizer.cli import app
 from riskopt.optimizer.regression import (
     assert_matches_golden,
@@ -15,7 +17,6 @@ from riskopt.optimizer.regression import (
     format_differences,
     run_fixture,
 )
-from typer.testing import CliRunner
 
 FIXTURES = Path(__file__).resolve().parents[2] / "data" / "fixtures"
 

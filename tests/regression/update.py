@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from riskopt.data.book import Book
 from riskopt.data.loaders import save_book
 from riskopt.data.synthetic import make_universe
