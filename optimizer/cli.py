@@ -22,6 +22,7 @@ import pandas as pd
 import typer
 from tqdm import tqdm
 
+from riskopt._version import __version__
 from riskopt.constraints.config import ConstraintSet
 from riskopt.constraints.states import describe_state
 from riskopt.data import SAMPLES
@@ -41,6 +42,24 @@ from riskopt.optimizer.result import DEGRADED, FALLBACK, RebalanceResult
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="riskopt: the convex risk gate.")
 T = TypeVar("T")
 STATE_NAMES = ("NORMAL", "ELEVATED", "EMERGENCY")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"riskopt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 def _fail(message: str) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from riskopt._version import __version__
 from riskopt.constraints.states import describe_state
 from riskopt.optimizer.diff import LABEL_ORDER
 
@@ -99,6 +100,8 @@ class RunInfo:
     risk_model: dict[str, Any] = field(default_factory=dict)
     """Where the risk model came from: ``source`` (``given``, ``estimated`` or ``none``)
     and, when estimated, the settings used and the number of dates fitted on."""
+    version: str = __version__
+    """The riskopt version that made the run (``riskopt.__version__``)."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
