@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pandas as pd
@@ -111,3 +112,17 @@ def test_every_run_record_carries_the_version(
     if isinstance(record, str):
         record = json.loads(record)
     assert record["version"] == riskopt.__version__
+
+
+def test_pyproject_lists_every_package_under_riskopt() -> None:
+    """``packages`` is listed by hand (the folders install under another name), so a new
+    subpackage must be added there too or a regular install would leave it out."""
+    root = Path(__file__).resolve().parent.parent
+    tool = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {"riskopt"}
+    for folder in ("optimizer", "constraints", "data"):
+        assert tool["package-dir"][f"riskopt.{folder}"] == folder
+        for init in (root / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(root).parts
+            found.add(".".join(("riskopt", *parts)))
+    assert set(tool["packages"]) == found
