@@ -18,9 +18,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/riskopt demo --out out/demo
 
+# mypy reads the package as it installs (riskopt.optimizer is the folder optimizer/, and so
+# on) from a tree of links under build/ that `make lint` lays out (pyproject's mypy_path).
+TYPECHECK := build/typecheck/riskopt
+
 lint: $(STAMP)
-	$(BIN)/ruff check optimizer constraints data tests benchmarks
-	$(BIN)/ruff format --check optimizer constraints data tests benchmarks
+	$(BIN)/ruff check riskopt optimizer constraints data tests benchmarks
+	$(BIN)/ruff format --check riskopt optimizer constraints data tests benchmarks
+	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)
+	for f in riskopt/*.py riskopt/py.typed; do ln -s ../../../$$f $(TYPECHECK)/; done
+	for d in optimizer constraints data; do ln -s ../../../$$d $(TYPECHECK)/$$d; done
 	$(BIN)/mypy
 
 test: $(STAMP) lint

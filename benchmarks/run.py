@@ -78,9 +78,9 @@ def steady_universe(n: int, seed: int = SEED, k: int | None = None):  # type: ig
     with decisions that push past them (so the gate has work to do)."""
     import dataclasses
 
-    from data.book import Book
-    from data.synthetic import make_universe
-    from optimizer.result import exposures
+    from riskopt.data.book import Book
+    from riskopt.data.synthetic import make_universe
+    from riskopt.optimizer.result import exposures
 
     u = make_universe(
         n, k or factors_for(n), seed, coverage=0.95, with_returns=False, decision_share=0.5
@@ -121,7 +121,7 @@ SHARED = {
 
 
 def constraint_set(which: str):  # type: ignore[no-untyped-def]
-    from constraints.config import ConstraintSet
+    from riskopt.constraints.config import ConstraintSet
 
     if which == "all":
         return ConstraintSet.load("default")
@@ -140,8 +140,8 @@ def _rss_mb() -> float:
 
 
 def case_riskopt(n: int, which: str, warm_runs: int) -> dict[str, Any]:
-    from optimizer import rebalance
-    from optimizer.program import ProgramCache
+    from riskopt.optimizer import rebalance
+    from riskopt.optimizer.program import ProgramCache
 
     u = steady_universe(n)
     cs = constraint_set(which)
@@ -201,7 +201,7 @@ def case_riskopt(n: int, which: str, warm_runs: int) -> dict[str, Any]:
 def case_qp(n: int) -> dict[str, Any]:
     """The shared problem without the volatility cone (a QP): Clarabel on the direct
     assembly against OSQP through cvxpy, the QP solver a per-class choice would pick."""
-    from optimizer import rebalance
+    from riskopt.optimizer import rebalance
 
     u = steady_universe(n)
     cs = constraint_set("shared").replace(**{"risk.max_volatility": None})
@@ -224,9 +224,9 @@ def case_qp(n: int) -> dict[str, Any]:
 
 def export_shared(n: int, path: Path) -> None:
     """The shared problem as plain arrays for the peer (which never imports riskopt)."""
-    from constraints import FAMILIES
-    from optimizer.inputs import prepare
-    from optimizer.rebalance import _tracking_weights
+    from riskopt.constraints import FAMILIES
+    from riskopt.optimizer.inputs import prepare
+    from riskopt.optimizer.rebalance import _tracking_weights
 
     u = steady_universe(n)
     cs = constraint_set("shared")
@@ -282,7 +282,7 @@ def case_batch(
     """One engine over the batch's books, or over every ``parts``-th book from ``part``
     (one of the side-by-side processes: it says it is ready, ``go`` with ``.ready``
     appended, then waits for ``go`` to exist before its clock starts)."""
-    from optimizer.batch import Job, local_cluster, rebalance_many
+    from riskopt.optimizer.batch import Job, local_cluster, rebalance_many
 
     jobs = []
     for i in range(part, books, parts):

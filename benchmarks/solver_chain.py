@@ -2,7 +2,7 @@
 
     python benchmarks/solver_chain.py [--books 100] [--json out.json]
 
-Each stress book is a synthetic universe (``data.synthetic.make_universe``, 20 to 300
+Each stress book is a synthetic universe (``riskopt.data.synthetic.make_universe``, 20 to 300
 names, its own seed) pushed one or two ways at once: a tiny or huge NAV (1e5 to 1e12), a
 near-singular or badly scaled factor covariance, decisions far outside the limits, caps
 too tight for the trade limit to reach, the EMERGENCY state with forced de-risking, or an
@@ -34,11 +34,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from constraints.config import ConstraintSet  # noqa: E402
-from data.book import Book, RiskModel  # noqa: E402
-from data.synthetic import make_universe  # noqa: E402
-from optimizer import rebalance  # noqa: E402
-from optimizer.program import ProgramCache  # noqa: E402
+from riskopt.constraints.config import ConstraintSet  # noqa: E402
+from riskopt.data.book import Book, RiskModel  # noqa: E402
+from riskopt.data.synthetic import make_universe  # noqa: E402
+from riskopt.optimizer import rebalance  # noqa: E402
+from riskopt.optimizer.program import ProgramCache  # noqa: E402
 
 SIZES = (20, 40, 80, 150, 300)
 STATES = ("NORMAL", "ELEVATED", "EMERGENCY")
@@ -318,7 +318,7 @@ def main() -> None:
     import cvxpy as cp
     import scs
 
-    from constraints.config import SOLVERS
+    from riskopt.constraints.config import SOLVERS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--books", type=int, default=100)

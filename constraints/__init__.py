@@ -4,20 +4,20 @@ This package knows cvxpy-free numpy descriptions of limits and nothing of storag
 family is one module here plus its config section, registered in :data:`FAMILIES`.
 """
 
-from constraints.base import HardBound, LinearLimit, ProgramData
-from constraints.config import ConstraintSet
-from constraints.errors import ConfigError
-from constraints.exposure import ExposureLimits
-from constraints.factors import FactorBands
-from constraints.groups import GroupCaps
-from constraints.liquidity import LiquidityLimits
-from constraints.position import PositionCaps
-from constraints.restricted import RestrictedList
-from constraints.risk import VolatilityLimit
-from constraints.sleeves import SleeveBudgets
-from constraints.states import CalmerStateEnvelope, StateRestrictions
-from constraints.trading import TradeLimit
-from constraints.trim import OnlyTrim
+from riskopt.constraints.base import HardBound, LinearLimit, ProgramData
+from riskopt.constraints.config import ConstraintSet
+from riskopt.constraints.errors import ConfigError
+from riskopt.constraints.exposure import ExposureLimits
+from riskopt.constraints.factors import FactorBands
+from riskopt.constraints.groups import GroupCaps
+from riskopt.constraints.liquidity import LiquidityLimits
+from riskopt.constraints.position import PositionCaps
+from riskopt.constraints.restricted import RestrictedList
+from riskopt.constraints.risk import VolatilityLimit
+from riskopt.constraints.sleeves import SleeveBudgets
+from riskopt.constraints.states import CalmerStateEnvelope, StateRestrictions
+from riskopt.constraints.trading import TradeLimit
+from riskopt.constraints.trim import OnlyTrim
 
 FAMILIES = (
     PositionCaps(),

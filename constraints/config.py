@@ -15,8 +15,8 @@ from typing import Any, ClassVar, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from constraints.errors import ConfigError
-from data.config_files import ConfigFileError, read_toml
+from riskopt.constraints.errors import ConfigError
+from riskopt.data.config_files import ConfigFileError, read_toml
 
 SETS_DIR = Path(__file__).parent / "sets"
 MAX_PENALTY = 1e6

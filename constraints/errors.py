@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from data.errors import RiskoptError
+from riskopt.data.errors import RiskoptError
 
 
 class ConfigError(RiskoptError):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from constraints.base import HardBound, LinearLimit, ProgramData, Transform
-from constraints.config import ConstraintSet
-from constraints.drawdown import risk_budget_multiplier
+from riskopt.constraints.base import HardBound, LinearLimit, ProgramData, Transform
+from riskopt.constraints.config import ConstraintSet
+from riskopt.constraints.drawdown import risk_budget_multiplier
 
 
 class ExposureLimits:

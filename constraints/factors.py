@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from constraints.base import HardBound, LinearLimit, ProgramData
-from constraints.config import ConstraintSet
+from riskopt.constraints.base import HardBound, LinearLimit, ProgramData
+from riskopt.constraints.config import ConstraintSet
 
 
 class FactorBands:

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData
-from constraints.config import ConstraintSet, GroupLimit
+from riskopt.constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData
+from riskopt.constraints.config import ConstraintSet, GroupLimit
 
 KINDS = ("sector", "country", "cluster")
 

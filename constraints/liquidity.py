@@ -11,8 +11,8 @@ import dataclasses
 
 import numpy as np
 
-from constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData, toward_zero_box
-from constraints.config import ConstraintSet
+from riskopt.constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData, toward_zero_box
+from riskopt.constraints.config import ConstraintSet
 
 
 def reduce_only_bound(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData
-from constraints.config import ConstraintSet
+from riskopt.constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData
+from riskopt.constraints.config import ConstraintSet
 
 
 def name_caps(cs: ConstraintSet, data: ProgramData) -> np.ndarray:
     """Each name's cap under the set's position section: its override, else
-    ``max_weight``, at most :data:`~constraints.base.NO_LIMIT`."""
+    ``max_weight``, at most :data:`~riskopt.constraints.base.NO_LIMIT`."""
     cfg = cs.position
     default = cfg.max_weight if cfg.max_weight is not None else NO_LIMIT
     return np.minimum(data.by_name(cfg.overrides, default), NO_LIMIT)

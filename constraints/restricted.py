@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from constraints.base import HardBound, LinearLimit, ProgramData
-from constraints.config import ConstraintSet
-from constraints.liquidity import reduce_only_bound
+from riskopt.constraints.base import HardBound, LinearLimit, ProgramData
+from riskopt.constraints.config import ConstraintSet
+from riskopt.constraints.liquidity import reduce_only_bound
 
 
 class RestrictedList:

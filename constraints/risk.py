@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from constraints.base import HardBound, LinearLimit, ProgramData, VolatilityCap
-from constraints.config import ConstraintSet
-from constraints.drawdown import risk_budget_multiplier
+from riskopt.constraints.base import HardBound, LinearLimit, ProgramData, VolatilityCap
+from riskopt.constraints.config import ConstraintSet
+from riskopt.constraints.drawdown import risk_budget_multiplier
 
 
 class VolatilityLimit:

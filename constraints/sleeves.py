@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from constraints.base import HardBound, LinearLimit, ProgramData
-from constraints.config import ConstraintSet
-from constraints.drawdown import risk_budget_multiplier
+from riskopt.constraints.base import HardBound, LinearLimit, ProgramData
+from riskopt.constraints.config import ConstraintSet
+from riskopt.constraints.drawdown import risk_budget_multiplier
 
 
 class SleeveBudgets:

@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData, toward_zero_box
-from constraints.config import ConstraintSet, StateSOP
-from constraints.liquidity import reduce_only_bound
-from constraints.position import name_caps
+from riskopt.constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData, toward_zero_box
+from riskopt.constraints.config import ConstraintSet, StateSOP
+from riskopt.constraints.liquidity import reduce_only_bound
+from riskopt.constraints.position import name_caps
 
 log = logging.getLogger("riskopt")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from constraints.base import HardBound, LinearLimit, ProgramData
-from constraints.config import ConstraintSet
+from riskopt.constraints.base import HardBound, LinearLimit, ProgramData
+from riskopt.constraints.config import ConstraintSet
 
 
 class TradeLimit:

@@ -15,8 +15,8 @@ import dataclasses
 import numpy as np
 import scipy.sparse as sp
 
-from constraints.base import HardBound, LinearLimit, ProgramData, pair_hull
-from constraints.config import ConstraintSet
+from riskopt.constraints.base import HardBound, LinearLimit, ProgramData, pair_hull
+from riskopt.constraints.config import ConstraintSet
 
 
 def trimmed_strategies(cs: ConstraintSet, data: ProgramData) -> np.ndarray:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from data.contracts import (
+from riskopt.data.contracts import (
     DEFAULT_LOT_SIZE,
     DEFAULT_TICK_SIZE,
     MARKET_SCHEMA,
@@ -18,8 +18,8 @@ from data.contracts import (
     POSITIONS_SCHEMA,
     validate,
 )
-from data.errors import ValidationError
-from data.risk_model import RiskModel, RiskModelSettings
+from riskopt.data.errors import ValidationError
+from riskopt.data.risk_model import RiskModel, RiskModelSettings
 
 T = TypeVar("T")
 Dated = TypeVar("Dated", pd.Series, pd.DataFrame)
@@ -53,7 +53,7 @@ prices. A book of penny stocks alone never trips it: prices are never negative."
 class Book:
     """Portfolio state and market data for one rebalance, validated on construction.
 
-    Build it with :meth:`Book.create` (or a loader in :mod:`data.loaders`), which checks
+    Build it with :meth:`Book.create` (or a loader in :mod:`riskopt.data.loaders`), which checks
     every table and raises one :class:`ValidationError` listing every problem.
     """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from data.errors import ValidationError
+from riskopt.data.errors import ValidationError
 
 
 def estimate_clusters(

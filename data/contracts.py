@@ -18,7 +18,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from data.errors import ValidationError
+from riskopt.data.errors import ValidationError
 
 DEFAULT_LOT_SIZE = 1
 DEFAULT_TICK_SIZE = 0.01

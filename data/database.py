@@ -1,7 +1,7 @@
 """The runtime database as the gate's source: seed it, and load books, decisions and
 constraint documents back (the execution service and orchestrator read the outputs).
 
-Tables are those of :mod:`data.storage`; every function takes a SQLAlchemy URL and brings
+Tables are those of :mod:`riskopt.data.storage`; every function takes a SQLAlchemy URL and brings
 the schema to head first.
 """
 
@@ -16,11 +16,11 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from data.book import Book, RiskModel
-from data.contracts import check_decision_columns
-from data.errors import BookLoadError
-from data.migrate import display_url
-from data.storage import (
+from riskopt.data.book import Book, RiskModel
+from riskopt.data.contracts import check_decision_columns
+from riskopt.data.errors import BookLoadError
+from riskopt.data.migrate import display_url
+from riskopt.data.storage import (
     BlackSwanStateRow,
     FactorCovariance,
     FactorLoading,
@@ -210,7 +210,7 @@ def load_decisions(
 def save_constraint_document(url: str, name: str, document: Mapping[str, Any]) -> None:
     """Store a constraint set: its body in risk_configs, each strategy budget in strategy_configs.
 
-    The document is stored as strict JSON (:func:`data.storage.strict_json`).
+    The document is stored as strict JSON (:func:`riskopt.data.storage.strict_json`).
     """
     name = clean_text(name)
     body = strict_json({k: v for k, v in document.items() if k != "strategies"})

@@ -18,7 +18,7 @@ file               required  contents
 =================  ========  ==========================================================
 
 Without ``loadings`` the risk model is estimated from ``returns``
-(:func:`data.risk_model.estimate_risk_model`) with the settings of ``book.toml``'s
+(:func:`riskopt.data.risk_model.estimate_risk_model`) with the settings of ``book.toml``'s
 ``[risk_model]`` table (``factors``, ``half_life``, ``min_history``; each optional, any
 other key an error); with neither, the book has no risk model and the gate's risk terms
 are off. Rows of the dated tables after ``as_of`` are dropped with a warning.
@@ -32,11 +32,11 @@ from typing import Any
 
 import pandas as pd
 
-from data.book import Book, RiskModel
-from data.config_files import ConfigFileError, read_toml
-from data.contracts import check_decision_columns
-from data.errors import BookLoadError, ValidationError
-from data.risk_model import RiskModelSettings
+from riskopt.data.book import Book, RiskModel
+from riskopt.data.config_files import ConfigFileError, read_toml
+from riskopt.data.contracts import check_decision_columns
+from riskopt.data.errors import BookLoadError, ValidationError
+from riskopt.data.risk_model import RiskModelSettings
 
 TABLE_SUFFIXES = (".parquet", ".csv")
 IDENTIFIER_COLUMNS = frozenset(

@@ -22,8 +22,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from data.errors import DatabaseMissingError
-from data.storage import forget_schema, make_engine
+from riskopt.data.errors import DatabaseMissingError
+from riskopt.data.storage import forget_schema, make_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 

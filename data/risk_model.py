@@ -11,7 +11,7 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
-from data.errors import ValidationError
+from riskopt.data.errors import ValidationError
 
 TRADING_DAYS = 252
 

@@ -296,7 +296,7 @@ def engine_for(url: str) -> Engine:
     never given DDL.
     """
     if url not in _AT_HEAD:
-        from data.migrate import ensure_head
+        from riskopt.data.migrate import ensure_head
 
         ensure_head(url)
         _AT_HEAD.add(url)

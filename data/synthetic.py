@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from data.book import Book, RiskModel
+from riskopt.data.book import Book, RiskModel
 
 SECTORS = (
     ("Information Technology", 0.16),

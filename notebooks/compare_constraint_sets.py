@@ -20,9 +20,9 @@
 # the risk aversion set by the debate. One row of metrics per set, then the plots.
 
 # %%
-from data import SAMPLES
-from data.loaders import load_book, load_decisions
-from optimizer import rebalance, research
+from riskopt.data import SAMPLES
+from riskopt.data.loaders import load_book, load_decisions
+from riskopt.optimizer import rebalance, research
 
 book = load_book(SAMPLES / "book")
 decisions = load_decisions(SAMPLES / "decisions.csv")

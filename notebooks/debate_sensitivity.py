@@ -27,12 +27,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from constraints.config import ConstraintSet
-from data import SAMPLES
-from data.loaders import load_book, load_decisions
-from optimizer import rebalance
-from optimizer.debate import compute_features, run_debate
-from optimizer.inputs import prepare
+from riskopt.constraints.config import ConstraintSet
+from riskopt.data import SAMPLES
+from riskopt.data.loaders import load_book, load_decisions
+from riskopt.optimizer import rebalance
+from riskopt.optimizer.debate import compute_features, run_debate
+from riskopt.optimizer.inputs import prepare
 
 book = load_book(SAMPLES / "book")
 decisions = load_decisions(SAMPLES / "decisions.csv")

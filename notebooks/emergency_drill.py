@@ -22,9 +22,9 @@
 # %%
 import pandas as pd
 
-from data import SAMPLES
-from data.loaders import load_book, load_decisions
-from optimizer import rebalance
+from riskopt.data import SAMPLES
+from riskopt.data.loaders import load_book, load_decisions
+from riskopt.optimizer import rebalance
 
 book = load_book(SAMPLES / "book")
 decisions = load_decisions(SAMPLES / "decisions.csv")

@@ -1,6 +1,6 @@
 """The riskopt engine: the convex risk gate, its diff, storage hook and CLI."""
 
-from optimizer.rebalance import rebalance, rebalance_summary
-from optimizer.result import BookSummary, RebalanceResult, RunInfo
+from riskopt.optimizer.rebalance import rebalance, rebalance_summary
+from riskopt.optimizer.result import BookSummary, RebalanceResult, RunInfo
 
 __all__ = ["BookSummary", "RebalanceResult", "RunInfo", "rebalance", "rebalance_summary"]

@@ -10,7 +10,7 @@ Each book is isolated. Whatever goes wrong with one (a book that cannot be loade
 tables, a job that cannot be pickled to its worker, an exception anywhere in its gate)
 gives that book its own ``DEGRADED`` result
 (no new risk: every decision ``REJECTED``, naming the error); solver failures already give
-``FALLBACK`` inside :func:`~optimizer.rebalance.rebalance`. The batch always finishes with
+``FALLBACK`` inside :func:`~riskopt.optimizer.rebalance.rebalance`. The batch always finishes with
 one result per job, in job order.
 
 With ``store``, every book is written by the worker that ran it, one transaction per book,
@@ -64,13 +64,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from constraints.config import ConstraintSet
-from constraints.states import BlackSwanState
-from data.book import Book
-from data.config_files import read_config_text
-from data.contracts import DECISION_COLUMNS, check_decision_columns
-from optimizer.rebalance import degraded_result, rebalance, rebalance_summary
-from optimizer.result import DEGRADED, FALLBACK, BookSummary, RebalanceResult
+from riskopt.constraints.config import ConstraintSet
+from riskopt.constraints.states import BlackSwanState
+from riskopt.data.book import Book
+from riskopt.data.config_files import read_config_text
+from riskopt.data.contracts import DECISION_COLUMNS, check_decision_columns
+from riskopt.optimizer.rebalance import degraded_result, rebalance, rebalance_summary
+from riskopt.optimizer.result import DEGRADED, FALLBACK, BookSummary, RebalanceResult
 
 log = logging.getLogger("riskopt")
 
@@ -83,7 +83,7 @@ start one)."""
 
 @dataclass(frozen=True)
 class Job:
-    """One book to rebalance: the arguments of :func:`~optimizer.rebalance.rebalance`.
+    """One book to rebalance: the arguments of :func:`~riskopt.optimizer.rebalance.rebalance`.
 
     ``book`` and ``decisions`` may be paths (a book directory, a CSV/Parquet file): they
     are then read by the worker, so nothing large crosses the wire.
@@ -105,7 +105,7 @@ Outcome = RebalanceResult | BookSummary
 class BatchResult:
     """One result per job, in job order, and how the batch went.
 
-    Each item of ``results`` is a :class:`~optimizer.result.RebalanceResult`, or a
+    Each item of ``results`` is a :class:`~riskopt.optimizer.result.RebalanceResult`, or a
     :class:`BookSummary` when the batch ran with ``keep="summaries"``; both have ``.run``.
     """
 
@@ -166,7 +166,7 @@ def run_job(
 ) -> Outcome:
     """Rebalance one job; never raises (the batch's unit of isolation). With
     ``keep="summaries"`` only its :class:`BookSummary` comes back, and without a store
-    its tables are never written (:func:`~optimizer.rebalance.rebalance_summary`)."""
+    its tables are never written (:func:`~riskopt.optimizer.rebalance.rebalance_summary`)."""
     try:
         decisions = _decisions(job.decisions)
         options: dict[str, Any] = {
@@ -245,11 +245,11 @@ def rebalance_many(
     batch_id
         Prefix of the default run ids ``<batch_id>-<index>`` (default: random).
     keep
-        ``"results"``: every book's :class:`~optimizer.result.RebalanceResult`, tables
+        ``"results"``: every book's :class:`~riskopt.optimizer.result.RebalanceResult`, tables
         and all. ``"summaries"``: only its :class:`BookSummary`, so that tens of thousands
         of accounts fit in memory; pair it with ``store``, where every book's tables are
         written by its worker. Without a store no table is written at all
-        (:func:`~optimizer.rebalance.rebalance_summary`): a sweep's mode, about a
+        (:func:`~riskopt.optimizer.rebalance.rebalance_summary`): a sweep's mode, about a
         quarter less time per book.
     """
     if keep not in KEEP:
@@ -269,7 +269,7 @@ def rebalance_many(
         dupes = sorted({r for r in run_ids if run_ids.count(r) > 1})
         raise ValueError(f"run ids must be unique within a batch: {dupes[:5]}")
     if store is not None:
-        from data.storage import engine_for
+        from riskopt.data.storage import engine_for
 
         # Bring the schema to head once, here, rather than racing from every worker.
         engine_for(store).dispose()
@@ -613,7 +613,7 @@ def _is_dask_client(executor: object) -> bool:
 def _decisions(value: pd.DataFrame | str | Path) -> pd.DataFrame:
     if isinstance(value, pd.DataFrame):
         return value
-    from data.loaders import load_decisions
+    from riskopt.data.loaders import load_decisions
 
     return load_decisions(value)
 

@@ -3,7 +3,7 @@
 Every error a user can cause (a bad path, a bad table, a bad constraint set, an unusable
 database) is one clear line on stderr and exit status 2, never a traceback; a run's
 status decides the exit status of ``rebalance``, ``demo`` and ``batch``
-(:data:`optimizer.cli_support.STATUS_EXIT`).
+(:data:`riskopt.optimizer.cli_support.STATUS_EXIT`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ import pandas as pd
 import typer
 from tqdm import tqdm
 
-from constraints.config import ConstraintSet
-from constraints.states import describe_state
-from data import SAMPLES
-from data.errors import ValidationError
-from optimizer.cli_support import (
+from riskopt._version import __version__
+from riskopt.constraints.config import ConstraintSet
+from riskopt.constraints.states import describe_state
+from riskopt.data import SAMPLES
+from riskopt.data.errors import ValidationError
+from riskopt.optimizer.cli_support import (
     EXIT_CHANGED,
     EXIT_USAGE,
     USER_ERRORS,
@@ -36,11 +37,29 @@ from optimizer.cli_support import (
     mask_url,
     write_csv,
 )
-from optimizer.result import DEGRADED, FALLBACK, RebalanceResult
+from riskopt.optimizer.result import DEGRADED, FALLBACK, RebalanceResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="riskopt: the convex risk gate.")
 T = TypeVar("T")
 STATE_NAMES = ("NORMAL", "ELEVATED", "EMERGENCY")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"riskopt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 def _fail(message: str) -> None:
@@ -84,7 +103,7 @@ class _Steps:
 
 
 def _write_outputs(result: RebalanceResult, out: Path, *, store: str | None) -> None:
-    from optimizer.store import store_result
+    from riskopt.optimizer.store import store_result
 
     out.mkdir(parents=True, exist_ok=True)
     write_csv(result.targets, out / "targets.csv")
@@ -118,8 +137,8 @@ def _run(
 ) -> RebalanceResult:
     """Run the gate on a book directory and write its outputs; a book that cannot be
     loaded gives the ``DEGRADED`` run (no trade), written and stored like any other."""
-    from data.loaders import load_decisions
-    from optimizer.rebalance import rebalance
+    from riskopt.data.loaders import load_decisions
+    from riskopt.optimizer.rebalance import rebalance
 
     def gate(state: str | None, run_id: str | None) -> RebalanceResult:
         return rebalance(
@@ -299,8 +318,8 @@ def synth(
     ] = 1,
 ) -> None:
     """Generate a synthetic book and its decisions (how data/samples was made)."""
-    from data.loaders import save_book
-    from data.synthetic import make_universe
+    from riskopt.data.loaders import save_book
+    from riskopt.data.synthetic import make_universe
 
     with _user_errors():
         if n < 10 or k < 1 or books < 1:
@@ -389,7 +408,7 @@ def batch(
 
 def _batch_jobs(jobs: Path, state: str | None, store: str | None) -> list[Any]:
     """The batch's jobs, ``state`` given to those that name none; the store checked first."""
-    from optimizer.batch import jobs_from_manifest
+    from riskopt.optimizer.batch import jobs_from_manifest
 
     if store is not None:
         check_store(store)
@@ -411,7 +430,7 @@ def _run_batch(
     summaries_only: bool,
 ) -> Any:
     """Run the jobs on the chosen engine (a Dask scheduler's address connects here)."""
-    from optimizer.batch import rebalance_many
+    from riskopt.optimizer.batch import rebalance_many
 
     client = None
     if scheduler is not None:
@@ -469,10 +488,10 @@ def debate(
     ] = None,
 ) -> None:
     """Run the risk debate on a book and print its transcript as a table."""
-    from constraints.states import resolve_state
-    from data.loaders import load_book, load_decisions
-    from optimizer.debate import compute_features, run_debate
-    from optimizer.inputs import prepare
+    from riskopt.constraints.states import resolve_state
+    from riskopt.data.loaders import load_book, load_decisions
+    from riskopt.optimizer.debate import compute_features, run_debate
+    from riskopt.optimizer.inputs import prepare
 
     with _user_errors():
         if rounds is not None and not 1 <= rounds <= 10:
@@ -508,7 +527,7 @@ def regress(
     weight: Annotated[float, typer.Option(help="tolerance on target weights")] = 1e-6,
 ) -> None:
     """Rerun every fixed portfolio and compare with its golden output (exit 1 on a change)."""
-    from optimizer.regression import (
+    from riskopt.optimizer.regression import (
         Tolerances,
         check_fixture,
         fixtures,
@@ -547,7 +566,7 @@ def _migrate(direction: str, url: str, revision: str, *, create: bool = False) -
     does not exist, every other command says it is missing."""
     from alembic.util import CommandError
 
-    from data import migrate
+    from riskopt.data import migrate
 
     with _user_errors():
         check_store(url, must_exist=not create)
@@ -592,10 +611,10 @@ def db_seed_demo(
     url: Annotated[str, typer.Option(help="SQLAlchemy URL")] = "sqlite:///riskopt.sqlite",
 ) -> None:
     """Load the sample book, its decisions and the shipped constraint sets into the database."""
-    from constraints.config import SETS_DIR
-    from data.config_files import read_toml
-    from data.database import save_constraint_document, seed_book
-    from data.loaders import load_book, load_decisions
+    from riskopt.constraints.config import SETS_DIR
+    from riskopt.data.config_files import read_toml
+    from riskopt.data.database import save_constraint_document, seed_book
+    from riskopt.data.loaders import load_book, load_decisions
 
     with _user_errors():
         check_store(url)
@@ -618,7 +637,7 @@ def report(
     ),
 ) -> None:
     """How often and how strongly the gate overrides each strategy: a table and a chart."""
-    from optimizer.report import decision_actions, override_table, plot_overrides_over_time
+    from riskopt.optimizer.report import decision_actions, override_table, plot_overrides_over_time
 
     with _user_errors():
         if since is not None:

@@ -14,8 +14,8 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from data.errors import RiskoptError, ValidationError
-from optimizer.result import DEGRADED, FALLBACK, OPTIMAL, RELAXED
+from riskopt.data.errors import RiskoptError, ValidationError
+from riskopt.optimizer.result import DEGRADED, FALLBACK, OPTIMAL, RELAXED
 
 EXIT_OK = 0
 """The run is ``OPTIMAL`` or ``RELAXED`` (``regress``: every fixture unchanged)."""

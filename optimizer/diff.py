@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from constraints.base import (
+from riskopt.constraints.base import (
     HardBound,
     LinearLimit,
     ProgramData,

@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from constraints.base import ProgramData
-from constraints.config import ConstraintSet, book_problems, book_warnings
-from constraints.drawdown import drawdown
-from constraints.errors import ConfigError
-from data.book import Book
-from data.clusters import estimate_clusters
-from data.contracts import check_decision_columns
+from riskopt.constraints.base import ProgramData
+from riskopt.constraints.config import ConstraintSet, book_problems, book_warnings
+from riskopt.constraints.drawdown import drawdown
+from riskopt.constraints.errors import ConfigError
+from riskopt.data.book import Book
+from riskopt.data.clusters import estimate_clusters
+from riskopt.data.contracts import check_decision_columns
 
 
 @dataclass(frozen=True)

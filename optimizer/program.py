@@ -32,7 +32,7 @@ import clarabel
 import numpy as np
 import scipy.sparse as sp
 
-from constraints.base import NO_LIMIT, LinearLimit, ProgramData, Transform
+from riskopt.constraints.base import NO_LIMIT, LinearLimit, ProgramData, Transform
 
 if TYPE_CHECKING:
     import cvxpy as cp

@@ -23,11 +23,17 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from constraints import FAMILIES
-from constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData, box_duals_by_bound
-from constraints.config import SOLVERS, ConstraintSet, StateSOP
-from constraints.errors import ConfigError
-from constraints.states import (
+from riskopt.constraints import FAMILIES
+from riskopt.constraints.base import (
+    NO_LIMIT,
+    HardBound,
+    LinearLimit,
+    ProgramData,
+    box_duals_by_bound,
+)
+from riskopt.constraints.config import SOLVERS, ConstraintSet, StateSOP
+from riskopt.constraints.errors import ConfigError
+from riskopt.constraints.states import (
     STATES,
     BlackSwanState,
     ResolvedState,
@@ -35,12 +41,12 @@ from constraints.states import (
     tightened,
     with_envelope,
 )
-from data.book import Book
-from data.contracts import check_decision_columns
-from data.errors import BookLoadError, ValidationError
-from data.loaders import load_book
-from optimizer.debate import DebateResult, compute_features, run_debate
-from optimizer.diff import (
+from riskopt.data.book import Book
+from riskopt.data.contracts import check_decision_columns
+from riskopt.data.errors import BookLoadError, ValidationError
+from riskopt.data.loaders import load_book
+from riskopt.optimizer.debate import DebateResult, compute_features, run_debate
+from riskopt.optimizer.diff import (
     LABEL_ORDER,
     OK,
     REJECTED,
@@ -56,8 +62,8 @@ from optimizer.diff import (
     reasons,
     shared_json,
 )
-from optimizer.inputs import PreparedInputs, prepare
-from optimizer.lots import (
+from riskopt.optimizer.inputs import PreparedInputs, prepare
+from riskopt.optimizer.lots import (
     EPS_LOTS,
     SOLVER_NOISE,
     closing_bounds,
@@ -65,7 +71,7 @@ from optimizer.lots import (
     round_to_lots,
     split_to_sleeves,
 )
-from optimizer.program import (
+from riskopt.optimizer.program import (
     ACCEPTED_TOLERANCE,
     DEFAULT_CACHE,
     GateProgram,
@@ -75,8 +81,8 @@ from optimizer.program import (
     Structure,
     Values,
 )
-from optimizer.program import OPTIMAL as SOLVER_OPTIMAL
-from optimizer.result import (
+from riskopt.optimizer.program import OPTIMAL as SOLVER_OPTIMAL
+from riskopt.optimizer.result import (
     DEGRADED,
     FALLBACK,
     OPTIMAL,
@@ -136,7 +142,7 @@ def rebalance(
         ``states.default_state`` (``ELEVATED`` in the shipped sets); the run says so.
     risk_aversion
         Portfolio risk aversion ``γ`` ≥ 0 (raised to the state's floor). ``None``: the
-        risk debate sets ``γ`` and the per-name ``γ_i`` (:mod:`optimizer.debate`). At 0 the gate is a pure projection: a
+        risk debate sets ``γ`` and the per-name ``γ_i`` (:mod:`riskopt.optimizer.debate`). At 0 the gate is a pure projection: a
         proposal that satisfies every limit passes unchanged.
     name_risk_aversion
         Per-name multipliers ``γ_i`` of the specific-risk term (scalar, ``{ticker:
@@ -195,7 +201,7 @@ def rebalance_summary(
     same record as ``BookSummary.of(rebalance(...))`` but for its timings, without writing
     the tables, reasons and attribution that nobody would read (about a quarter of a
     300-name book's time). Nothing is stored; the parameters are :func:`rebalance`'s.
-    This is what :func:`~optimizer.batch.rebalance_many` runs for a book with
+    This is what :func:`~riskopt.optimizer.batch.rebalance_many` runs for a book with
     ``keep="summaries"`` and no store."""
     gated = _gate(
         book,
@@ -498,7 +504,7 @@ class _Gated:
             debate=self.debate,
         )
         if store is not None:
-            from optimizer.store import store_result
+            from riskopt.optimizer.store import store_result
 
             store_result(result, store)
         return result
@@ -1519,7 +1525,7 @@ def degraded_result(
     )
     run.counts = {str(k): int(v) for k, v in result.label_counts().items()}
     if store is not None:
-        from optimizer.store import store_result
+        from riskopt.optimizer.store import store_result
 
         store_result(result, store)
     return result

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from constraints.config import ConstraintSet
-from data.book import Book
-from data.config_files import ConfigFileError, read_toml
-from data.errors import ValidationError
-from data.loaders import load_book, load_decisions
-from optimizer.rebalance import rebalance
-from optimizer.result import RebalanceResult
+from riskopt.constraints.config import ConstraintSet
+from riskopt.data.book import Book
+from riskopt.data.config_files import ConfigFileError, read_toml
+from riskopt.data.errors import ValidationError
+from riskopt.data.loaders import load_book, load_decisions
+from riskopt.optimizer.rebalance import rebalance
+from riskopt.optimizer.result import RebalanceResult
 
 GOLDEN_FILES = ("golden_targets.csv", "golden_actions.csv", "golden_binding.csv")
 

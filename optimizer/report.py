@@ -22,8 +22,8 @@ import pandas as pd
 import sqlalchemy as sa
 from matplotlib.figure import Figure
 
-from data.storage import RiskAction, RiskRun, engine_for
-from optimizer.diff import LABEL_ORDER
+from riskopt.data.storage import RiskAction, RiskRun, engine_for
+from riskopt.optimizer.diff import LABEL_ORDER
 
 
 def decision_actions(url: str, since: dt.date | str | None = None) -> pd.DataFrame:

@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from constraints.config import ConstraintSet
-from data.book import Book
-from optimizer.diff import LABEL_ORDER
-from optimizer.program import ProgramCache
-from optimizer.rebalance import rebalance
-from optimizer.result import RebalanceResult, binding_by_family
+from riskopt.constraints.config import ConstraintSet
+from riskopt.data.book import Book
+from riskopt.optimizer.diff import LABEL_ORDER
+from riskopt.optimizer.program import ProgramCache
+from riskopt.optimizer.rebalance import rebalance
+from riskopt.optimizer.result import RebalanceResult, binding_by_family
 
 PARAMETERS = {
     "gross": "exposure.gross.max",

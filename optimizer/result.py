@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from constraints.states import describe_state
-from optimizer.diff import LABEL_ORDER
+from riskopt._version import __version__
+from riskopt.constraints.states import describe_state
+from riskopt.optimizer.diff import LABEL_ORDER
 
 OPTIMAL, RELAXED, FALLBACK, DEGRADED = "OPTIMAL", "RELAXED", "FALLBACK", "DEGRADED"
 
@@ -91,7 +92,7 @@ class RunInfo:
     program_built: bool = True
     state_source: str = "given"
     """How the state was decided: ``"given"``, ``"missing"``, ``"stale"``, ``"malformed"``
-    (``constraints.states.SOURCES``)."""
+    (``riskopt.constraints.states.SOURCES``)."""
     alerts: list[str] = field(default_factory=list)
     """Alerts raised by the run (also logged at WARNING or above)."""
     debate: list[dict[str, Any]] = field(default_factory=list)
@@ -99,6 +100,8 @@ class RunInfo:
     risk_model: dict[str, Any] = field(default_factory=dict)
     """Where the risk model came from: ``source`` (``given``, ``estimated`` or ``none``)
     and, when estimated, the settings used and the number of dates fitted on."""
+    version: str = __version__
+    """The riskopt version that made the run (``riskopt.__version__``)."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -1,7 +1,7 @@
 """Turn a RebalanceResult into rows and write them (one transaction per run).
 
 Every JSON value is strict (non-finite numbers as null) and text loses NUL bytes, so
-SQLite and PostgreSQL store the same run (:func:`data.storage.storable`).
+SQLite and PostgreSQL store the same run (:func:`riskopt.data.storage.storable`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from data.storage import strict_json, write_run
-from optimizer.result import RebalanceResult
+from riskopt.data.storage import strict_json, write_run
+from riskopt.optimizer.result import RebalanceResult
 
 
 def _none_if_nan(value: Any) -> Any:

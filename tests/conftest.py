@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from hypothesis import settings
 
-from data.book import Book
-from data.loaders import load_book, load_decisions
+from riskopt.data.book import Book
+from riskopt.data.loaders import load_book, load_decisions
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "data" / "samples"

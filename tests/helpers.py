@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from data.book import Book, RiskModel
+from riskopt.data.book import Book, RiskModel
 
 
 def hand_book(

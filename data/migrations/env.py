@@ -1,6 +1,6 @@
-"""Alembic environment: the models of :mod:`data.storage` on the caller's connection.
+"""Alembic environment: the models of :mod:`riskopt.data.storage` on the caller's connection.
 
-:mod:`data.migrate` passes a connection already in a transaction that holds the migration
+:mod:`riskopt.data.migrate` passes a connection already in a transaction that holds the migration
 lock (``config.attributes["connection"]``), so the URL never goes through the ini file's
 ``%`` interpolation and the whole command commits or rolls back as one.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from data.storage import Base
+from riskopt.data.storage import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -25,7 +25,7 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    from data.migrate import migration_connection
+    from riskopt.data.migrate import migration_connection
 
     url = config.get_main_option("sqlalchemy.url")
     assert url is not None

@@ -15,8 +15,8 @@ from typing import Protocol
 
 import numpy as np
 
-from optimizer.debate.features import Features
-from optimizer.debate.routing import NEUTRAL, RISKY, SAFE
+from riskopt.optimizer.debate.features import Features
+from riskopt.optimizer.debate.routing import NEUTRAL, RISKY, SAFE
 
 
 @dataclass(frozen=True)

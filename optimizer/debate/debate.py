@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from constraints.config import DebateConfig
-from optimizer.debate.analysts import DEFAULT_ANALYSTS, Analyst, Proposal, portfolio_stress
-from optimizer.debate.features import Features
-from optimizer.debate.judge import Verdict, decide
-from optimizer.debate.routing import (
+from riskopt.constraints.config import DebateConfig
+from riskopt.optimizer.debate.analysts import DEFAULT_ANALYSTS, Analyst, Proposal, portfolio_stress
+from riskopt.optimizer.debate.features import Features
+from riskopt.optimizer.debate.judge import Verdict, decide
+from riskopt.optimizer.debate.routing import (
     END,
     JUDGE,
     fresh_state,
@@ -22,7 +22,7 @@ from optimizer.debate.routing import (
     record_decision,
     record_turn,
 )
-from optimizer.result import string_column
+from riskopt.optimizer.result import string_column
 
 
 @dataclass(frozen=True, eq=False)

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from constraints.base import ProgramData
-from constraints.config import ConstraintSet
-from data.book import Book
+from riskopt.constraints.base import ProgramData
+from riskopt.constraints.config import ConstraintSet
+from riskopt.data.book import Book
 
 STATE_LEVEL = {"NORMAL": 0.0, "ELEVATED": 1.0, "EMERGENCY": 2.0}
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from constraints.config import DebateConfig
-from optimizer.debate.analysts import Proposal, portfolio_stress
-from optimizer.debate.features import Features
-from optimizer.debate.routing import NEUTRAL, RISKY, SAFE
+from riskopt.constraints.config import DebateConfig
+from riskopt.optimizer.debate.analysts import Proposal, portfolio_stress
+from riskopt.optimizer.debate.features import Features
+from riskopt.optimizer.debate.routing import NEUTRAL, RISKY, SAFE
 
 
 @dataclass(frozen=True)

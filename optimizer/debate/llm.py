@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
-from optimizer.debate.analysts import Persona, Proposal
-from optimizer.debate.features import Features
+from riskopt.optimizer.debate.analysts import Persona, Proposal
+from riskopt.optimizer.debate.features import Features
 
 log = logging.getLogger("riskopt")
 MAX_LOG = 3.0

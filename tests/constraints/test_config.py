@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from constraints.config import SETS_DIR, ConstraintSet
-from constraints.errors import ConfigError
+from riskopt.constraints.config import SETS_DIR, ConstraintSet
+from riskopt.constraints.errors import ConfigError
 
 
 @pytest.mark.parametrize("path", sorted(SETS_DIR.glob("*.toml")), ids=lambda p: p.stem)

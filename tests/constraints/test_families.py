@@ -13,12 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from constraints.config import ConstraintSet
-from constraints.drawdown import drawdown, risk_budget_multiplier
-from constraints.errors import ConfigError
-from constraints.groups import membership
-from optimizer import rebalance
-from optimizer.inputs import prepare
+from riskopt.constraints.config import ConstraintSet
+from riskopt.constraints.drawdown import drawdown, risk_budget_multiplier
+from riskopt.constraints.errors import ConfigError
+from riskopt.constraints.groups import membership
+from riskopt.optimizer import rebalance
+from riskopt.optimizer.inputs import prepare
 from tests.helpers import decisions, hand_book
 
 PRICES = {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0, "DDD": 10.0, "EEE": 40.0}

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from constraints.config import ConstraintSet
-from optimizer import rebalance
+from riskopt.constraints.config import ConstraintSet
+from riskopt.optimizer import rebalance
 from tests.helpers import hand_book
 
 PRICES = {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0}

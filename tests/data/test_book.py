@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from data.book import Book
-from data.errors import ValidationError
-from data.loaders import load_book, save_book
-from data.risk_model import RiskModelSettings
-from data.synthetic import make_universe
-from optimizer import rebalance
-from optimizer.cli import SAMPLES, app
-from optimizer.cli_support import EXIT_DEGRADED
+from riskopt.data.book import Book
+from riskopt.data.errors import ValidationError
+from riskopt.data.loaders import load_book, save_book
+from riskopt.data.risk_model import RiskModelSettings
+from riskopt.data.synthetic import make_universe
+from riskopt.optimizer import rebalance
+from riskopt.optimizer.cli import SAMPLES, app
+from riskopt.optimizer.cli_support import EXIT_DEGRADED
 
 UNIVERSE = make_universe(60, 3, 4, years=1.0)
 FUTURE = pd.bdate_range("2026-11-23", periods=5)  # after the book's 2026-11-20
@@ -113,8 +113,8 @@ def test_book_create_cuts_every_dated_table_at_as_of() -> None:
 def test_the_database_book_has_no_rows_after_its_date(sample, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import dataclasses
 
-    from data.database import load_book as load_from_database
-    from data.database import seed_book
+    from riskopt.data.database import load_book as load_from_database
+    from riskopt.data.database import seed_book
 
     book, dec = sample
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"

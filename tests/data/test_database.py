@@ -8,17 +8,17 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from constraints.config import SETS_DIR, ConstraintSet
-from data.database import (
+from riskopt.constraints.config import SETS_DIR, ConstraintSet
+from riskopt.data.database import (
     load_book,
     load_constraint_document,
     load_decisions,
     save_constraint_document,
     seed_book,
 )
-from data.errors import BookLoadError
-from optimizer import rebalance
-from optimizer.cli import app
+from riskopt.data.errors import BookLoadError
+from riskopt.optimizer import rebalance
+from riskopt.optimizer.cli import app
 
 
 def test_round_trip_gives_the_same_result(sample, database_url: str) -> None:  # type: ignore[no-untyped-def]
@@ -72,8 +72,8 @@ def test_seed_demo_command(tmp_path) -> None:  # type: ignore[no-untyped-def]
 def test_the_latest_black_swan_state_drives_the_run(sample, database_url: str) -> None:  # type: ignore[no-untyped-def]
     import datetime as dt
 
-    from constraints.states import BlackSwanState
-    from data.database import load_black_swan_state, save_black_swan_state
+    from riskopt.constraints.states import BlackSwanState
+    from riskopt.data.database import load_black_swan_state, save_black_swan_state
 
     assert load_black_swan_state(database_url) is None
     now = dt.datetime(2026, 11, 20, 15, 0, tzinfo=dt.UTC)

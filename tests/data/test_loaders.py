@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data.errors import BookLoadError, ValidationError
-from data.loaders import load_book, load_decisions, save_book
-from data.risk_model import estimate_risk_model
-from data.synthetic import make_universe
-from optimizer import rebalance
+from riskopt.data.errors import BookLoadError, ValidationError
+from riskopt.data.loaders import load_book, load_decisions, save_book
+from riskopt.data.risk_model import estimate_risk_model
+from riskopt.data.synthetic import make_universe
+from riskopt.optimizer import rebalance
 
 
 def test_saved_book_loads_back_to_the_same_result(tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ def test_a_position_worth_a_thousand_navs_is_rejected_by_name() -> None:
 def test_decision_text_columns_come_out_as_text_whatever_they_came_in_as() -> None:
     """Ids given as numbers or as pandas' nullable strings are read as text, a column
     that already is text is kept as it is, and a missing value stays missing."""
-    from data.contracts import check_decision_columns
+    from riskopt.data.contracts import check_decision_columns
 
     given = pd.DataFrame(
         {

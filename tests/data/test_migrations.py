@@ -18,12 +18,19 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from typer.testing import CliRunner
 
-from data import migrate, storage
-from data.errors import DatabaseMissingError
-from data.migrate import current_revision, display_url, downgrade, head_revision, init, upgrade
-from data.storage import Base
-from optimizer.cli import app
-from optimizer.store import store_result
+from riskopt.data import migrate, storage
+from riskopt.data.errors import DatabaseMissingError
+from riskopt.data.migrate import (
+    current_revision,
+    display_url,
+    downgrade,
+    head_revision,
+    init,
+    upgrade,
+)
+from riskopt.data.storage import Base
+from riskopt.optimizer.cli import app
+from riskopt.optimizer.store import store_result
 from tests.data.test_storage import small_result
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +106,7 @@ def all_tables(url: str) -> set[str]:
 PAUSED_UPGRADE = """
 import sys, time
 import sqlalchemy as sa
-from data.migrate import upgrade
+from riskopt.data.migrate import upgrade
 
 @sa.event.listens_for(sa.Engine, "before_cursor_execute")
 def pause(conn, cursor, statement, *args):
@@ -245,8 +252,8 @@ def test_a_percent_encoded_password_connects(postgres_url: str) -> None:
 
 
 def test_a_missing_book_names_the_database_without_its_password(postgres_url: str) -> None:
-    from data.database import load_book
-    from data.errors import BookLoadError
+    from riskopt.data.database import load_book
+    from riskopt.data.errors import BookLoadError
 
     url = sa.make_url(postgres_url).set(password="s3cret-pw", database="nobook")
     admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from data.book import Book
-from data.errors import ValidationError
-from data.loaders import load_book, save_book
-from data.risk_model import RiskModelSettings, estimate_risk_model
-from data.synthetic import make_universe
-from optimizer import rebalance
-from optimizer.store import store_result
+from riskopt.data.book import Book
+from riskopt.data.errors import ValidationError
+from riskopt.data.loaders import load_book, save_book
+from riskopt.data.risk_model import RiskModelSettings, estimate_risk_model
+from riskopt.data.synthetic import make_universe
+from riskopt.optimizer import rebalance
+from riskopt.optimizer.store import store_result
 
 UNIVERSE = make_universe(40, 3, 6, years=1.0)
 DATES = len(UNIVERSE.book.returns)  # type: ignore[arg-type]

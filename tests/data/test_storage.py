@@ -13,11 +13,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from constraints.config import ConstraintSet
-from data.errors import ValidationError
-from data.storage import engine_for, make_engine, write_run
-from optimizer import rebalance
-from optimizer.store import store_result
+from riskopt.constraints.config import ConstraintSet
+from riskopt.data.errors import ValidationError
+from riskopt.data.storage import engine_for, make_engine, write_run
+from riskopt.optimizer import rebalance
+from riskopt.optimizer.store import store_result
 from tests.helpers import decisions, hand_book
 
 TABLES = ("risk_runs", "risk_actions", "target_positions", "risk_debates")

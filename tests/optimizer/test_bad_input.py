@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from constraints.config import ConstraintSet
-from data.book import Book
-from data.errors import ValidationError
-from optimizer import rebalance
+from riskopt.constraints.config import ConstraintSet
+from riskopt.data.book import Book
+from riskopt.data.errors import ValidationError
+from riskopt.optimizer import rebalance
 from tests.helpers import decisions, hand_book, with_price
 
 PRICES = {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0, "ZERO": 10.0}

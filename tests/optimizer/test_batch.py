@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from data.loaders import save_book
-from data.synthetic import make_universe
-from optimizer import rebalance
-from optimizer.batch import Job, jobs_from_manifest, rebalance_many
-from optimizer.program import GateProgram
+from riskopt.data.loaders import save_book
+from riskopt.data.synthetic import make_universe
+from riskopt.optimizer import rebalance
+from riskopt.optimizer.batch import Job, jobs_from_manifest, rebalance_many
+from riskopt.optimizer.program import GateProgram
 
 NOW = dt.datetime(2026, 11, 20, 21, 0, tzinfo=dt.UTC)
 VOLATILE = ["created_at", "timestamp", "action_id"]
@@ -232,7 +232,7 @@ def test_on_dask_a_book_that_kills_its_worker_fails_alone(per_task: int) -> None
         LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
         Client(cluster) as client,
     ):
-        import optimizer.batch as batch_module
+        import riskopt.optimizer.batch as batch_module
 
         chunk = batch_module._chunk
         batch_module._chunk = lambda jobs, workers: per_task
@@ -280,7 +280,7 @@ def test_local_cluster_workers_keep_the_default_memory_trimming() -> None:
     import dask
     from distributed import Client
 
-    from optimizer.batch import QUIET_WORKERS, local_cluster
+    from riskopt.optimizer.batch import QUIET_WORKERS, local_cluster
 
     def settings() -> tuple[Any, ...]:
         return tuple(dask.config.get(key) for key in QUIET_WORKERS)
@@ -307,7 +307,7 @@ def test_two_local_clusters_run_side_by_side_without_a_port_clash() -> None:
 
     from distributed import Client
 
-    from optimizer.batch import local_cluster
+    from riskopt.optimizer.batch import local_cluster
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -348,7 +348,7 @@ def test_summaries_without_a_store_skip_the_tables_and_read_the_same() -> None:
     """``keep="summaries"`` with nothing stored runs ``rebalance_summary`` (no tables
     written) and still gives the full batch's summary table, the poisoned book failed
     over alike, serially, on a process pool and on a Dask cluster."""
-    from optimizer.batch import BookSummary
+    from riskopt.optimizer.batch import BookSummary
 
     jobs = _jobs(4)
     jobs[2] = _poisoned(jobs[2])
@@ -370,7 +370,7 @@ def test_summaries_only_keeps_the_record_and_stores_the_tables(tmp_path: Path) -
     book's tables exactly as a full run writes them."""
     import pickle
 
-    from optimizer.batch import BookSummary
+    from riskopt.optimizer.batch import BookSummary
 
     jobs = _jobs(4)
     jobs[1] = _poisoned(jobs[1])

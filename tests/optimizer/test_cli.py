@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from optimizer.cli import SAMPLES, app
-from optimizer.cli_support import EXIT_DEGRADED
+from riskopt.optimizer.cli import SAMPLES, app
+from riskopt.optimizer.cli_support import EXIT_DEGRADED
 
 runner = CliRunner()
 
@@ -55,7 +55,7 @@ def test_rebalance_command(tmp_path: Path) -> None:
 
 
 def test_debate_without_a_state_takes_the_sets_default() -> None:
-    from constraints.config import ConstraintSet
+    from riskopt.constraints.config import ConstraintSet
 
     args = [
         "debate",

@@ -14,10 +14,10 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from constraints.config import SETS_DIR
-from optimizer import rebalance
-from optimizer.cli import SAMPLES, app
-from optimizer.cli_support import (
+from riskopt.constraints.config import SETS_DIR
+from riskopt.optimizer import rebalance
+from riskopt.optimizer.cli import SAMPLES, app
+from riskopt.optimizer.cli_support import (
     EXIT_DEGRADED,
     EXIT_FALLBACK,
     EXIT_OK,

@@ -16,14 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from constraints.config import ConstraintSet, DebateConfig
-from optimizer import rebalance
-from optimizer.cli import SAMPLES, app
-from optimizer.debate import Features, LanguageModelAnalyst, compute_features, run_debate
-from optimizer.debate.analysts import SAFE_ANALYST, Proposal
-from optimizer.debate.debate import _name_transcript
-from optimizer.debate.routing import JUDGE, fresh_state, next_speaker, record_turn
-from optimizer.inputs import prepare
+from riskopt.constraints.config import ConstraintSet, DebateConfig
+from riskopt.optimizer import rebalance
+from riskopt.optimizer.cli import SAMPLES, app
+from riskopt.optimizer.debate import Features, LanguageModelAnalyst, compute_features, run_debate
+from riskopt.optimizer.debate.analysts import SAFE_ANALYST, Proposal
+from riskopt.optimizer.debate.debate import _name_transcript
+from riskopt.optimizer.debate.routing import JUDGE, fresh_state, next_speaker, record_turn
+from riskopt.optimizer.inputs import prepare
 
 CFG = DebateConfig()
 

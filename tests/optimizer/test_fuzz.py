@@ -16,12 +16,12 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from constraints.config import ConstraintSet
-from constraints.states import BlackSwanState
-from data.book import Book
-from data.errors import RiskoptError
-from data.synthetic import make_universe
-from optimizer import rebalance
+from riskopt.constraints.config import ConstraintSet
+from riskopt.constraints.states import BlackSwanState
+from riskopt.data.book import Book
+from riskopt.data.errors import RiskoptError
+from riskopt.data.synthetic import make_universe
+from riskopt.optimizer import rebalance
 
 BASE = make_universe(15, 2, 3, years=0.3, with_returns=False)
 BAD_VALUES = [

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from constraints.config import ConstraintSet
-from optimizer import rebalance
-from optimizer.diff import (
+from riskopt.constraints.config import ConstraintSet
+from riskopt.optimizer import rebalance
+from riskopt.optimizer.diff import (
     Attribution,
     Cause,
     attribution_details,
@@ -21,7 +21,7 @@ from optimizer.diff import (
     percent_texts,
     rounded,
 )
-from optimizer.result import string_column, string_take, text_array
+from riskopt.optimizer.result import string_column, string_take, text_array
 from tests.helpers import decisions, hand_book
 
 PRICES = {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0, "DDD": 10.0}
@@ -350,7 +350,7 @@ def test_limit_weights_are_scipys_products_to_the_last_bit(
     zeros and unsorted columns (a COO built as is), or canonical."""
     import scipy.sparse as sp
 
-    from optimizer.diff import _limit_weights
+    from riskopt.optimizer.diff import _limit_weights
 
     kept = [(r, c, v) for r, c, v in entries if r < m and c < n]
     rows = np.array([r for r, _, _ in kept], dtype=np.int32)
@@ -406,7 +406,7 @@ def _argmax_reference(
 def test_argmax_by_column_is_the_first_row_of_each_columns_largest_entry(
     n: int, entries: dict[tuple[int, int], float]
 ) -> None:
-    from optimizer.diff import _argmax_by_column
+    from riskopt.optimizer.diff import _argmax_by_column
 
     kept = {(r, c): v for (r, c), v in entries.items() if c < n}
     rows, cols = [r for r, _ in kept], [c for _, c in kept]
@@ -433,7 +433,7 @@ def test_a_pair_limits_pushes_are_read_per_ticker_as_the_product_with_m_gives(
     is above zero (the only rows read: the product drops pushes of zero)."""
     import scipy.sparse as sp
 
-    from optimizer.diff import _column_argmax, _ticker_argmax
+    from riskopt.optimizer.diff import _column_argmax, _ticker_argmax
 
     p = len(pairs)
     tickers = sorted({t for _, t in pairs})
@@ -463,11 +463,11 @@ def test_a_names_reason_is_written_as_for_every_name_when_taken_from_its_pair(
     name's reason must be what :func:`reasons` writes for it, on books with names in
     several sleeves, names whose pair reads otherwise (another label, other weights),
     OK and other labels."""
-    from constraints.config import ConstraintSet
-    from data.synthetic import make_universe
-    from optimizer.diff import OK, REJECTED, SCALED_DOWN, reasons
-    from optimizer.inputs import prepare
-    from optimizer.rebalance import _ticker_reasons
+    from riskopt.constraints.config import ConstraintSet
+    from riskopt.data.synthetic import make_universe
+    from riskopt.optimizer.diff import OK, REJECTED, SCALED_DOWN, reasons
+    from riskopt.optimizer.inputs import prepare
+    from riskopt.optimizer.rebalance import _ticker_reasons
 
     rng = np.random.default_rng(seed)
     universe = make_universe(60, 3, seed, coverage=0.9, years=0.3)
@@ -533,7 +533,7 @@ def test_causes_pushing_against_each_other_read_as_shares_of_the_push() -> None:
     """A small move left by two limits pushing hard one way and risk aversion the other:
     as shares of the net move the causes would read 6,000% and 5,000%; the reason gives
     each its share of what pushed the name the way it moved."""
-    from optimizer.diff import SCALED_DOWN, reasons
+    from riskopt.optimizer.diff import SCALED_DOWN, reasons
 
     causes = (
         Cause("groups.sector.net", "sector cap", "group", 2),
@@ -560,7 +560,7 @@ def test_reasons_read_as_each_name_written_alone(seed: int, n: int) -> None:
     """:func:`reasons` writes each name's sentence cause by cause; every one must read as
     the name written alone: a limit shown with its label or its key (or not at all where
     it is not finite), a group named where there is one, the other causes of 5% or more."""
-    from optimizer.diff import CAPPED, OK, REJECTED, SCALED_DOWN, reasons
+    from riskopt.optimizer.diff import CAPPED, OK, REJECTED, SCALED_DOWN, reasons
 
     rng = np.random.default_rng(seed)
     causes = (

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from constraints.config import ConstraintSet
-from data.book import Book
-from optimizer import rebalance
-from optimizer.lots import pair_lot_bounds, split_to_sleeves
+from riskopt.constraints.config import ConstraintSet
+from riskopt.data.book import Book
+from riskopt.optimizer import rebalance
+from riskopt.optimizer.lots import pair_lot_bounds, split_to_sleeves
 
 NAV = 1e9
 

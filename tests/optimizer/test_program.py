@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-import optimizer.program
-from constraints import FAMILIES
-from constraints.base import ProgramData
-from constraints.config import ConstraintSet
-from data.synthetic import make_universe
-from optimizer import rebalance
-from optimizer.inputs import prepare
-from optimizer.program import (
+import riskopt.optimizer.program
+from riskopt.constraints import FAMILIES
+from riskopt.constraints.base import ProgramData
+from riskopt.constraints.config import ConstraintSet
+from riskopt.data.synthetic import make_universe
+from riskopt.optimizer import rebalance
+from riskopt.optimizer.inputs import prepare
+from riskopt.optimizer.program import (
     ClarabelProgram,
     GateProgram,
     ProgramCache,
@@ -24,7 +24,7 @@ from optimizer.program import (
     Structure,
     Values,
 )
-from optimizer.rebalance import _cost_weights, _hard_box, _pair_box, _tracking_weights
+from riskopt.optimizer.rebalance import _cost_weights, _hard_box, _pair_box, _tracking_weights
 
 
 def test_no_dense_n_by_n_matrix_anywhere_in_the_program() -> None:
@@ -341,7 +341,7 @@ def test_large_programs_are_factored_with_faer_to_the_same_answer(
 ) -> None:
     """From ``FAER_FROM`` names Clarabel factors its KKT system with faer, not QDLDL: the
     same program, the same answer (to far below the gate's tolerance)."""
-    import optimizer.program as module
+    import riskopt.optimizer.program as module
 
     program = _program(150, 3)
     methods: list[str] = []
@@ -368,7 +368,7 @@ def test_a_clarabel_without_faer_factors_with_qdldl(monkeypatch: pytest.MonkeyPa
     without faer solves a large program with QDLDL, once, to the same answer."""
     import clarabel
 
-    import optimizer.program as module
+    import riskopt.optimizer.program as module
 
     assert module._can_factor("qdldl") and module._can_factor("faer")
     assert not module._can_factor("no-such-method")
@@ -395,9 +395,9 @@ def test_a_small_books_group_rows_read_one_sum_per_group(monkeypatch: pytest.Mon
     entries in ``A``, more sum rows, and the same answer as without, and as cvxpy's."""
     program = _program(150, 7)
     values, structure = program.values, program.structure
-    assert values is not None and structure.n < optimizer.program.NARROW_SUMS_BELOW
+    assert values is not None and structure.n < riskopt.optimizer.program.NARROW_SUMS_BELOW
     narrow = ClarabelProgram(structure)
-    monkeypatch.setattr(optimizer.program, "NARROW_SUMS_BELOW", 0)
+    monkeypatch.setattr(riskopt.optimizer.program, "NARROW_SUMS_BELOW", 0)
     wide = ClarabelProgram(structure)
     a_narrow, a_wide = narrow.assemble(values), wide.assemble(values)
     assert a_wide.sums <= 2  # only the book's own sums, Σh and Σ|h|
@@ -413,12 +413,12 @@ def test_a_small_books_group_rows_read_one_sum_per_group(monkeypatch: pytest.Mon
 
 
 def test_clarabel_reads_the_program_as_lists_to_the_same_answer() -> None:
-    """The program goes to Clarabel as Python lists (:class:`optimizer.program._Lists`):
+    """The program goes to Clarabel as Python lists (:class:`riskopt.optimizer.program._Lists`):
     the very solution the scipy matrices themselves give, to the last bit; and a matrix
     that is not in canonical form (unsorted rows) is still read as the same matrix."""
     import clarabel
 
-    from optimizer.program import TOLERANCE, _clarabel, _Lists
+    from riskopt.optimizer.program import TOLERANCE, _clarabel, _Lists
 
     program = _program(150, 11)
     assert program.values is not None
@@ -457,7 +457,7 @@ def test_blocks_that_read_the_same_sum_share_it_whatever_their_storage() -> None
     """``A``, ``−A``, and ``A`` stored with duplicate entries, unsorted columns and a
     stored zero all read one sum, written once with ``A``'s canonical entries; another
     matrix read twice gets its own."""
-    from optimizer.program import shared_sums
+    from riskopt.optimizer.program import shared_sums
 
     a = sp.csr_matrix(np.array([[1.0, 0.0, 2.0, 1.0], [0.0, 3.0, 0.0, 1.0]]))
     messy = sp.csr_matrix(  # row 0: 1 + 1 in column 2, a stored zero; row 1 unsorted
@@ -489,7 +489,7 @@ def test_slacks_read_back_in_weight_when_the_solver_sees_them_rescaled() -> None
     same breaches, slacks and multipliers as the cvxpy formulation, which states the slacks
     in weight with their full penalty, on a book whose trade limit keeps names above
     their caps."""
-    from optimizer.program import OBJECTIVE_SCALE, SLACK_COST
+    from riskopt.optimizer.program import OBJECTIVE_SCALE, SLACK_COST
 
     program = _program(150, 5, **{"position.max_weight": 0.004, "trading.max_trade_pct_adv": 0.002})
     direct = program.solve("CLARABEL", max_iters=500)
@@ -521,7 +521,7 @@ def test_an_answer_short_of_the_tolerance_is_solved_again_as_before(
     and its slacks are read in weight."""
     from types import SimpleNamespace
 
-    from optimizer.program import ACCEPTED_TOLERANCE, TOLERANCE, _clarabel
+    from riskopt.optimizer.program import ACCEPTED_TOLERANCE, TOLERANCE, _clarabel
 
     program = _program(150, 5, **{"position.max_weight": 0.004, "trading.max_trade_pct_adv": 0.002})
     assert program.values is not None
@@ -533,7 +533,7 @@ def test_an_answer_short_of_the_tolerance_is_solved_again_as_before(
             return SimpleNamespace(status="InsufficientProgress")
         return _clarabel(data, cones, max_iters, **options)
 
-    monkeypatch.setattr(optimizer.program, "_clarabel", first_stops_short)
+    monkeypatch.setattr(riskopt.optimizer.program, "_clarabel", first_stops_short)
     solved = ClarabelProgram(program.structure).solve(program.values, max_iters=500)
     monkeypatch.undo()
 
@@ -562,7 +562,7 @@ def test_an_answer_short_of_the_tolerance_is_solved_again_as_before(
 def test_meets_reads_the_residuals_and_the_gap_as_clarabel_does() -> None:
     from types import SimpleNamespace
 
-    from optimizer.program import _meets
+    from riskopt.optimizer.program import _meets
 
     def answer(p: float, d: float, r_prim: float = 1e-12, r_dual: float = 1e-12) -> Any:
         return SimpleNamespace(obj_val=p, obj_val_dual=d, r_prim=r_prim, r_dual=r_dual)
@@ -596,7 +596,7 @@ def test_a_later_retry_never_replaces_a_better_earlier_answer(
 ) -> None:
     """No attempt meets CHAIN_TOLERANCE: the answer is the attempt with the smallest
     residual (the first here, 2e-9), not the last (4e-6), and it says it is inaccurate."""
-    from optimizer.program import OPTIMAL_INACCURATE, _clarabel
+    from riskopt.optimizer.program import OPTIMAL_INACCURATE, _clarabel
 
     program = _program(60, 5)
     assert program.values is not None
@@ -612,7 +612,7 @@ def test_a_later_retry_never_replaces_a_better_earlier_answer(
         first.append(np.asarray(fake.x)[data.h])
         return fake
 
-    monkeypatch.setattr(optimizer.program, "_clarabel", stops_short)
+    monkeypatch.setattr(riskopt.optimizer.program, "_clarabel", stops_short)
     solved = ClarabelProgram(program.structure).solve(program.values, max_iters=500)
     monkeypatch.undo()
     assert len(first) == 4  # every attempt was made
@@ -623,7 +623,7 @@ def test_a_later_retry_never_replaces_a_better_earlier_answer(
 def test_an_answer_that_meets_the_tolerance_late_is_optimal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from optimizer.program import _clarabel
+    from riskopt.optimizer.program import _clarabel
 
     program = _program(60, 5)
     assert program.values is not None
@@ -635,7 +635,7 @@ def test_an_answer_that_meets_the_tolerance_late_is_optimal(
         r_prim = 2e-7 if len(calls) == 1 else 5e-11  # the second meets 1e-10
         return _short_of_tolerance(real, status="AlmostSolved", r_prim=r_prim)
 
-    monkeypatch.setattr(optimizer.program, "_clarabel", second_meets)
+    monkeypatch.setattr(riskopt.optimizer.program, "_clarabel", second_meets)
     solved = ClarabelProgram(program.structure).solve(program.values, max_iters=500)
     monkeypatch.undo()
     assert len(calls) == 2 and solved.status == "optimal"
@@ -647,7 +647,7 @@ def test_an_answer_short_of_clarabels_tolerance_but_within_the_chains_is_optimal
 ) -> None:
     """Every attempt ends at 1.5e-10, short of Clarabel's own 1e-10 but within the 1e-9 the
     chain asks of every solver: that answer is the chain's, not a less accurate SCS's."""
-    from optimizer.program import OPTIMAL, _clarabel
+    from riskopt.optimizer.program import OPTIMAL, _clarabel
 
     program = _program(60, 5)
     assert program.values is not None
@@ -656,7 +656,7 @@ def test_an_answer_short_of_clarabels_tolerance_but_within_the_chains_is_optimal
         real = _clarabel(data, cones, max_iters, **options)
         return _short_of_tolerance(real, status="AlmostSolved", r_prim=1.5e-10, shift=0.0)
 
-    monkeypatch.setattr(optimizer.program, "_clarabel", short)
+    monkeypatch.setattr(riskopt.optimizer.program, "_clarabel", short)
     solved = ClarabelProgram(program.structure).solve(program.values, max_iters=500)
     monkeypatch.undo()
     assert solved.status == OPTIMAL and solved.residual == pytest.approx(1.5e-10)

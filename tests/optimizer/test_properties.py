@@ -16,11 +16,11 @@ import pandas as pd
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from constraints.config import ConstraintSet
-from constraints.errors import ConfigError
-from data.synthetic import make_universe
-from optimizer import rebalance
-from optimizer.program import ProgramCache
+from riskopt.constraints.config import ConstraintSet
+from riskopt.constraints.errors import ConfigError
+from riskopt.data.synthetic import make_universe
+from riskopt.optimizer import rebalance
+from riskopt.optimizer.program import ProgramCache
 
 EXAMPLES = int(os.environ.get("RISKOPT_EXAMPLES", "25"))
 """Examples per property; raise it for a thorough local run (RISKOPT_EXAMPLES=200)."""

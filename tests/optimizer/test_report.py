@@ -9,9 +9,9 @@ import pandas as pd
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from optimizer import rebalance
-from optimizer.cli import app
-from optimizer.report import decision_actions, override_table
+from riskopt.optimizer import rebalance
+from riskopt.optimizer.cli import app
+from riskopt.optimizer.report import decision_actions, override_table
 
 
 def test_report_counts_match_the_actions_written(sample, database_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from optimizer import rebalance, research
-from optimizer.program import ProgramCache
+from riskopt.optimizer import rebalance, research
+from riskopt.optimizer.program import ProgramCache
 
 
 def test_compare_gives_one_row_per_set(sample) -> None:  # type: ignore[no-untyped-def]

@@ -12,13 +12,13 @@ import pytest
 from cvxpy.error import SolverError
 from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import CLARABEL
 
-from constraints.config import ConstraintSet
-from constraints.errors import ConfigError
-from constraints.states import BlackSwanState, resolve_state, tightened
-from data.errors import ValidationError
-from data.loaders import save_book
-from optimizer import rebalance
-from optimizer.result import exposures
+from riskopt.constraints.config import ConstraintSet
+from riskopt.constraints.errors import ConfigError
+from riskopt.constraints.states import BlackSwanState, resolve_state, tightened
+from riskopt.data.errors import ValidationError
+from riskopt.data.loaders import save_book
+from riskopt.optimizer import rebalance
+from riskopt.optimizer.result import exposures
 from tests.helpers import decisions, hand_book
 
 NOW = dt.datetime(2026, 11, 20, 16, 0, tzinfo=dt.UTC)
@@ -172,8 +172,8 @@ def test_a_malformed_emergency_keeps_emergency() -> None:
 
 
 def test_a_state_row_from_the_database_is_checked(tmp_path: Path) -> None:
-    from data.database import load_black_swan_state, save_black_swan_state
-    from data.migrate import upgrade
+    from riskopt.data.database import load_black_swan_state, save_black_swan_state
+    from riskopt.data.migrate import upgrade
 
     url = f"sqlite:///{tmp_path / 'monitor.sqlite'}"
     upgrade(url, "head")
@@ -477,7 +477,7 @@ def inaccurate_clarabel(monkeypatch: pytest.MonkeyPatch) -> None:
     retry at reduced accuracy would."""
     import dataclasses
 
-    from optimizer.program import OPTIMAL_INACCURATE, ClarabelProgram
+    from riskopt.optimizer.program import OPTIMAL_INACCURATE, ClarabelProgram
 
     solve = ClarabelProgram.solve
 

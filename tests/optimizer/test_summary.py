@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data.book import Book
-from data.synthetic import make_universe
-from optimizer import rebalance, rebalance_summary
-from optimizer.result import BookSummary, RebalanceResult
+from riskopt.data.book import Book
+from riskopt.data.synthetic import make_universe
+from riskopt.optimizer import rebalance, rebalance_summary
+from riskopt.optimizer.result import BookSummary, RebalanceResult
 from tests.helpers import decisions, hand_book, with_price
 
 NOW = dt.datetime(2026, 11, 20, 21, 0, tzinfo=dt.UTC)

@@ -21,12 +21,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from constraints.config import ConstraintSet
-from data.book import Book, RiskModel
-from data.loaders import load_book, load_decisions
-from data.synthetic import make_universe
-from optimizer import rebalance
-from optimizer.result import RebalanceResult
+from riskopt.constraints.config import ConstraintSet
+from riskopt.data.book import Book, RiskModel
+from riskopt.data.loaders import load_book, load_decisions
+from riskopt.data.synthetic import make_universe
+from riskopt.optimizer import rebalance
+from riskopt.optimizer.result import RebalanceResult
 from tests.optimizer.test_properties import SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data.loaders import load_book, load_decisions
-from optimizer import rebalance
-from optimizer.result import RebalanceResult
+from riskopt.data.loaders import load_book, load_decisions
+from riskopt.optimizer import rebalance
+from riskopt.optimizer.result import RebalanceResult
 
 FIXTURE = Path(__file__).resolve().parents[2] / "data" / "fixtures" / "crash_2020"
 BASE_CAP = 0.25  # [risk] max_volatility in the fixture's set

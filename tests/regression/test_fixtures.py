@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from optimizer.cli import app
-from optimizer.regression import (
+from riskopt.optimizer.cli import app
+from riskopt.optimizer.regression import (
     assert_matches_golden,
     check_fixture,
     fixtures,

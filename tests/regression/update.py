@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from data.book import Book
-from data.loaders import save_book
-from data.synthetic import make_universe
-from optimizer.regression import fixtures, write_golden
+from riskopt.data.book import Book
+from riskopt.data.loaders import save_book
+from riskopt.data.synthetic import make_universe
+from riskopt.optimizer.regression import fixtures, write_golden
 
 FIXTURES = Path(__file__).resolve().parents[2] / "data" / "fixtures"
 
