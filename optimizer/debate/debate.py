@@ -13,7 +13,7 @@ import pandas as pd
 from riskopt.constraints.config import DebateConfig
 from riskopt.optimizer.debate.analysts import DEFAULT_ANALYSTS, Analyst, Proposal, portfolio_stress
 from riskopt.optimizer.debate.features import Features
-from riskopt.optimizer.debate.judge import Verdict, decide
+from riskopt.optimizer.debate.judge import MAX_EXPONENT, Verdict, decide
 from riskopt.optimizer.debate.routing import (
     END,
     JUDGE,
@@ -138,7 +138,8 @@ def run_debate(
             {
                 "round": round_no,
                 "speaker": speaker,
-                "risk_aversion": cfg.base_risk_aversion * float(np.exp(proposal.log_gamma)),
+                "risk_aversion": cfg.base_risk_aversion
+                * float(np.exp(np.clip(proposal.log_gamma, -MAX_EXPONENT, MAX_EXPONENT))),
                 "rationale": proposal.rationale,
                 "provenance": proposal.provenance,
             }

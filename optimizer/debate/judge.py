@@ -33,6 +33,10 @@ def judge_weights(stress: float) -> dict[str, float]:
     return {RISKY: risky, SAFE: safe, NEUTRAL: 1.0 - safe - risky}
 
 
+MAX_EXPONENT = 50.0
+"""exp(50) is far beyond any bound of γ: larger log proposals cannot overflow."""
+
+
 def decide(
     last: dict[str, Proposal], features: Features, cfg: DebateConfig, floor: float
 ) -> Verdict:
@@ -40,11 +44,12 @@ def decide(
     weights = judge_weights(stress)
     log_gamma = sum(weights[k] * last[k].log_gamma for k in weights)
     log_gamma_i = sum(weights[k] * last[k].log_gamma_i for k in weights)
-    raw = cfg.base_risk_aversion * float(np.exp(log_gamma))
+    # Clamped in log space first: a proposal beyond ±MAX_EXPONENT is at a bound anyway.
+    raw = cfg.base_risk_aversion * float(np.exp(np.clip(log_gamma, -MAX_EXPONENT, MAX_EXPONENT)))
     gamma = float(np.clip(raw, cfg.min_risk_aversion, cfg.max_risk_aversion))
     gamma = max(gamma, floor)
     gamma_i = np.clip(
-        np.exp(np.asarray(log_gamma_i, dtype=float)),
+        np.exp(np.clip(np.asarray(log_gamma_i, dtype=float), -MAX_EXPONENT, MAX_EXPONENT)),
         cfg.min_name_risk_aversion,
         cfg.max_name_risk_aversion,
     )
