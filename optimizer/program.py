@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from riskopt.constraints.base import NO_LIMIT, LinearLimit, ProgramData, Transform
+from riskopt.data.errors import RiskoptError
 
 if TYPE_CHECKING:
     import cvxpy as cp
@@ -42,7 +43,7 @@ OPTIMAL, OPTIMAL_INACCURATE = "optimal", "optimal_inaccurate"
 """Statuses of an accepted solve (cvxpy's names for them)."""
 
 
-class SolverFailed(RuntimeError):
+class SolverFailed(RiskoptError, RuntimeError):
     """A solver gave no usable answer (its status, or its own error): try the next one."""
 
 
