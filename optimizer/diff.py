@@ -429,7 +429,7 @@ def reasons(
     cause_of = order[row, rank]
     descriptions = [c.description for c in attribution.causes]
     other_texts = [
-        f"{descriptions[j]} {x:.0%}"
+        f"{descriptions[j]} ({x:.0%} of the push)"
         for j, x in zip(cause_of.tolist(), shares[row, cause_of].tolist(), strict=True)
     ]
     ends = np.cumsum(other.sum(axis=1)).tolist()

@@ -511,7 +511,7 @@ def _sentence_one_by_one(attribution: Attribution, i: int) -> str:
     d = int(attribution.dominant()[i])
     order = np.argsort(-shares)
     others = [
-        f"{attribution.causes[j].description} {shares[j]:.0%}"
+        f"{attribution.causes[j].description} ({shares[j]:.0%} of the push)"
         for j in order.tolist()
         if shares[j] >= 0.05 and j != d
     ]
@@ -550,7 +550,7 @@ def test_causes_pushing_against_each_other_read_as_shares_of_the_push() -> None:
         np.array([SCALED_DOWN]), attribution, (["1.00%"], ["0.90%"], ["0.00%"]), [True], [0]
     )
     assert text == (
-        "SCALED_DOWN by sector cap Tech (groups.sector.net) with name cap 45%: "
+        "SCALED_DOWN by sector cap Tech (groups.sector.net) with name cap (45% of the push): "
         "held 0.00% → proposed 1.00% → final 0.90%"
     )
 
