@@ -167,7 +167,8 @@ def _run(
     if others:
         _echo_drill({**others, str(options.state): result})
     typer.echo(
-        f"\noutputs written to {out}/ (targets.csv, actions.csv, run.json"
+        f"\noutputs written to {out}/ (targets.csv, sleeve_targets.csv, actions.csv, "
+        "binding.csv, run.json"
         + (f"; run stored in {mask_url(options.store)})" if options.store else ")")
     )
     return result
