@@ -6,11 +6,13 @@ table, the column and the offending tickers (or rows), as a :class:`ValidationEr
 Decisions are the exception on purpose: a bad decision row (unknown ticker, NaN weight,
 duplicated id, ...) must not stop the rest of the book, so only the *shape* of the
 decisions table (its columns) is checked here; row-level problems become per-decision
-``REJECTED`` actions in the optimizer.
+``REJECTED`` actions in the optimizer. A Series of one strategy's target weights is read
+whole (:func:`decisions_from_weights`): a bad weight or ticker in it is a ValidationError.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -144,11 +146,32 @@ _TEXT = pd.Series(["text", None]).dtype
 """pandas' own dtype for a column of text with missing values."""
 
 
+DEFAULT_STRATEGY = "default"
+"""The strategy a Series of target weights is read for when the caller names none."""
+
+DecisionsInput = pd.DataFrame | pd.Series | str | Path
+"""What the gate takes as decisions: a table, target weights by ticker, or a file."""
+
+
 def check_decision_columns(decisions: Any) -> pd.DataFrame:
-    """Check the decisions table's shape; rows are judged one by one later."""
+    """Check the decisions table's shape; rows are judged one by one later.
+
+    A Series of target weights by ticker is read by :func:`decisions_from_weights` (for
+    the strategy ``"default"``), and a path by :func:`riskopt.data.loaders.load_decisions`.
+    """
+    if isinstance(decisions, pd.Series):
+        decisions = decisions_from_weights(decisions)
+    elif isinstance(decisions, str | Path):
+        from riskopt.data.loaders import load_decisions  # the loaders import this module
+
+        return load_decisions(decisions)
     if not isinstance(decisions, pd.DataFrame):
         raise ValidationError(
-            "decisions", [f"expected a DataFrame, got {type(decisions).__name__}"]
+            "decisions",
+            [
+                f"expected a DataFrame (or target weights by ticker, or a decisions file), "
+                f"got {type(decisions).__name__}"
+            ],
         )
     refuse_repeated_columns("decisions", decisions)
     missing = [c for c in DECISION_COLUMNS if c not in decisions.columns]
@@ -168,3 +191,76 @@ def check_decision_columns(decisions: Any) -> pd.DataFrame:
         else:
             columns[col] = np.ones(len(out))
     return out.assign(**columns)
+
+
+def decisions_from_weights(weights: pd.Series, *, strategy: str = DEFAULT_STRATEGY) -> pd.DataFrame:
+    """A decisions table from one strategy's target weights, indexed by ticker.
+
+    Each name becomes one decision ``"{strategy}:{ticker}"`` with confidence 1, in the
+    Series' order. Unlike a table's rows, which are rejected one by one, a Series is the
+    whole proposal of one strategy: a missing or infinite weight, a ticker given twice or
+    an index that is not ticker text is a :class:`ValidationError` naming it.
+
+    Parameters
+    ----------
+    weights
+        Target weights (signed fractions of NAV), indexed by ticker (text).
+    strategy
+        The ``strategy_id`` of every decision; default ``"default"``. Name the sleeve the
+        weights are for: under another name they are a new sleeve beside the book's own.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``decision_id, ticker, strategy_id, target_weight, confidence``.
+    """
+    problems = _weights_problems(weights, strategy)
+    if problems:
+        raise ValidationError("decisions", problems)
+    tickers = [str(t) for t in weights.index]
+    return pd.DataFrame(
+        {
+            "decision_id": [f"{strategy}:{t}" for t in tickers],
+            "ticker": tickers,
+            "strategy_id": strategy,
+            "target_weight": weights.to_numpy(dtype=float),
+            "confidence": 1.0,
+        },
+        columns=[*DECISION_COLUMNS, "confidence"],
+    )
+
+
+def _weights_problems(weights: pd.Series, strategy: object) -> list[str]:
+    """Why a Series of target weights cannot be one strategy's decisions (empty if none)."""
+    problems: list[str] = []
+    if not isinstance(strategy, str) or not strategy or "\x00" in strategy:
+        problems.append(f"strategy: must be a non-empty name, got {strategy!r}")
+    index = weights.index
+    if len(index) and (
+        isinstance(index, pd.MultiIndex)
+        or index.hasnans
+        or pd.api.types.infer_dtype(index, skipna=False) != "string"
+    ):
+        problems.append(
+            f"target weights: the index must be tickers (text), got {index.dtype} "
+            f"{_show([str(t) for t in index[:5]])}"
+        )
+    elif index.has_duplicates:
+        problems.append(
+            "target weights: ticker given more than once: "
+            + _show(sorted(set(index[index.duplicated()])))
+        )
+    if pd.api.types.is_bool_dtype(weights) or not pd.api.types.is_numeric_dtype(weights):
+        problems.append(f"target weights: must be numbers, got {weights.dtype}")
+        return problems
+    values = weights.to_numpy(dtype=float, na_value=np.nan)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        problems.append(
+            "target weights: not a finite number for ticker " + _show([str(t) for t in index[bad]])
+        )
+    return problems
+
+
+def _show(names: list[str], limit: int = 10) -> str:
+    return ", ".join(names[:limit]) + (" ..." if len(names) > limit else "")

@@ -34,7 +34,12 @@ import pandas as pd
 
 from riskopt.data.book import Book, RiskModel
 from riskopt.data.config_files import ConfigFileError, read_toml
-from riskopt.data.contracts import check_decision_columns
+from riskopt.data.contracts import (
+    DEFAULT_STRATEGY,
+    DecisionsInput,
+    check_decision_columns,
+    decisions_from_weights,
+)
 from riskopt.data.errors import BookLoadError, ValidationError
 from riskopt.data.risk_model import RiskModelSettings
 
@@ -248,9 +253,44 @@ def save_book(book: Book, directory: str | Path, *, returns_format: str = "parqu
     return directory
 
 
-def load_decisions(path: str | Path) -> pd.DataFrame:
-    """Read a decisions file (CSV or Parquet) and check its columns."""
-    path = Path(path)
+def load_decisions(source: DecisionsInput, *, strategy: str = DEFAULT_STRATEGY) -> pd.DataFrame:
+    """The decisions of one rebalance, from a table, a file or one strategy's weights.
+
+    Rows of a table or file are only checked for their columns here: a bad row is
+    ``REJECTED`` by the gate while the rest proceed. A Series is one strategy's whole
+    proposal and is refused as a whole (:func:`~riskopt.data.contracts.decisions_from_weights`).
+
+    Parameters
+    ----------
+    source
+        A DataFrame with columns ``decision_id, ticker, strategy_id, target_weight`` and
+        optional ``confidence`` (default 1); a path to such a CSV or Parquet file; or a
+        Series of target weights indexed by ticker, for the single strategy ``strategy``.
+    strategy
+        The ``strategy_id`` given to a Series' decisions (their ids are
+        ``"{strategy}:{ticker}"``); default ``"default"``. Ignored for a table or a file,
+        whose rows name their own.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The decisions table, identifiers as text and weights as floats, indexed 0…n-1.
+
+    Raises
+    ------
+    BookLoadError
+        The file does not exist or cannot be read.
+    ValidationError
+        A required column is missing or named twice; for a Series, a weight that is not
+        a finite number, a ticker given twice, or an index that is not ticker text.
+    """
+    if isinstance(source, pd.Series):
+        return check_decision_columns(decisions_from_weights(source, strategy=strategy))
+    if isinstance(source, pd.DataFrame):
+        return check_decision_columns(source)
+    if not isinstance(source, str | Path):
+        return check_decision_columns(source)  # names what it got
+    path = Path(source)
     if not path.exists():
         raise BookLoadError(f"decisions file not found: {path}")
     return check_decision_columns(read_table(path))
