@@ -23,6 +23,8 @@ from matplotlib.figure import Figure
 
 from riskopt.constraints.config import ConstraintSet
 from riskopt.data.book import Book
+from riskopt.data.contracts import DecisionsInput
+from riskopt.data.loaders import load_book, load_decisions
 from riskopt.optimizer.diff import LABEL_ORDER
 from riskopt.optimizer.program import ProgramCache
 from riskopt.optimizer.rebalance import rebalance
@@ -66,8 +68,8 @@ def metrics(result: RebalanceResult, book: Book, *, seconds: float | None = None
 
 
 def compare(
-    book: Book,
-    decisions: pd.DataFrame,
+    book: Book | str | Path,
+    decisions: DecisionsInput,
     sets: Mapping[str, ConstraintSet | str | Path],
     *,
     state: str | None = None,
@@ -76,7 +78,11 @@ def compare(
     """One row per constraint set: risk, exposures, turnover, tracking, labels, binding limits.
 
     Without ``state`` each set runs under its own ``states.default_state`` (the ``state``
-    column says which)."""
+    column says which). ``book`` may be a book directory and ``decisions`` anything
+    :func:`~riskopt.data.loaders.load_decisions` reads; each is read once, before the
+    first run, and a book that cannot be loaded is a :class:`BookLoadError` (or
+    :class:`ValidationError`) rather than a row of ``DEGRADED`` runs."""
+    book, decisions = _inputs(book, decisions)
     rows = {}
     for name, cs in sets.items():
         start = time.perf_counter()
@@ -86,8 +92,8 @@ def compare(
 
 
 def sweep(
-    book: Book,
-    decisions: pd.DataFrame,
+    book: Book | str | Path,
+    decisions: DecisionsInput,
     constraint_set: ConstraintSet | str | Path,
     parameter: str = "gross",
     values: Iterable[float] = (),
@@ -104,8 +110,10 @@ def sweep(
     the calmer state whose outcome caps it). With
     ``cache=ProgramCache(reuse_solver=True)`` the values also share Clarabel's setup
     where the program's pattern stays the same: faster on a large book, each answer
-    then the cold one to the solver's tolerance rather than to the last bit.
+    then the cold one to the solver's tolerance rather than to the last bit. ``book`` and
+    ``decisions`` are read once, as in :func:`compare`.
     """
+    book, decisions = _inputs(book, decisions)
     key = PARAMETERS.get(parameter, parameter)
     base = (
         constraint_set
@@ -127,6 +135,16 @@ def sweep(
     out.attrs["parameter"] = key
     out.attrs["programs_built"] = cache.builds
     return out
+
+
+def _inputs(book: Book | str | Path, decisions: DecisionsInput) -> tuple[Book, pd.DataFrame]:
+    """The book (loaded from its directory if a path) and the decisions as a table (a
+    table is passed on as it is: the gate checks it)."""
+    if isinstance(book, str | Path):
+        book = load_book(book)
+    if not isinstance(decisions, pd.DataFrame):
+        decisions = load_decisions(decisions)
+    return book, decisions
 
 
 # -- plots ---------------------------------------------------------------------------------------

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from matplotlib.figure import Figure
 
+from riskopt.data import SAMPLES
+from riskopt.data.errors import BookLoadError
 from riskopt.optimizer import rebalance, research
 from riskopt.optimizer.program import ProgramCache
 
@@ -69,3 +72,23 @@ def test_plots_return_figures_and_save_pngs(sample, tmp_path: Path) -> None:  # 
     for name, fig in figures.items():
         assert isinstance(fig, Figure)
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
+
+
+def test_compare_and_sweep_take_a_book_directory_and_a_decisions_file(sample) -> None:  # type: ignore[no-untyped-def]
+    book, dec = sample
+    numbers = ["status", "state", "gamma", "volatility", "gross", "net", "turnover", "tracking"]
+    sets = {"default": "default", "conservative": "conservative"}
+    given = research.compare(book, dec, sets, risk_aversion=1.0)
+    for source in (SAMPLES / "book", str(SAMPLES / "book")):
+        read = research.compare(source, SAMPLES / "decisions.csv", sets, risk_aversion=1.0)
+        assert read[numbers].equals(given[numbers])
+    values = [0.9, 1.3]
+    swept = research.sweep(book, dec, "default", "gross", values, state="NORMAL")
+    from_path = research.sweep(SAMPLES / "book", dec, "default", "gross", values, state="NORMAL")
+    assert from_path.drop(columns="seconds").equals(swept.drop(columns="seconds"))
+
+
+def test_compare_refuses_a_book_that_cannot_be_loaded(sample, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, dec = sample
+    with pytest.raises(BookLoadError, match="book directory not found"):
+        research.compare(tmp_path / "none", dec, {"default": "default"})
