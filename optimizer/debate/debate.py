@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -116,44 +116,19 @@ def run_debate(
     state: dict[str, Any] | None = None,
 ) -> DebateResult:
     """Debate from ``state`` (a fresh one by default) until the judge decides."""
-    rounds = cfg.max_risk_discuss_rounds
     cast: dict[str, Analyst] = {**DEFAULT_ANALYSTS, **(analysts or {})}
-    last: dict[str, Proposal] = {}
-    rows: list[dict[str, Any]] = []
-    name_rows: list[tuple[int, str, Proposal]] = []
-    current: Any = state
-    steps = 0
-    while (speaker := next_speaker(current, rounds)) != END:
-        steps += 1
-        if speaker == JUDGE:
-            break
-        if current is None:
-            current = fresh_state()
-        round_no = current["count"] // 3 + 1
-        # Round 1 argues from the features alone; later rounds answer the others.
-        proposal = cast[speaker].propose(features, dict(last) if round_no > 1 else {})
-        last[speaker] = proposal
-        current = record_turn(current, speaker, proposal.rationale)
-        rows.append(
-            {
-                "round": round_no,
-                "speaker": speaker,
-                "risk_aversion": cfg.base_risk_aversion
-                * float(np.exp(np.clip(proposal.log_gamma, -MAX_EXPONENT, MAX_EXPONENT))),
-                "rationale": proposal.rationale,
-                "provenance": proposal.provenance,
-            }
-        )
-        name_rows.append((round_no, speaker, proposal))
+    turns = _argue(features, cfg, cast, state)
     stress, _ = portfolio_stress(features)
+    last = dict(turns.last)
     for name, persona in DEFAULT_ANALYSTS.items():
         if name not in last:  # a debate cut short
             last[name] = persona.propose(features, {})
     verdict = decide(last, features, cfg, floor)
-    if speaker == JUDGE:
+    current = turns.state
+    if turns.judged:
         current = record_decision(current, verdict.rationale)
     # A state that came in already decided (END at once) still reports these features' verdict.
-    rows.append(_judge_row(verdict))
+    rows = [*turns.rows, _judge_row(verdict)]
     records = tuple(
         {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()} for row in rows
     )
@@ -164,9 +139,55 @@ def run_debate(
             verdict.gamma_i, index=pd.Index(tickers, name="ticker"), name="name_risk_aversion"
         ),
         state=current,
-        steps=steps,
+        steps=turns.steps,
         stress=stress,
         rows=records,
-        turns=tuple(name_rows),
+        turns=tuple(turns.name_rows),
         tickers=tickers,
     )
+
+
+@dataclass
+class _Turns:
+    """The analysts' turns of a debate, up to the judge (or the end of the state)."""
+
+    state: Any
+    last: dict[str, Proposal] = field(default_factory=dict)
+    """Each analyst's latest proposal."""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    name_rows: list[tuple[int, str, Proposal]] = field(default_factory=list)
+    steps: int = 0
+    judged: bool = False
+    """Whether the routing handed the debate to the judge (rather than ending it)."""
+
+
+def _argue(
+    features: Features, cfg: DebateConfig, cast: Mapping[str, Analyst], state: Any
+) -> _Turns:
+    """Let the analysts speak in the routing's order until the judge's turn or the end."""
+    rounds = cfg.max_risk_discuss_rounds
+    turns = _Turns(state=state)
+    while (speaker := next_speaker(turns.state, rounds)) != END:
+        turns.steps += 1
+        if speaker == JUDGE:
+            turns.judged = True
+            break
+        if turns.state is None:
+            turns.state = fresh_state()
+        round_no = turns.state["count"] // 3 + 1
+        # Round 1 argues from the features alone; later rounds answer the others.
+        proposal = cast[speaker].propose(features, dict(turns.last) if round_no > 1 else {})
+        turns.last[speaker] = proposal
+        turns.state = record_turn(turns.state, speaker, proposal.rationale)
+        turns.rows.append(
+            {
+                "round": round_no,
+                "speaker": speaker,
+                "risk_aversion": cfg.base_risk_aversion
+                * float(np.exp(np.clip(proposal.log_gamma, -MAX_EXPONENT, MAX_EXPONENT))),
+                "rationale": proposal.rationale,
+                "provenance": proposal.provenance,
+            }
+        )
+        turns.name_rows.append((round_no, speaker, proposal))
+    return turns
