@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from riskopt.data.book import Book, RiskModel
-from riskopt.data.contracts import check_decision_columns
+from riskopt.data.contracts import DecisionsInput, check_decision_columns
 from riskopt.data.errors import BookLoadError
 from riskopt.data.migrate import display_url
 from riskopt.data.storage import (
@@ -72,11 +72,12 @@ def _replace(engine: Engine, model: Any, rows: list[dict[str, Any]], **key: Any)
 def seed_book(
     url: str,
     book: Book,
-    decisions: pd.DataFrame | None = None,
+    decisions: DecisionsInput | None = None,
     *,
     pipeline_run_id: str | None = None,
 ) -> None:
-    """Write ``book`` (and its decisions) as of ``book.as_of``, replacing that date's rows."""
+    """Write ``book`` (and its decisions: anything the gate takes as decisions) as of
+    ``book.as_of``, replacing that date's rows."""
     engine = engine_for(url)
     as_of = book.as_of
     positions = book.positions.assign(as_of=as_of)[["as_of", "strategy_id", "ticker", "quantity"]]
@@ -84,6 +85,24 @@ def seed_book(
     market = book.market.reset_index()[["ticker", *MARKET_COLUMNS]].assign(as_of=as_of)
     market["cluster"] = market["cluster"].where(market["cluster"].notna(), None)
     _replace(engine, StockMetric, _records(market), as_of=as_of)
+    _seed_nav_history(engine, book)
+    if book.strategy_nav is not None:
+        _seed_strategy_nav(engine, book.strategy_nav)
+    if book.risk_model is not None:
+        _seed_risk_model(engine, book.risk_model, as_of)
+    if decisions is not None:
+        d = check_decision_columns(decisions)[
+            ["decision_id", "ticker", "strategy_id", "target_weight", "confidence"]
+        ]
+        d = d.assign(run_date=as_of, pipeline_run_id=pipeline_run_id)
+        _replace(engine, PipelineDecision, _records(d), run_date=as_of)
+    engine.dispose()
+
+
+def _seed_nav_history(engine: Engine, book: Book) -> None:
+    """The NAV history, with ``book.nav`` as the NAV of ``as_of``; the dates written replace
+    the stored ones."""
+    as_of = book.as_of
     nav = book.nav_history.rename_axis("date").reset_index()
     nav["date"] = pd.to_datetime(nav["date"]).dt.date
     nav = nav[nav["date"] != as_of]
@@ -93,49 +112,45 @@ def seed_book(
             sa.delete(NavHistory).where(NavHistory.date.in_([r["date"] for r in nav_rows]))
         )
         conn.execute(sa.insert(NavHistory), [storable(r) for r in nav_rows])
-    if book.strategy_nav is not None:
-        paths = (
-            book.strategy_nav.rename_axis("date")
-            .reset_index()
-            .melt(id_vars="date", var_name="strategy_id", value_name="nav")
-            .dropna()
-        )
-        paths["date"] = pd.to_datetime(paths["date"]).dt.date
-        with engine.begin() as conn:
-            conn.execute(
-                sa.delete(StrategyNav).where(StrategyNav.date.in_(sorted(set(paths["date"]))))
-            )
-            conn.execute(sa.insert(StrategyNav), [storable(r) for r in _records(paths)])
-    if book.risk_model is not None:
-        rm = book.risk_model
-        loadings = (
-            rm.loadings.rename_axis("ticker")
-            .reset_index()
-            .melt(id_vars="ticker", var_name="factor", value_name="loading")
-            .assign(as_of=as_of)
-        )
-        _replace(engine, FactorLoading, _records(loadings), as_of=as_of)
-        cov = (
-            rm.factor_cov.rename_axis("factor_i")
-            .reset_index()
-            .melt(id_vars="factor_i", var_name="factor_j", value_name="covariance")
-            .assign(as_of=as_of)
-        )
-        _replace(engine, FactorCovariance, _records(cov), as_of=as_of)
-        spec = (
-            rm.specific_var.rename("specific_var")
-            .rename_axis("ticker")
-            .reset_index()
-            .assign(as_of=as_of)
-        )
-        _replace(engine, SpecificVariance, _records(spec), as_of=as_of)
-    if decisions is not None:
-        d = check_decision_columns(decisions)[
-            ["decision_id", "ticker", "strategy_id", "target_weight", "confidence"]
-        ]
-        d = d.assign(run_date=as_of, pipeline_run_id=pipeline_run_id)
-        _replace(engine, PipelineDecision, _records(d), run_date=as_of)
-    engine.dispose()
+
+
+def _seed_strategy_nav(engine: Engine, strategy_nav: pd.DataFrame) -> None:
+    """The per-strategy NAV paths as long rows; the dates written replace the stored ones."""
+    paths = (
+        strategy_nav.rename_axis("date")
+        .reset_index()
+        .melt(id_vars="date", var_name="strategy_id", value_name="nav")
+        .dropna()
+    )
+    paths["date"] = pd.to_datetime(paths["date"]).dt.date
+    with engine.begin() as conn:
+        conn.execute(sa.delete(StrategyNav).where(StrategyNav.date.in_(sorted(set(paths["date"])))))
+        conn.execute(sa.insert(StrategyNav), [storable(r) for r in _records(paths)])
+
+
+def _seed_risk_model(engine: Engine, rm: RiskModel, as_of: dt.date) -> None:
+    """Loadings, factor covariance and specific variances as long rows dated ``as_of``."""
+    loadings = (
+        rm.loadings.rename_axis("ticker")
+        .reset_index()
+        .melt(id_vars="ticker", var_name="factor", value_name="loading")
+        .assign(as_of=as_of)
+    )
+    _replace(engine, FactorLoading, _records(loadings), as_of=as_of)
+    cov = (
+        rm.factor_cov.rename_axis("factor_i")
+        .reset_index()
+        .melt(id_vars="factor_i", var_name="factor_j", value_name="covariance")
+        .assign(as_of=as_of)
+    )
+    _replace(engine, FactorCovariance, _records(cov), as_of=as_of)
+    spec = (
+        rm.specific_var.rename("specific_var")
+        .rename_axis("ticker")
+        .reset_index()
+        .assign(as_of=as_of)
+    )
+    _replace(engine, SpecificVariance, _records(spec), as_of=as_of)
 
 
 def load_book(url: str, as_of: dt.date | str) -> Book:
