@@ -73,7 +73,34 @@ def make_universe(
     if n < 10 or k < 1:
         raise ValueError("need n >= 10 and k >= 1")
     rng = np.random.default_rng(seed)
+    market, model = _market(rng, n, k)
+    dates = pd.bdate_range(end=pd.Timestamp(as_of), periods=round(years * TRADING_DAYS))
+    returns = _returns(rng, model, dates) if with_returns else None
 
+    positions, weights0 = _positions(rng, market, nav, coverage)
+    decisions = _decisions(rng, market, weights0, decision_share)
+    nav_history = _nav_history(rng, dates, nav)
+    strategy_nav = pd.DataFrame(
+        {s: _nav_history(rng, dates, nav / len(STRATEGIES)).to_numpy() for s in STRATEGIES},
+        index=dates,
+    )
+
+    book = Book.create(
+        as_of=as_of,
+        nav=nav,
+        positions=positions,
+        market=market,
+        risk_model=model,
+        nav_history=nav_history,
+        returns=returns,
+        strategy_nav=strategy_nav,
+    )
+    return SyntheticUniverse(book=book, decisions=decisions)
+
+
+def _market(rng: np.random.Generator, n: int, k: int) -> tuple[pd.DataFrame, RiskModel]:
+    """Per-name market data, and the risk model whose total variance gives each name's
+    volatility."""
     sector_names = np.array([s for s, _ in SECTORS])
     sector_p = np.array([p for _, p in SECTORS])
     sector = rng.choice(len(sector_names), size=n, p=sector_p / sector_p.sum())
@@ -113,30 +140,7 @@ def make_universe(
             "tick_size": tick_size,
         }
     )
-
-    n_days = round(years * TRADING_DAYS)
-    dates = pd.bdate_range(end=pd.Timestamp(as_of), periods=n_days)
-    returns = _returns(rng, model, dates) if with_returns else None
-
-    positions, weights0 = _positions(rng, market, nav, coverage)
-    decisions = _decisions(rng, market, weights0, decision_share)
-    nav_history = _nav_history(rng, dates, nav)
-    strategy_nav = pd.DataFrame(
-        {s: _nav_history(rng, dates, nav / len(STRATEGIES)).to_numpy() for s in STRATEGIES},
-        index=dates,
-    )
-
-    book = Book.create(
-        as_of=as_of,
-        nav=nav,
-        positions=positions,
-        market=market,
-        risk_model=model,
-        nav_history=nav_history,
-        returns=returns,
-        strategy_nav=strategy_nav,
-    )
-    return SyntheticUniverse(book=book, decisions=decisions)
+    return market, model
 
 
 def _risk_model(
