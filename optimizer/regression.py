@@ -78,6 +78,9 @@ def write_golden(directory: str | Path, result: RebalanceResult | None = None) -
         table.to_csv(directory / name, index=False, float_format="%.10g")
 
 
+DIFFERENCE_COLUMNS = ["what", "key", "field", "golden", "now", "why"]
+
+
 def check_fixture(directory: str | Path, tol: Tolerances = Tolerances()) -> pd.DataFrame:
     """Differences between a fresh run and the golden output (empty when none)."""
     directory = Path(directory)
@@ -90,91 +93,92 @@ def check_fixture(directory: str | Path, tol: Tolerances = Tolerances()) -> pd.D
     book = load_book(directory / "book")
     result = run_fixture(directory, book)
     fresh = golden_tables(result)
-    rows: list[dict[str, object]] = []
+    rows = [
+        *_target_differences(
+            pd.read_csv(directory / "golden_targets.csv").set_index("ticker"),
+            fresh["golden_targets.csv"].set_index("ticker"),
+            book.market["lot_size"],
+            tol,
+        ),
+        *_decision_differences(
+            pd.read_csv(directory / "golden_actions.csv").set_index("decision_id"),
+            fresh["golden_actions.csv"].set_index("decision_id"),
+        ),
+        *_binding_differences(
+            set(pd.read_csv(directory / "golden_binding.csv")["constraint"]),
+            set(fresh["golden_binding.csv"]["constraint"]),
+        ),
+    ]
+    return pd.DataFrame(rows, columns=DIFFERENCE_COLUMNS)
 
-    golden_t = pd.read_csv(directory / "golden_targets.csv").set_index("ticker")
-    new_t = fresh["golden_targets.csv"].set_index("ticker")
-    lots = book.market["lot_size"]
-    for ticker in sorted(set(golden_t.index) | set(new_t.index)):
-        if ticker not in new_t.index or ticker not in golden_t.index:
+
+def _difference(
+    what: str, key: object, field: str, golden: object, now: object, why: object = ""
+) -> dict[str, object]:
+    return {"what": what, "key": key, "field": field, "golden": golden, "now": now, "why": why}
+
+
+def _target_differences(
+    golden: pd.DataFrame, new: pd.DataFrame, lots: pd.Series, tol: Tolerances
+) -> list[dict[str, object]]:
+    """Targets present on one side only, shares beyond ``tol.shares_lots`` lots (else a
+    weight beyond ``tol.weight``), and changed labels, by ticker."""
+    rows: list[dict[str, object]] = []
+    for ticker in sorted(set(golden.index) | set(new.index)):
+        if ticker not in new.index or ticker not in golden.index:
             rows.append(
-                {
-                    "what": "target",
-                    "key": ticker,
-                    "field": "presence",
-                    "golden": ticker in golden_t.index,
-                    "now": ticker in new_t.index,
-                    "why": "",
-                }
+                _difference(
+                    "target", ticker, "presence", ticker in golden.index, ticker in new.index
+                )
             )
             continue
-        g, n = golden_t.loc[ticker], new_t.loc[ticker]
+        g, n = golden.loc[ticker], new.loc[ticker]
         lot = float(lots.get(ticker, 1))
         if abs(n["target_position"] - g["target_position"]) > tol.shares_lots * lot + 1e-9:
-            rows.append(
-                {
-                    "what": "target",
-                    "key": ticker,
-                    "field": "target_position",
-                    "golden": g["target_position"],
-                    "now": n["target_position"],
-                    "why": "",
-                }
-            )
+            field = "target_position"
         elif abs(n["target_weight"] - g["target_weight"]) > tol.weight:
-            rows.append(
-                {
-                    "what": "target",
-                    "key": ticker,
-                    "field": "target_weight",
-                    "golden": g["target_weight"],
-                    "now": n["target_weight"],
-                    "why": "",
-                }
-            )
+            field = "target_weight"
+        else:
+            field = ""
+        if field:
+            rows.append(_difference("target", ticker, field, g[field], n[field]))
         if n["action_type"] != g["action_type"]:
             rows.append(
-                {
-                    "what": "target",
-                    "key": ticker,
-                    "field": "action_type",
-                    "golden": g["action_type"],
-                    "now": n["action_type"],
-                    "why": "",
-                }
+                _difference("target", ticker, "action_type", g["action_type"], n["action_type"])
             )
+    return rows
 
-    golden_a = pd.read_csv(directory / "golden_actions.csv").set_index("decision_id")
-    new_a = fresh["golden_actions.csv"].set_index("decision_id")
-    both = golden_a.index.intersection(new_a.index)
-    changed = both[(golden_a.loc[both, "action_type"] != new_a.loc[both, "action_type"]).to_numpy()]
-    for decision in changed:
-        rows.append(
-            {
-                "what": "decision",
-                "key": decision,
-                "field": "action_type",
-                "golden": golden_a.loc[decision, "action_type"],
-                "now": new_a.loc[decision, "action_type"],
-                "why": new_a.loc[decision, "reason"],
-            }
-        )
 
-    golden_b = set(pd.read_csv(directory / "golden_binding.csv")["constraint"])
-    new_b = set(fresh["golden_binding.csv"]["constraint"])
-    for name in sorted(golden_b ^ new_b):
-        rows.append(
-            {
-                "what": "binding",
-                "key": name,
-                "field": "binds",
-                "golden": name in golden_b,
-                "now": name in new_b,
-                "why": "binds now, not in golden" if name in new_b else "bound in golden, not now",
-            }
+def _decision_differences(golden: pd.DataFrame, new: pd.DataFrame) -> list[dict[str, object]]:
+    """Decisions on both sides whose label changed, with the fresh run's reason."""
+    both = golden.index.intersection(new.index)
+    changed = both[(golden.loc[both, "action_type"] != new.loc[both, "action_type"]).to_numpy()]
+    return [
+        _difference(
+            "decision",
+            decision,
+            "action_type",
+            golden.loc[decision, "action_type"],
+            new.loc[decision, "action_type"],
+            new.loc[decision, "reason"],
         )
-    out = pd.DataFrame(rows, columns=["what", "key", "field", "golden", "now", "why"])
-    return out
+        for decision in changed
+    ]
+
+
+def _binding_differences(golden: set[str], new: set[str]) -> list[dict[str, object]]:
+    """Constraints that bind on one side only."""
+    return [
+        _difference(
+            "binding",
+            name,
+            "binds",
+            name in golden,
+            name in new,
+            "binds now, not in golden" if name in new else "bound in golden, not now",
+        )
+        for name in sorted(golden ^ new)
+    ]
 
 
 def format_differences(name: str, diff: pd.DataFrame) -> str:
