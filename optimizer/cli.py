@@ -379,20 +379,39 @@ def batch(
     """
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     with _user_errors():
-        if sum([scheduler is not None, dask, serial]) > 1:
-            raise ValidationError("batch", ["choose one of --scheduler, --dask and --serial"])
-        if workers is not None and workers < 1:
-            raise ValidationError("workers", [f"must be >= 1, got {workers}"])
-        if summaries_only and store is None:
-            raise ValidationError(
-                "summaries-only", ["needs --store: without it the books' tables would be lost"]
-            )
+        _check_batch_options(scheduler, dask, serial, workers, store, summaries_only)
         job_list = _batch_jobs(jobs, _check_state(state), store)
         out.mkdir(parents=True, exist_ok=True)
         executor: object = "serial" if serial else "dask" if dask else None
         result = _run_batch(job_list, executor, scheduler, store, workers, summaries_only)
         written = _write_batch(result, out, summaries_only)
     summary = result.summary()
+    _echo_batch(result, summary)
+    typer.echo(f"outputs written to {out}/ ({', '.join(written)})")
+    raise typer.Exit(exit_code(list(summary["status"])))
+
+
+def _check_batch_options(
+    scheduler: str | None,
+    dask: bool,
+    serial: bool,
+    workers: int | None,
+    store: str | None,
+    summaries_only: bool,
+) -> None:
+    """The batch's options that cannot go together, as a ValidationError (a usage error)."""
+    if sum([scheduler is not None, dask, serial]) > 1:
+        raise ValidationError("batch", ["choose one of --scheduler, --dask and --serial"])
+    if workers is not None and workers < 1:
+        raise ValidationError("workers", [f"must be >= 1, got {workers}"])
+    if summaries_only and store is None:
+        raise ValidationError(
+            "summaries-only", ["needs --store: without it the books' tables would be lost"]
+        )
+
+
+def _echo_batch(result: Any, summary: pd.DataFrame) -> None:
+    """How the batch went: books, time, engine and statuses, then each failed book."""
     counts = summary["status"].value_counts()
     typer.echo(
         f"{len(result)} books in {result.seconds:.1f} s ({result.books_per_second:.1f} books/s, "
@@ -400,11 +419,11 @@ def batch(
         + ", ".join(f"{k} {v}" for k, v in counts.items())
     )
     _echo_states(summary)
-    for row in summary.itertuples(index=False):
-        if row.status in (DEGRADED, FALLBACK):
-            typer.echo(f"  {row.run_id}: {row.status}: {row.error}")
-    typer.echo(f"outputs written to {out}/ ({', '.join(written)})")
-    raise typer.Exit(exit_code(list(summary["status"])))
+    failed = summary[summary["status"].isin([DEGRADED, FALLBACK])]
+    for run_id, status, error in zip(
+        failed["run_id"], failed["status"], failed["error"], strict=True
+    ):
+        typer.echo(f"  {run_id}: {status}: {error}")
 
 
 def _batch_jobs(jobs: Path, state: str | None, store: str | None) -> list[Any]:
