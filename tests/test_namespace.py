@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import tomllib
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 
 import riskopt
@@ -126,3 +128,88 @@ def test_pyproject_lists_every_package_under_riskopt() -> None:
             parts = init.parent.relative_to(root).parts
             found.add(".".join(("riskopt", *parts)))
     assert set(tool["packages"]) == found
+
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = ("pyproject.toml", "README.md", "riskopt", "optimizer", "constraints", "data")
+"""What a build reads: the project file, its readme and the folders that install."""
+MIN_SETUPTOOLS = (77,)
+"""The first setuptools that reads pyproject's SPDX ``license = "MIT"``; with an older one
+in this environment pip builds in an isolated one instead."""
+
+
+def _setuptools_version() -> tuple[int, ...]:
+    try:
+        import setuptools
+    except ImportError:
+        return ()
+    return tuple(int(p) for p in setuptools.__version__.split(".")[:2] if p.isdigit())
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A regular (not editable) install of the project into a fresh folder, built from a
+    copy of its sources so that the build leaves nothing in the working tree."""
+    base = tmp_path_factory.mktemp("install")
+    source = base / "source"
+    source.mkdir()
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, source / name, ignore=skip)
+        else:
+            shutil.copy2(ROOT / name, source / name)
+    target = base / "target"
+    isolation = ["--no-build-isolation"] if _setuptools_version() >= MIN_SETUPTOOLS else []
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", *isolation]
+    done = subprocess.run(
+        [*command, "--target", str(target), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return target
+
+
+def test_an_install_puts_only_riskopt_into_site_packages(installed: Path) -> None:
+    top = {p.name for p in installed.iterdir()} - {"bin"}
+    assert top == {"riskopt", f"riskopt-{riskopt.__version__}.dist-info"}
+    # pip --target puts the console script beside the packages; nothing else is there.
+    assert {p.name for p in (installed / "bin").iterdir()} == {"riskopt"}
+    record = (installed / f"riskopt-{riskopt.__version__}.dist-info" / "RECORD").read_text()
+    roots = {line.split(",")[0].split("/")[0] for line in record.splitlines() if line}
+    assert roots == {"riskopt", f"riskopt-{riskopt.__version__}.dist-info", ".."}
+    for shipped in ("py.typed", "constraints/sets/default.toml", "data/samples/book/book.toml"):
+        assert (installed / "riskopt" / shipped).is_file(), shipped
+
+
+def test_the_installed_package_runs_beside_a_users_own_modules(
+    installed: Path, tmp_path: Path
+) -> None:
+    for name in ("data", "optimizer", "constraints"):
+        (tmp_path / f"{name}.py").write_text(f'raise RuntimeError("the user\'s own {name}.py")\n')
+    script = textwrap.dedent(
+        f"""
+        import riskopt, riskopt.optimizer
+        from riskopt.data import SAMPLES
+        for module in (riskopt, riskopt.optimizer):
+            assert module.__file__.startswith({str(installed)!r}), module.__file__
+        r = riskopt.rebalance(
+            SAMPLES / "book", SAMPLES / "decisions.csv", "default", state="NORMAL"
+        )
+        print(r.run.status)
+        """
+    )
+    (tmp_path / "run.py").write_text(script)
+    env = {**os.environ, "PYTHONPATH": str(installed)}
+    done = subprocess.run(
+        [sys.executable, "run.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] in {"OPTIMAL", "RELAXED"}
