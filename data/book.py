@@ -54,7 +54,8 @@ class Book:
     """Portfolio state and market data for one rebalance, validated on construction.
 
     Build it with :meth:`Book.create` (or a loader in :mod:`riskopt.data.loaders`), which checks
-    every table and raises one :class:`ValidationError` listing every problem.
+    every table and raises one :class:`ValidationError` listing every problem; its
+    parameters are documented there. The fields below hold the validated tables.
     """
 
     as_of: dt.date
@@ -92,9 +93,40 @@ class Book:
     ) -> Book:
         """Validate every table and assemble a Book (all problems reported at once).
 
-        Rows of ``returns``, ``nav_history`` and ``strategy_nav`` dated after ``as_of`` are
-        dropped with a warning. Without ``risk_model``, ``risk_model_settings`` asks for
-        one estimated from ``returns``.
+        Parameters
+        ----------
+        as_of
+            The date of the rebalance.
+        nav
+            Net asset value, finite and > 0; weights are fractions of it.
+        positions
+            Columns ``strategy_id, ticker, quantity`` (signed shares), one row per pair;
+            every ticker must be in ``market``.
+        market
+            One row per ticker: ``ticker, price, adv_shares, spread_bps, volatility``
+            (annualized), ``sector, country`` and optional ``cluster, lot_size, tick_size``.
+        risk_model
+            Factor loadings, factor covariance and specific variances (annualized) over
+            ``market``'s tickers; ``None`` to estimate one or go without.
+        nav_history
+            NAV by date (a Series, or a table with ``date, nav``), for drawdown.
+        returns
+            Daily returns, dates × tickers, as fractions.
+        strategy_nav
+            Per-strategy NAV paths, dates × strategies, for per-strategy drawdown.
+        risk_model_settings
+            Without ``risk_model``: estimate one from ``returns`` with these settings.
+
+        Returns
+        -------
+        Book
+            Rows of ``returns``, ``nav_history`` and ``strategy_nav`` dated after
+            ``as_of`` dropped, each drop named in ``warnings``.
+
+        Raises
+        ------
+        ValidationError
+            Every problem of every table, at once.
         """
         problems: list[str] = []
         as_of_date, nav_value = _header(problems, as_of, nav)

@@ -120,8 +120,27 @@ def _table(directory: Path, name: str, *, required: bool) -> pd.DataFrame | None
 def load_book(directory: str | Path, *, risk_model: RiskModelSettings | None = None) -> Book:
     """Load and validate the book in ``directory`` (layout in this module's docstring).
 
-    ``risk_model`` sets how a risk model is estimated from ``returns`` when the directory
-    gives none; it replaces the ``[risk_model]`` table of ``book.toml``.
+    Parameters
+    ----------
+    directory
+        A book directory: ``book.toml`` and one CSV or Parquet file per table.
+    risk_model
+        How a risk model is estimated from ``returns`` when the directory gives no
+        ``loadings``; it replaces the ``[risk_model]`` table of ``book.toml``. Default:
+        that table, else the defaults of :class:`RiskModelSettings`.
+
+    Returns
+    -------
+    Book
+        The validated book; rows of the dated tables after ``as_of`` dropped, with a
+        warning in ``Book.warnings``.
+
+    Raises
+    ------
+    BookLoadError
+        The directory, ``book.toml`` or a required table is missing or cannot be read.
+    ValidationError
+        A table breaks its contract; every problem is listed.
     """
     directory = Path(directory)
     try:

@@ -8,6 +8,9 @@ The public API lives here::
     decisions = riskopt.load_decisions("path/to/decisions.csv")
     result = riskopt.rebalance(book, decisions, "default", state="NORMAL")
 
+    # One strategy's target weights, a Series indexed by ticker:
+    decisions = riskopt.load_decisions(weights, strategy="momentum")
+
 The engine, the constraint families and the data layer are the subpackages
 ``riskopt.optimizer``, ``riskopt.constraints`` and ``riskopt.data``.
 """
