@@ -1,0 +1,571 @@
+"""The gate's conic program assembled for Clarabel with scipy.sparse: columns, rows of
+each cone, the objective and the exact reductions (left-out rows, substituted columns)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from riskopt.constraints.base import Transform
+from riskopt.optimizer.structure import OBJECTIVE_SCALE, Structure, Values, _digest
+
+SLACK_COST = 0.1
+"""The objective coefficient of every slack column Clarabel sees. A tier's penalty ρ is
+10 to 10⁴ in the shipped sets, times :data:`OBJECTIVE_SCALE`: with each slack in units
+of weight its cost dwarfed the rest of ``q``, Clarabel's starting point sat some 10¹²
+away from the optimum, and its first ten iterations did little but shed that scale. The
+direct assembly writes each slack as ``s = u·s'`` with ``u = SLACK_COST / (scale·ρ)``, in
+its block's rows and in ``s' ≥ 0`` alike: an exact change of variable, which leaves the
+rows' multipliers as they are; the slacks are multiplied back by ``u``. On the
+benchmark's books with every family on (and :data:`TOLERANCE` 1e-11 against 1e-10
+before), Clarabel's iterations went from 35 to 20 at N = 2,000, 43 to 21 at 5,000 and 55
+to 23 at 10,000 (its time at 10,000 from 5.7 to 2.5 s), and from 615 to 533 over 24
+solves of 300-name books. The weights agree with the old program's to 1e-9 at N ≥
+2,000, and on the 300-name books lie closer to a 1e-12-tolerance solve (median error
+1.8e-9 against 6.2e-8). At 1e-10, a coefficient of 1 took 28 iterations at N = 2,000;
+0.01 took 18 there but 561 against 517 on the 300-name books, and left the weights 2e-8
+off at 10,000."""
+
+
+NARROW_SUMS_BELOW = 1_500
+"""Names below which narrow shared sums are written too: a sector's, country's or
+cluster's net rows above and below (and its gross rows, where two blocks read them) read
+one sum ``y_g = Σ_{i∈g} h_i`` instead of each repeating the group's members. Clarabel
+alone, the same books solved old and new in alternation (best of five each; iterations
+unchanged): 8–12% less solver time at N = 300 (12 books) and 600 (4), 5–11% at 1,000
+(3), 11–14% at 1,400 (3); at 2,000 one book 11% less and one 21% more, at 3,000 20–22%
+more, at 5,000 9% more (both with QDLDL). Which way it goes is the fill-reducing
+ordering's, which Python cannot steer; wide rows (the book's sums) are shared at every
+size."""
+
+
+Coef = tuple[np.ndarray, np.ndarray, np.ndarray] | np.ndarray | float
+
+
+def _triplets(
+    matrix: sp.spmatrix | np.ndarray, scale: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """COO triplets of ``scale · matrix`` (a CSR matrix's read off its arrays)."""
+    if isinstance(matrix, sp.csr_matrix):
+        rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+        return rows, matrix.indices, scale * matrix.data.astype(float)
+    coo = sp.coo_matrix(matrix)
+    return coo.row, coo.col, scale * coo.data.astype(float)
+
+
+class _Rows:
+    """Rows of ``A x + s = b`` gathered as COO triplets, one cone at a time."""
+
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+        self.b: list[np.ndarray] = []
+        self.m = 0
+
+    def add(self, b: np.ndarray, *parts: tuple[int, Coef]) -> slice:
+        """Append ``len(b)`` rows; each part is (first column, coefficients): COO triplets
+        ``(rows, columns, values)`` local to the part, a vector (a diagonal) or a scalar
+        (that times the identity)."""
+        b = np.asarray(b, dtype=float).reshape(-1)
+        r = len(b)
+        for col, coef in parts:
+            if isinstance(coef, tuple):
+                local_rows, local_cols, vals = coef
+                self.rows.append(local_rows + self.m)
+                self.cols.append(local_cols + col)
+                self.vals.append(vals)
+            else:
+                diag = np.broadcast_to(np.asarray(coef, dtype=float), (r,))
+                idx = np.arange(r)
+                self.rows.append(idx + self.m)
+                self.cols.append(idx + col)
+                self.vals.append(np.array(diag))
+        self.b.append(b)
+        rows = slice(self.m, self.m + r)
+        self.m += r
+        return rows
+
+    def triplets(self, offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, columns, values) with the rows shifted by ``offset``."""
+        if not self.rows:
+            return np.zeros(0, dtype=int), np.zeros(0, dtype=int), np.zeros(0)
+        return (
+            np.concatenate(self.rows) + offset,
+            np.concatenate(self.cols),
+            np.concatenate(self.vals),
+        )
+
+
+def _sum_rows(rows: _Rows, c: sp.csr_matrix, columns: np.ndarray, first: int) -> int:
+    """Append ``y_r − C_r x = 0`` for each row ``r`` of ``y`` that has a column (``columns``,
+    -1 for none; ``x`` from column ``first``); returns how many rows that is."""
+    read = np.flatnonzero(columns >= 0)
+    if len(read):
+        own = (np.arange(len(read)), columns[read], np.ones(len(read)))
+        c = c if len(read) == c.shape[0] else c[read]  # indexing a CSR matrix is slow
+        rows.add(np.zeros(len(read)), (0, own), (first, _triplets(c, -1.0)))
+    return len(read)
+
+
+def _transform_bounds(
+    transform: Transform, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of ``T(x)`` over the box ``lo ≤ x ≤ hi``."""
+    if transform == "id":
+        return lo, hi
+    if transform == "pos":
+        return np.maximum(lo, 0.0), np.maximum(hi, 0.0)
+    if transform == "neg":
+        return np.maximum(-hi, 0.0), np.maximum(-lo, 0.0)
+    crossing = (lo <= 0.0) & (hi >= 0.0)
+    low = np.where(crossing, 0.0, np.minimum(np.abs(lo), np.abs(hi)))
+    return low, np.maximum(np.abs(lo), np.abs(hi))
+
+
+def redundant_rows(
+    limit_a: sp.csr_matrix | None,
+    transform: Transform,
+    rhs: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+) -> np.ndarray:
+    """Rows of ``A · T(h) ≤ rhs`` that the hard box ``lo ≤ h ≤ hi`` already implies.
+
+    Such a row can never bind, so its slack is zero and its multiplier may be taken as zero
+    in a KKT point: leaving it out of the program changes neither the solution nor the
+    attribution, and on a book that sits inside its limits most per-name rows go.
+    """
+    t_lo, t_hi = _transform_bounds(transform, lo, hi)
+    if limit_a is None:
+        upper = t_hi
+    elif transform != "id" or not limit_a.nnz or limit_a.data.min() >= 0:
+        upper = np.asarray(limit_a @ t_hi).reshape(-1)  # A ≥ 0: the max is at T's max
+    elif limit_a.data.max() <= 0:
+        upper = np.asarray(limit_a @ t_lo).reshape(-1)  # A ≤ 0: at T's min
+    else:
+        upper = np.asarray(limit_a.maximum(0) @ t_hi + limit_a.minimum(0) @ t_lo).reshape(-1)
+    return np.asarray(upper <= rhs)
+
+
+@dataclass(frozen=True)
+class SharedSum:
+    """``y = C x``: row sums that several policy blocks read, written once.
+
+    The book's gross, net (above and below), long and short caps all read ``Σh`` or
+    ``Σ|h|``. Each such row touches every name, so each is a dense row of the KKT system,
+    refactorized on every interior-point iteration. Written once as ``y = C x``, the five
+    caps become rows on ``y`` and the KKT system keeps two dense rows instead of five: 5–14%
+    less solver time from N = 300 to 2,000, level at 5,000 and 10,000 (measured on
+    the benchmark's books). A band on a factor whose loadings are dense reads ``f = Bᵀh``,
+    which the program has already: its rows need no sum and no dense row at all (a factor
+    with sparse loadings, such as an industry, has sparse band rows to begin with).
+
+    Wide rows (each touching half the columns or more) are shared at every size. Sector,
+    country and cluster rows are narrow: they are shared below :data:`NARROW_SUMS_BELOW`
+    names, where that was measured faster, and not above, where it was mostly slower.
+    """
+
+    on: str
+    C: sp.csr_matrix
+    factor: np.ndarray | None
+    """The factor of each row, where every row is a factor's loadings."""
+
+
+def shared_sums(
+    blocks: tuple[tuple[str, Transform, str, int, sp.csr_matrix | None], ...],
+    loadings: np.ndarray | None,
+    *,
+    narrow: bool = False,
+) -> tuple[list[SharedSum], list[tuple[int, float] | None]]:
+    """The shared sums of a program's blocks, and each block's (sum, sign) or ``None``.
+
+    A block reads a sum when its ``A`` is ``±C``. A sum is written when its rows are
+    factor loadings, or when two blocks or more read it and its rows are wide (or
+    ``narrow`` is set).
+    """
+    keyed: dict[tuple[object, ...], int] = {}
+    found: list[tuple[str, sp.csr_matrix]] = []
+    of_block: list[tuple[int, float] | None] = []
+    for _, transform, on, _, a in blocks:
+        if a is None or transform == "vol" or not (narrow or _wide(a)):
+            of_block.append(None)
+            continue
+        if not (a.has_canonical_format and a.data.all()):  # summed, sorted, no zeros
+            a = sp.csr_matrix(a, copy=True)
+            a.sum_duplicates()
+            a.eliminate_zeros()
+        sign = -1.0 if a.nnz and a.data[0] < 0.0 else 1.0  # A and −A read one sum
+        data = sign * a.data
+        key = (on, a.shape, _digest(a.indptr, a.indices, data))
+        if key not in keyed:  # a matrix only for each sum found, not for every block
+            keyed[key] = len(found)
+            found.append((on, sp.csr_matrix((data, a.indices.copy(), a.indptr.copy()), a.shape)))
+        of_block.append((keyed[key], sign))
+    uses = np.bincount([u[0] for u in of_block if u is not None], minlength=len(found))
+    only_id = np.ones(len(found), dtype=bool)
+    for (_, transform, *_), use in zip(blocks, of_block, strict=True):
+        if use is not None and transform != "id":
+            only_id[use[0]] = False
+    sums: list[SharedSum] = []
+    index: dict[int, tuple[int, float]] = {}
+    for j, (on, c) in enumerate(found):
+        factor, flip = None, 1.0
+        if on == "h" and only_id[j]:  # a band on a factor: its rows are ±(loadings)
+            factor = _factor_rows(c, loadings)
+            if factor is None and (factor := _factor_rows(-c, loadings)) is not None:
+                c, flip = -c, -1.0
+        if uses[j] >= 2 or factor is not None:
+            index[j] = (len(sums), flip)
+            sums.append(SharedSum(on=on, C=c, factor=factor))
+    return sums, [
+        None if u is None or u[0] not in index else (index[u[0]][0], u[1] * index[u[0]][1])
+        for u in of_block
+    ]
+
+
+def _wide(a: sp.csr_matrix) -> bool:
+    """Whether every row touches half the columns or more."""
+    rows = a if isinstance(a, sp.csr_matrix) else sp.csr_matrix(a)
+    return bool((np.diff(rows.indptr) * 2 >= a.shape[1]).all())
+
+
+def _factor_rows(c: sp.csr_matrix, loadings: np.ndarray | None) -> np.ndarray | None:
+    """The factor whose loadings each row of ``c`` is, where every row is one."""
+    if loadings is None or c.shape[1] != loadings.shape[0] or c.shape[0] > loadings.shape[1]:
+        return None
+    by_value = {np.ascontiguousarray(column).tobytes(): j for j, column in enumerate(loadings.T)}
+    rows = [by_value.get(row.tobytes()) for row in c.toarray()]
+    return None if None in rows else np.array(rows, dtype=int)
+
+
+@dataclass
+class Assembly:
+    """Clarabel's data for one solve, and where each piece of the answer sits in it."""
+
+    P: sp.csc_matrix
+    q: np.ndarray
+    A: sp.csc_matrix
+    b: np.ndarray
+    cones: tuple[int, int, int]
+    """Sizes of the zero cone, the non-negative orthant and the second-order cone."""
+    w: np.ndarray
+    """The column of each pair's weight (a sole pair's is its ticker's)."""
+    h: slice
+    upper: slice
+    lower: slice
+    pair_upper: slice
+    pair_lower: slice
+    """Rows of the pair box, one per pair in :attr:`Structure.shared_pairs`."""
+    shared_pairs: np.ndarray
+    pairs: int
+    blocks: list[tuple[slice, bool, np.ndarray, int]]
+    """Per block: its rows of ``A``, whether they are the cone, the rows kept, the first
+    slack column."""
+    slack_units: list[float]
+    """Per block: the weight one unit of its slack column stands for (1 with the slacks
+    in weight, else :data:`SLACK_COST` over the scaled penalty)."""
+    constant: float
+    """``Σ c w̃²`` (unscaled), left out of ``q``."""
+    sums: int = 0
+    """Rows ``y = C x`` of the shared sums (in the zero cone)."""
+
+    def on_pairs(self, shared: np.ndarray) -> np.ndarray:
+        """Per pair, from values of the pairs with rows of their own (0 elsewhere)."""
+        out = np.zeros(self.pairs)
+        out[self.shared_pairs] = shared
+        return out
+
+
+class Assembler:
+    """The gate's conic program assembled with scipy.sparse and handed to Clarabel.
+
+    Variables ``x = (w, h, f, t, aux…, slacks…)``; Clarabel's form is
+    ``min ½xᵀPx + qᵀx  s.t.  Ax + s = b, s ∈ {0}ᵐ¹ × ℝ₊ᵐ² × SOC``. The rows are those of
+    :class:`CvxpyProgram` (same scaling), written down directly: no canonicalization, no
+    parameter tensor, so a cold solve costs the assembly (milliseconds) plus the solver.
+    Three exact reductions make the program smaller than cvxpy's: rows the hard box
+    already implies are left out (:func:`redundant_rows`); one auxiliary ``a ≥ |x|`` serves
+    every ``|x|``, ``x⁺`` and ``x⁻``; and columns equal to another up to sign are
+    substituted (a pair alone on its ticker is the ticker's weight; a name whose box fixes
+    its sign has ``|h_i| = ±h_i``), with the rows that then say nothing. At N = 2,000
+    with every family on, the last one takes the KKT system from 26,000 to 17,000 rows.
+    Blocks that read the same sums (the book's exposure caps; a small book's group caps)
+    read them from one :class:`SharedSum`, and a factor band reads ``f``: fewer dense
+    rows, not fewer rows.
+    """
+
+    def __init__(self, structure: Structure) -> None:
+        self.structure = structure
+        s = structure
+        self._minus_m = _triplets(s.M, -1.0)
+        self._minus_loadings_t = None if s.loadings is None else _triplets(s.loadings.T, -1.0)
+        self._minus_chol_t = None if s.chol is None else _triplets(s.chol.T, -1.0)
+        self._factor_cov = None if s.chol is None else s.chol @ s.chol.T
+        self._sqrt_specific = None if s.specific is None else np.sqrt(s.specific)
+        # A pair that is its ticker's only pair, with coefficient one, *is* that ticker's
+        # weight: ``w_j = h_i``. Such pairs get no column (nor ``h = M w`` row) of their own.
+        by_pair = s.M.tocsc()
+        per_pair = np.diff(by_pair.indptr)
+        first = np.minimum(by_pair.indptr[:-1], max(by_pair.nnz - 1, 0))
+        ticker = by_pair.indices[first] if by_pair.nnz else np.zeros(s.p, dtype=int)
+        coefficient = by_pair.data[first] if by_pair.nnz else np.zeros(s.p)
+        per_ticker = np.diff(s.M.indptr)
+        sole = (per_pair == 1) & (coefficient == 1.0) & (per_ticker[ticker] == 1)
+        self._sole_pairs = np.flatnonzero(sole)
+        self._sole_tickers = ticker[sole]
+        self._sums, self._block_sum = shared_sums(
+            s.blocks, s.loadings, narrow=s.n < NARROW_SUMS_BELOW
+        )
+        self._block_triplets = [None if a is None else _triplets(a) for *_, a in s.blocks]
+
+    def assemble(self, v: Values, *, rescale_slacks: bool = True) -> Assembly:
+        """The conic data of one solve (scaled by :data:`OBJECTIVE_SCALE`; each slack in
+        units of :data:`SLACK_COST`, or of weight with ``rescale_slacks=False``)."""
+        s = self.structure
+        scale = OBJECTIVE_SCALE
+        n, p, k = s.n, s.p, s.k
+        risk = self._factor_cov is not None
+        # Column layout.
+        col_w, col_h = 0, p
+        ncols = p + n
+        col_f = ncols
+        if risk:
+            ncols += k
+        col_t = ncols
+        if s.costs:
+            ncols += n
+        keep: list[np.ndarray] = []
+        for (_, transform, on, m, a), rhs in zip(s.blocks, v.rhs, strict=True):
+            if transform == "vol" or on != "h":
+                keep.append(np.ones(m, dtype=bool))
+            else:
+                keep.append(~redundant_rows(a, transform, rhs, v.lo, v.hi))
+        # One auxiliary ``a ≥ |x|`` per base vector serves all three transforms:
+        # |x| ≤ a, x⁺ ≤ (a + x)/2, x⁻ ≤ (a − x)/2, exact under non-negative ``A``.
+        aux_col: dict[str, int] = {}
+        for (_, transform, on, _, _), kept in zip(s.blocks, keep, strict=True):
+            if transform in ("abs", "pos", "neg") and kept.any() and on not in aux_col:
+                aux_col[on] = ncols
+                ncols += n if on == "h" else p
+        # Shared sums ``y = C x``: a column for each row of ``y`` that a kept row reads
+        # (a factor's rows are ``f`` itself), -1 for the rest.
+        sum_h: list[np.ndarray] = []
+        sum_a: list[np.ndarray] = []
+        for j, total in enumerate(self._sums):
+            need_h = np.zeros(total.C.shape[0], dtype=bool)  # rows read as C x ...
+            need_a = np.zeros(total.C.shape[0], dtype=bool)  # ... and as C |x|
+            for (_, transform, _, _, _), kept, use in zip(
+                s.blocks, keep, self._block_sum, strict=True
+            ):
+                if use is None or use[0] != j:
+                    continue
+                if transform != "abs":  # id, pos and neg read y_h
+                    need_h |= kept
+                if transform != "id":  # abs, pos and neg read y_a
+                    need_a |= kept
+            columns_h = np.full(len(need_h), -1)
+            if total.factor is not None:
+                columns_h[need_h] = col_f + total.factor[need_h]
+            else:
+                columns_h[need_h] = ncols + np.arange(need_h.sum())
+                ncols += int(need_h.sum())
+            columns_a = np.full(len(need_a), -1)
+            columns_a[need_a] = ncols + np.arange(need_a.sum())
+            ncols += int(need_a.sum())
+            sum_h.append(columns_h)
+            sum_a.append(columns_a)
+        # Each block's slack in the solver's units: its column stands for ``unit`` of
+        # weight, so that its objective coefficient is SLACK_COST whatever the tier.
+        units = [SLACK_COST / (scale * rho) if rescale_slacks and rho > 0 else 1.0 for rho in v.rho]
+        slack_col: list[int] = []
+        for kept in keep:
+            slack_col.append(ncols)
+            ncols += int(kept.sum())
+
+        zero, nonneg, soc = _Rows(), _Rows(), _Rows()
+        zero.add(np.zeros(n), (col_h, 1.0), (col_w, self._minus_m))
+        if self._minus_loadings_t is not None:
+            zero.add(np.zeros(k), (col_f, 1.0), (col_h, self._minus_loadings_t))
+        sum_rows = 0
+        for total, columns_h, columns_a in zip(self._sums, sum_h, sum_a, strict=True):
+            # y_h = C x (unless y_h is f itself) and y_a = C |x|: the |x| column exists
+            # whenever a kept row reads y_a.
+            if total.factor is None:
+                sum_rows += _sum_rows(zero, total.C, columns_h, col_h if total.on == "h" else col_w)
+            if (columns_a >= 0).any():
+                sum_rows += _sum_rows(zero, total.C, columns_a, aux_col[total.on])
+        upper = nonneg.add(v.hi, (col_h, 1.0))
+        lower = nonneg.add(-v.lo, (col_h, -1.0))
+        shared = s.shared_pairs
+        on_shared = (np.arange(len(shared)), shared, np.ones(len(shared)))
+        pair_upper = nonneg.add(v.w_hi[shared], (col_w, on_shared))
+        pair_lower = nonneg.add(-v.w_lo[shared], (col_w, (*on_shared[:2], -on_shared[2])))
+        if s.costs:
+            nonneg.add(v.h0, (col_h, 1.0), (col_t, -1.0))
+            nonneg.add(-v.h0, (col_h, -1.0), (col_t, -1.0))
+            nonneg.add(np.zeros(n), (col_t, -1.0))
+        aux_rows: dict[str, tuple[slice, slice]] = {}
+        for on, col in aux_col.items():
+            base, size = (col_h, n) if on == "h" else (col_w, p)
+            above = nonneg.add(np.zeros(size), (base, 1.0), (col, -1.0))
+            below = nonneg.add(np.zeros(size), (base, -1.0), (col, -1.0))
+            aux_rows[on] = (above, below)
+        block_rows: list[tuple[_Rows, slice]] = []
+        for (_, transform, on, m, _), rhs, kept, col_s, use, triplets, unit in zip(
+            s.blocks,
+            v.rhs,
+            keep,
+            slack_col,
+            self._block_sum,
+            self._block_triplets,
+            units,
+            strict=True,
+        ):
+            count = int(kept.sum())
+            if transform == "vol":
+                if self._minus_chol_t is None or self._sqrt_specific is None:
+                    raise ValueError("a volatility cap needs a risk model")
+                rows = soc.add(np.asarray(rhs, dtype=float), (col_s, -unit))
+                soc.add(np.zeros(k), (col_f, self._minus_chol_t))
+                soc.add(np.zeros(n), (col_h, -self._sqrt_specific))
+                nonneg.add(np.zeros(1), (col_s, -unit))
+                block_rows.append((soc, rows))
+                continue
+            if not count:
+                block_rows.append((nonneg, slice(0, 0)))
+                continue
+            terms: list[tuple[int, Coef]]
+            if use is not None:  # rows on a shared sum: ±y_h, y_a or (y_a ± y_h)/2
+                j, sign = use
+                r, y_h, y_a = np.arange(count), sum_h[j][kept], sum_a[j][kept]
+                half = np.full(count, 0.5)
+                if transform == "id":
+                    terms = [(0, (r, y_h, np.full(count, sign)))]
+                elif transform == "abs":
+                    terms = [(0, (r, y_a, np.ones(count)))]
+                else:
+                    terms = [
+                        (0, (r, y_a, half)),
+                        (0, (r, y_h, half if transform == "pos" else -half)),
+                    ]
+            else:
+                base = col_h if on == "h" else col_w
+                if triplets is not None:
+                    r, c, vals = triplets
+                    if count < m:  # the kept rows, renumbered
+                        live = kept[r]
+                        r, c, vals = (np.cumsum(kept) - 1)[r[live]], c[live], vals[live]
+                else:  # elementwise rows: row j is the j-th kept name
+                    r, c, vals = np.arange(count), np.flatnonzero(kept), np.ones(count)
+                if transform == "id":
+                    terms = [(base, (r, c, vals))]
+                elif transform == "abs":
+                    terms = [(aux_col[on], (r, c, vals))]
+                else:
+                    sign = 1.0 if transform == "pos" else -1.0
+                    terms = [(aux_col[on], (r, c, 0.5 * vals)), (base, (r, c, sign * 0.5 * vals))]
+            rows = nonneg.add(rhs[kept], *terms, (col_s, -unit))
+            nonneg.add(np.zeros(count), (col_s, -unit))  # s' ≥ 0, in the same units
+            block_rows.append((nonneg, rows))
+
+        offsets = {id(zero): 0, id(nonneg): zero.m, id(soc): zero.m + nonneg.m}
+        parts = [r.triplets(offsets[id(r)]) for r in (zero, nonneg, soc)]
+        a_rows, a_cols, a_vals = (np.concatenate([part[i] for part in parts]) for i in range(3))
+        m_total = zero.m + nonneg.m + soc.m
+
+        # Objective ½xᵀPx + qᵀx, scaled.
+        diag = np.zeros(ncols)
+        diag[col_w : col_w + p] = 2.0 * scale * v.c
+        diag[col_h : col_h + n] += 2.0 * scale * np.maximum(v.specific_weight, 0.0)
+        q = np.zeros(ncols)
+        q[col_w : col_w + p] = -2.0 * scale * v.c * v.w_tilde
+        if s.costs:
+            q[col_t : col_t + n] = scale * v.kappa
+        for col_s, kept, rho, unit in zip(slack_col, keep, v.rho, units, strict=True):
+            q[col_s : col_s + int(kept.sum())] = scale * rho * unit
+
+        # Exact substitutions: each column in ``target`` equals ``flip`` times its target.
+        # A sole pair's ``w_j`` is ``h_i`` (its ``h = M w`` row goes); a name whose hard
+        # box fixes its sign has ``|h_i| = ±h_i`` (its two ``a ≥ ±h`` rows go); a sole
+        # pair's ``|w_j|`` is then ``|h_i|`` (its two rows go too).
+        target = np.arange(ncols)
+        flip = np.ones(ncols)
+        sole, ticker = self._sole_pairs, self._sole_tickers
+        target[col_w + sole] = col_h + ticker
+        drop = [ticker]
+        if "h" in aux_col:
+            signed = np.flatnonzero((v.lo >= 0.0) | (v.hi <= 0.0))
+            target[aux_col["h"] + signed] = col_h + signed
+            flip[aux_col["h"] + signed] = np.where(v.lo[signed] >= 0.0, 1.0, -1.0)
+            above, below = aux_rows["h"]
+            drop += [zero.m + above.start + signed, zero.m + below.start + signed]
+            if "w" in aux_col:
+                target[aux_col["w"] + sole] = target[aux_col["h"] + ticker]
+                flip[aux_col["w"] + sole] = flip[aux_col["h"] + ticker]
+                above, below = aux_rows["w"]
+                drop += [zero.m + above.start + sole, zero.m + below.start + sole]
+        used = target == np.arange(ncols)
+        before_col = np.concatenate([[0], np.cumsum(used)])
+        column = before_col[target]
+        kept_row = np.ones(m_total, dtype=bool)
+        kept_row[np.concatenate(drop)] = False
+        before_row = np.concatenate([[0], np.cumsum(kept_row)])
+        live = kept_row[a_rows]
+        m_kept, n_kept = int(before_row[-1]), int(before_col[-1])
+        A = sp.csc_matrix(
+            (
+                a_vals[live] * flip[a_cols[live]],
+                (before_row[a_rows[live]], column[a_cols[live]]),
+            ),
+            shape=(m_kept, n_kept),
+        )
+        b = np.concatenate([*zero.b, *nonneg.b, *soc.b])[kept_row]
+        # P: the diagonal, plus the factor block's upper triangle; one COO build sums
+        # where they meet, and entries that are zero are not stored.
+        p_diag = np.bincount(column, weights=diag, minlength=n_kept)
+        p_at = np.flatnonzero(p_diag)
+        p_rows, p_cols, p_vals = [p_at], [p_at], [p_diag[p_at]]
+        if risk and v.gamma > 0:
+            assert self._factor_cov is not None
+            fr, fc = np.triu_indices(k)
+            f0 = before_col[col_f]
+            p_rows.append(fr + f0)
+            p_cols.append(fc + f0)
+            p_vals.append(2.0 * scale * v.gamma * self._factor_cov[fr, fc])
+        P = sp.csc_matrix(
+            (np.concatenate(p_vals), (np.concatenate(p_rows), np.concatenate(p_cols))),
+            shape=(n_kept, n_kept),
+        )
+        P.eliminate_zeros()
+
+        def absolute(rows: _Rows, span: slice) -> slice:
+            start = offsets[id(rows)]
+            return slice(int(before_row[start + span.start]), int(before_row[start + span.stop]))
+
+        zero_m = int(before_row[zero.m])
+        nonneg_m = int(before_row[zero.m + nonneg.m]) - zero_m
+        return Assembly(
+            P=P,
+            q=np.bincount(column, weights=q * flip, minlength=n_kept),
+            A=A,
+            b=b,
+            cones=(zero_m, nonneg_m, soc.m),
+            w=column[col_w : col_w + p],
+            h=slice(int(before_col[col_h]), int(before_col[col_h]) + n),
+            upper=absolute(nonneg, upper),
+            lower=absolute(nonneg, lower),
+            pair_upper=absolute(nonneg, pair_upper),
+            pair_lower=absolute(nonneg, pair_lower),
+            shared_pairs=shared,
+            pairs=p,
+            blocks=[
+                (absolute(rows, span), rows is soc, kept, int(before_col[col_s]))
+                for (rows, span), kept, col_s in zip(block_rows, keep, slack_col, strict=True)
+            ],
+            constant=float(v.c @ (v.w_tilde * v.w_tilde)),
+            sums=sum_rows,
+            slack_units=units,
+        )
