@@ -3,12 +3,13 @@ each cone, the objective and the exact reductions (left-out rows, substituted co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
 from riskopt.constraints.base import Transform
+from riskopt.constraints.transforms import TransformRule, rule, transform_bounds
 from riskopt.optimizer.structure import OBJECTIVE_SCALE, Structure, Values, _digest
 
 SLACK_COST = 0.1
@@ -110,21 +111,6 @@ def _sum_rows(rows: _Rows, c: sp.csr_matrix, columns: np.ndarray, first: int) ->
     return len(read)
 
 
-def _transform_bounds(
-    transform: Transform, lo: np.ndarray, hi: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds of ``T(x)`` over the box ``lo ≤ x ≤ hi``."""
-    if transform == "id":
-        return lo, hi
-    if transform == "pos":
-        return np.maximum(lo, 0.0), np.maximum(hi, 0.0)
-    if transform == "neg":
-        return np.maximum(-hi, 0.0), np.maximum(-lo, 0.0)
-    crossing = (lo <= 0.0) & (hi >= 0.0)
-    low = np.where(crossing, 0.0, np.minimum(np.abs(lo), np.abs(hi)))
-    return low, np.maximum(np.abs(lo), np.abs(hi))
-
-
 def redundant_rows(
     limit_a: sp.csr_matrix | None,
     transform: Transform,
@@ -138,7 +124,7 @@ def redundant_rows(
     in a KKT point: leaving it out of the program changes neither the solution nor the
     attribution, and on a book that sits inside its limits most per-name rows go.
     """
-    t_lo, t_hi = _transform_bounds(transform, lo, hi)
+    t_lo, t_hi = transform_bounds(transform, lo, hi)
     if limit_a is None:
         upper = t_hi
     elif transform != "id" or not limit_a.nnz or limit_a.data.min() >= 0:
@@ -190,7 +176,7 @@ def shared_sums(
     found: list[tuple[str, sp.csr_matrix]] = []
     of_block: list[tuple[int, float] | None] = []
     for _, transform, on, _, a in blocks:
-        if a is None or transform == "vol" or not (narrow or _wide(a)):
+        if a is None or transform == "vol" or on == "trade" or not (narrow or _wide(a)):
             of_block.append(None)
             continue
         if not (a.has_canonical_format and a.data.all()):  # summed, sorted, no zeros
@@ -279,6 +265,41 @@ class Assembly:
         return out
 
 
+@dataclass
+class _Layout:
+    """Where each column of one solve's assembly sits, and which policy rows it keeps."""
+
+    col_w: int
+    col_h: int
+    col_f: int
+    ncols: int
+    col_t: int = 0
+    keep: list[np.ndarray] = field(default_factory=list)
+    """Per block, the rows kept (those the hard box does not already imply)."""
+    aux: dict[str, int] = field(default_factory=dict)
+    """Per operand, the first column of its epigraph variable ``a ≥ |x|``."""
+    sum_h: list[np.ndarray] = field(default_factory=list)
+    sum_a: list[np.ndarray] = field(default_factory=list)
+    """Per shared sum, the column of each row of ``C x`` and ``C |x|`` (-1: none)."""
+    slack: list[int] = field(default_factory=list)
+    units: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Cones:
+    """The rows of one assembly by cone, and where the fixed rows sit among them."""
+
+    zero: _Rows = field(default_factory=lambda: _Rows())
+    nonneg: _Rows = field(default_factory=lambda: _Rows())
+    soc: _Rows = field(default_factory=lambda: _Rows())
+    upper: slice = field(default_factory=lambda: slice(0, 0))
+    lower: slice = field(default_factory=lambda: slice(0, 0))
+    pair_upper: slice = field(default_factory=lambda: slice(0, 0))
+    pair_lower: slice = field(default_factory=lambda: slice(0, 0))
+    aux: dict[str, tuple[slice, slice]] = field(default_factory=dict)
+    sums: int = 0
+
+
 class Assembler:
     """The gate's conic program assembled with scipy.sparse and handed to Clarabel.
 
@@ -324,194 +345,258 @@ class Assembler:
     def assemble(self, v: Values, *, rescale_slacks: bool = True) -> Assembly:
         """The conic data of one solve (scaled by :data:`OBJECTIVE_SCALE`; each slack in
         units of :data:`SLACK_COST`, or of weight with ``rescale_slacks=False``)."""
+        layout = self._layout(v, rescale_slacks=rescale_slacks)
+        rows = self._fixed_rows(layout, v)
+        block_rows = [
+            self._block_rows(layout, v, rows, j) for j in range(len(self.structure.blocks))
+        ]
+        diag, q = self._objective(layout, v)
+        return self._reduced(layout, v, rows, block_rows, diag, q)
+
+    def _layout(self, v: Values, *, rescale_slacks: bool) -> _Layout:
+        """The columns of one solve: ``w, h, f, t``, an epigraph column per operand that a
+        kept row reads through ``|x|``, the shared sums' columns, then the slacks."""
         s = self.structure
-        scale = OBJECTIVE_SCALE
-        n, p, k = s.n, s.p, s.k
-        risk = self._factor_cov is not None
-        # Column layout.
-        col_w, col_h = 0, p
-        ncols = p + n
-        col_f = ncols
-        if risk:
-            ncols += k
-        col_t = ncols
+        layout = _Layout(col_w=0, col_h=s.p, col_f=s.p + s.n, ncols=s.p + s.n)
+        if self._factor_cov is not None:
+            layout.ncols += s.k
+        layout.col_t = layout.ncols
         if s.costs:
-            ncols += n
-        keep: list[np.ndarray] = []
+            layout.ncols += s.n
         for (_, transform, on, m, a), rhs in zip(s.blocks, v.rhs, strict=True):
             if transform == "vol" or on != "h":
-                keep.append(np.ones(m, dtype=bool))
+                layout.keep.append(np.ones(m, dtype=bool))
             else:
-                keep.append(~redundant_rows(a, transform, rhs, v.lo, v.hi))
-        # One auxiliary ``a ≥ |x|`` per base vector serves all three transforms:
-        # |x| ≤ a, x⁺ ≤ (a + x)/2, x⁻ ≤ (a − x)/2, exact under non-negative ``A``.
-        aux_col: dict[str, int] = {}
-        for (_, transform, on, _, _), kept in zip(s.blocks, keep, strict=True):
-            if transform in ("abs", "pos", "neg") and kept.any() and on not in aux_col:
-                aux_col[on] = ncols
-                ncols += n if on == "h" else p
-        # Shared sums ``y = C x``: a column for each row of ``y`` that a kept row reads
-        # (a factor's rows are ``f`` itself), -1 for the rest.
-        sum_h: list[np.ndarray] = []
-        sum_a: list[np.ndarray] = []
+                layout.keep.append(~redundant_rows(a, transform, rhs, v.lo, v.hi))
+        # One auxiliary ``a ≥ |x|`` per operand serves every transform: each is
+        # ``T(x) = aux · a + base · x`` (its table entry), exact under non-negative ``A``.
+        for (_, transform, on, _, _), kept in zip(s.blocks, layout.keep, strict=True):
+            if transform != "vol" and rule(transform).aux and kept.any() and on not in layout.aux:
+                layout.aux[on] = layout.ncols
+                layout.ncols += s.p if on == "w" else s.n
         for j, total in enumerate(self._sums):
-            need_h = np.zeros(total.C.shape[0], dtype=bool)  # rows read as C x ...
-            need_a = np.zeros(total.C.shape[0], dtype=bool)  # ... and as C |x|
-            for (_, transform, _, _, _), kept, use in zip(
-                s.blocks, keep, self._block_sum, strict=True
-            ):
-                if use is None or use[0] != j:
-                    continue
-                if transform != "abs":  # id, pos and neg read y_h
-                    need_h |= kept
-                if transform != "id":  # abs, pos and neg read y_a
-                    need_a |= kept
-            columns_h = np.full(len(need_h), -1)
-            if total.factor is not None:
-                columns_h[need_h] = col_f + total.factor[need_h]
-            else:
-                columns_h[need_h] = ncols + np.arange(need_h.sum())
-                ncols += int(need_h.sum())
-            columns_a = np.full(len(need_a), -1)
-            columns_a[need_a] = ncols + np.arange(need_a.sum())
-            ncols += int(need_a.sum())
-            sum_h.append(columns_h)
-            sum_a.append(columns_a)
+            self._sum_columns(layout, j, total)
         # Each block's slack in the solver's units: its column stands for ``unit`` of
         # weight, so that its objective coefficient is SLACK_COST whatever the tier.
-        units = [SLACK_COST / (scale * rho) if rescale_slacks and rho > 0 else 1.0 for rho in v.rho]
-        slack_col: list[int] = []
-        for kept in keep:
-            slack_col.append(ncols)
-            ncols += int(kept.sum())
+        scale = OBJECTIVE_SCALE
+        layout.units = [
+            SLACK_COST / (scale * rho) if rescale_slacks and rho > 0 else 1.0 for rho in v.rho
+        ]
+        for kept in layout.keep:
+            layout.slack.append(layout.ncols)
+            layout.ncols += int(kept.sum())
+        return layout
 
-        zero, nonneg, soc = _Rows(), _Rows(), _Rows()
+    def _sum_columns(self, layout: _Layout, j: int, total: SharedSum) -> None:
+        """Columns of shared sum ``j``: ``y_h = C x`` and ``y_a = C |x|``, one for each row a
+        kept row reads (a factor's ``y_h`` is ``f`` itself), -1 for the rest."""
+        need_h = np.zeros(total.C.shape[0], dtype=bool)  # rows read as C x ...
+        need_a = np.zeros(total.C.shape[0], dtype=bool)  # ... and as C |x|
+        for (_, transform, _, _, _), kept, use in zip(
+            self.structure.blocks, layout.keep, self._block_sum, strict=True
+        ):
+            if use is None or use[0] != j:
+                continue
+            if rule(transform).base:  # id, pos and neg read y_h
+                need_h |= kept
+            if rule(transform).aux:  # abs, pos and neg read y_a
+                need_a |= kept
+        columns_h = np.full(len(need_h), -1)
+        if total.factor is not None:
+            columns_h[need_h] = layout.col_f + total.factor[need_h]
+        else:
+            columns_h[need_h] = layout.ncols + np.arange(need_h.sum())
+            layout.ncols += int(need_h.sum())
+        columns_a = np.full(len(need_a), -1)
+        columns_a[need_a] = layout.ncols + np.arange(need_a.sum())
+        layout.ncols += int(need_a.sum())
+        layout.sum_h.append(columns_h)
+        layout.sum_a.append(columns_a)
+
+    def _base(self, layout: _Layout, on: str) -> int:
+        """The first column of the operand ``on`` (the trade ``h − h0`` reads ``h``)."""
+        return layout.col_w if on == "w" else layout.col_h
+
+    def _fixed_rows(self, layout: _Layout, v: Values) -> _Cones:
+        """Every row but the policy blocks': ``h = M w``, ``f = Bᵀh``, the shared sums, the
+        hard boxes, the trade sizes of the costs and the epigraph rows ``a ≥ ±x``."""
+        s = self.structure
+        n, col_h, col_w, col_t = s.n, layout.col_h, layout.col_w, layout.col_t
+        rows = _Cones()
+        zero, nonneg = rows.zero, rows.nonneg
         zero.add(np.zeros(n), (col_h, 1.0), (col_w, self._minus_m))
         if self._minus_loadings_t is not None:
-            zero.add(np.zeros(k), (col_f, 1.0), (col_h, self._minus_loadings_t))
-        sum_rows = 0
-        for total, columns_h, columns_a in zip(self._sums, sum_h, sum_a, strict=True):
+            zero.add(np.zeros(s.k), (layout.col_f, 1.0), (col_h, self._minus_loadings_t))
+        for total, columns_h, columns_a in zip(self._sums, layout.sum_h, layout.sum_a, strict=True):
             # y_h = C x (unless y_h is f itself) and y_a = C |x|: the |x| column exists
             # whenever a kept row reads y_a.
             if total.factor is None:
-                sum_rows += _sum_rows(zero, total.C, columns_h, col_h if total.on == "h" else col_w)
+                rows.sums += _sum_rows(zero, total.C, columns_h, self._base(layout, total.on))
             if (columns_a >= 0).any():
-                sum_rows += _sum_rows(zero, total.C, columns_a, aux_col[total.on])
-        upper = nonneg.add(v.hi, (col_h, 1.0))
-        lower = nonneg.add(-v.lo, (col_h, -1.0))
+                rows.sums += _sum_rows(zero, total.C, columns_a, layout.aux[total.on])
+        rows.upper = nonneg.add(v.hi, (col_h, 1.0))
+        rows.lower = nonneg.add(-v.lo, (col_h, -1.0))
         shared = s.shared_pairs
         on_shared = (np.arange(len(shared)), shared, np.ones(len(shared)))
-        pair_upper = nonneg.add(v.w_hi[shared], (col_w, on_shared))
-        pair_lower = nonneg.add(-v.w_lo[shared], (col_w, (*on_shared[:2], -on_shared[2])))
+        rows.pair_upper = nonneg.add(v.w_hi[shared], (col_w, on_shared))
+        rows.pair_lower = nonneg.add(-v.w_lo[shared], (col_w, (*on_shared[:2], -on_shared[2])))
         if s.costs:
             nonneg.add(v.h0, (col_h, 1.0), (col_t, -1.0))
             nonneg.add(-v.h0, (col_h, -1.0), (col_t, -1.0))
             nonneg.add(np.zeros(n), (col_t, -1.0))
-        aux_rows: dict[str, tuple[slice, slice]] = {}
-        for on, col in aux_col.items():
-            base, size = (col_h, n) if on == "h" else (col_w, p)
-            above = nonneg.add(np.zeros(size), (base, 1.0), (col, -1.0))
-            below = nonneg.add(np.zeros(size), (base, -1.0), (col, -1.0))
-            aux_rows[on] = (above, below)
-        block_rows: list[tuple[_Rows, slice]] = []
-        for (_, transform, on, m, _), rhs, kept, col_s, use, triplets, unit in zip(
-            s.blocks,
-            v.rhs,
-            keep,
-            slack_col,
-            self._block_sum,
-            self._block_triplets,
-            units,
-            strict=True,
-        ):
-            count = int(kept.sum())
-            if transform == "vol":
-                if self._minus_chol_t is None or self._sqrt_specific is None:
-                    raise ValueError("a volatility cap needs a risk model")
-                rows = soc.add(np.asarray(rhs, dtype=float), (col_s, -unit))
-                soc.add(np.zeros(k), (col_f, self._minus_chol_t))
-                soc.add(np.zeros(n), (col_h, -self._sqrt_specific))
-                nonneg.add(np.zeros(1), (col_s, -unit))
-                block_rows.append((soc, rows))
-                continue
-            if not count:
-                block_rows.append((nonneg, slice(0, 0)))
-                continue
-            terms: list[tuple[int, Coef]]
-            if use is not None:  # rows on a shared sum: ±y_h, y_a or (y_a ± y_h)/2
-                j, sign = use
-                r, y_h, y_a = np.arange(count), sum_h[j][kept], sum_a[j][kept]
-                half = np.full(count, 0.5)
-                if transform == "id":
-                    terms = [(0, (r, y_h, np.full(count, sign)))]
-                elif transform == "abs":
-                    terms = [(0, (r, y_a, np.ones(count)))]
-                else:
-                    terms = [
-                        (0, (r, y_a, half)),
-                        (0, (r, y_h, half if transform == "pos" else -half)),
-                    ]
-            else:
-                base = col_h if on == "h" else col_w
-                if triplets is not None:
-                    r, c, vals = triplets
-                    if count < m:  # the kept rows, renumbered
-                        live = kept[r]
-                        r, c, vals = (np.cumsum(kept) - 1)[r[live]], c[live], vals[live]
-                else:  # elementwise rows: row j is the j-th kept name
-                    r, c, vals = np.arange(count), np.flatnonzero(kept), np.ones(count)
-                if transform == "id":
-                    terms = [(base, (r, c, vals))]
-                elif transform == "abs":
-                    terms = [(aux_col[on], (r, c, vals))]
-                else:
-                    sign = 1.0 if transform == "pos" else -1.0
-                    terms = [(aux_col[on], (r, c, 0.5 * vals)), (base, (r, c, sign * 0.5 * vals))]
-            rows = nonneg.add(rhs[kept], *terms, (col_s, -unit))
-            nonneg.add(np.zeros(count), (col_s, -unit))  # s' ≥ 0, in the same units
-            block_rows.append((nonneg, rows))
+        for on, col in layout.aux.items():
+            # a ≥ x and a ≥ −x, x being h − h0 for the trade: b carries the shift.
+            size = s.p if on == "w" else n
+            above_b, below_b = (v.h0, -v.h0) if on == "trade" else (np.zeros(size), np.zeros(size))
+            base = self._base(layout, on)
+            above = nonneg.add(above_b, (base, 1.0), (col, -1.0))
+            below = nonneg.add(below_b, (base, -1.0), (col, -1.0))
+            rows.aux[on] = (above, below)
+        return rows
 
+    def _block_rows(self, layout: _Layout, v: Values, rows: _Cones, j: int) -> tuple[_Rows, slice]:
+        """Block ``j``'s rows ``A · T(x) ≤ rhs + u·s'`` and ``s' ≥ 0`` (or the cone's), and
+        where they sit."""
+        _, transform, on, _, a = self.structure.blocks[j]
+        kept, col_s, unit = layout.keep[j], layout.slack[j], layout.units[j]
+        if transform == "vol":
+            return self._cone_rows(layout, v.rhs[j], rows, col_s, unit)
+        count = int(kept.sum())
+        if not count:
+            return rows.nonneg, slice(0, 0)
+        r = rule(transform)
+        rhs = v.rhs[j][kept]
+        if on == "trade" and r.base:  # A · (h − h0): A h0 moves to the right-hand side
+            rhs = rhs + r.base * (v.h0 if a is None else np.asarray(a @ v.h0))[kept]
+        if self._block_sum[j] is not None:
+            terms = self._sum_terms(layout, j, kept, r)
+        else:
+            terms = self._own_terms(layout, j, kept, r)
+        span = rows.nonneg.add(rhs, *terms, (col_s, -unit))
+        rows.nonneg.add(np.zeros(count), (col_s, -unit))  # s' ≥ 0, in the same units
+        return rows.nonneg, span
+
+    def _cone_rows(
+        self, layout: _Layout, rhs: np.ndarray, rows: _Cones, col_s: int, unit: float
+    ) -> tuple[_Rows, slice]:
+        """``‖(Lᵀf, √d ∘ h)‖ ≤ rhs + u·s'`` and ``s' ≥ 0``: the volatility cap's cone."""
+        if self._minus_chol_t is None or self._sqrt_specific is None:
+            raise ValueError("a volatility cap needs a risk model")
+        soc = rows.soc
+        span = soc.add(np.asarray(rhs, dtype=float), (col_s, -unit))
+        soc.add(np.zeros(self.structure.k), (layout.col_f, self._minus_chol_t))
+        soc.add(np.zeros(self.structure.n), (layout.col_h, -self._sqrt_specific))
+        rows.nonneg.add(np.zeros(1), (col_s, -unit))
+        return soc, span
+
+    def _sum_terms(
+        self, layout: _Layout, j: int, kept: np.ndarray, r: TransformRule
+    ) -> list[tuple[int, Coef]]:
+        """Block ``j``'s rows on its shared sum: ``aux · y_a + base · (±y_h)``."""
+        use = self._block_sum[j]
+        assert use is not None
+        total, sign = use
+        count = int(kept.sum())
+        rr = np.arange(count)
+        terms: list[tuple[int, Coef]] = []
+        if r.aux:
+            terms.append((0, (rr, layout.sum_a[total][kept], np.full(count, r.aux))))
+        if r.base:
+            terms.append((0, (rr, layout.sum_h[total][kept], np.full(count, r.base * sign))))
+        return terms
+
+    def _own_terms(
+        self, layout: _Layout, j: int, kept: np.ndarray, r: TransformRule
+    ) -> list[tuple[int, Coef]]:
+        """Block ``j``'s kept rows of ``A`` (renumbered), on the epigraph column of its
+        operand (times ``aux``) and on the operand itself (times ``base``)."""
+        _, _, on, m, _ = self.structure.blocks[j]
+        triplets = self._block_triplets[j]
+        count = int(kept.sum())
+        if triplets is not None:
+            rr, c, vals = triplets
+            if count < m:  # the kept rows, renumbered
+                live = kept[rr]
+                rr, c, vals = (np.cumsum(kept) - 1)[rr[live]], c[live], vals[live]
+        else:  # elementwise rows: row j is the j-th kept name
+            rr, c, vals = np.arange(count), np.flatnonzero(kept), np.ones(count)
+        terms: list[tuple[int, Coef]] = []
+        if r.aux:
+            terms.append((layout.aux[on], (rr, c, vals if r.aux == 1.0 else r.aux * vals)))
+        if r.base:
+            terms.append(
+                (self._base(layout, on), (rr, c, vals if r.base == 1.0 else r.base * vals))
+            )
+        return terms
+
+    def _objective(self, layout: _Layout, v: Values) -> tuple[np.ndarray, np.ndarray]:
+        """The diagonal of ``P`` and ``q``, per column before the substitutions, scaled."""
+        s, scale = self.structure, OBJECTIVE_SCALE
+        col_w, col_h, col_t = layout.col_w, layout.col_h, layout.col_t
+        diag = np.zeros(layout.ncols)
+        diag[col_w : col_w + s.p] = 2.0 * scale * v.c
+        diag[col_h : col_h + s.n] += 2.0 * scale * np.maximum(v.specific_weight, 0.0)
+        q = np.zeros(layout.ncols)
+        q[col_w : col_w + s.p] = -2.0 * scale * v.c * v.w_tilde
+        if s.costs:
+            q[col_t : col_t + s.n] = scale * v.kappa
+        for col_s, kept, rho, unit in zip(
+            layout.slack, layout.keep, v.rho, layout.units, strict=True
+        ):
+            q[col_s : col_s + int(kept.sum())] = scale * rho * unit
+        return diag, q
+
+    def _substitutions(
+        self, layout: _Layout, v: Values, rows: _Cones
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact substitutions: each column's target and the sign it is taken with, and the
+        rows that then say nothing.
+
+        A sole pair's ``w_j`` is ``h_i`` (its ``h = M w`` row goes); a name whose hard box
+        fixes its sign has ``|h_i| = ±h_i`` (its two ``a ≥ ±h`` rows go); a sole pair's
+        ``|w_j|`` is then ``|h_i|`` (its two rows go too).
+        """
+        target = np.arange(layout.ncols)
+        flip = np.ones(layout.ncols)
+        sole, ticker = self._sole_pairs, self._sole_tickers
+        target[layout.col_w + sole] = layout.col_h + ticker
+        drop = [ticker]
+        aux, zero_m = layout.aux, rows.zero.m
+        if "h" in aux:
+            signed = np.flatnonzero((v.lo >= 0.0) | (v.hi <= 0.0))
+            target[aux["h"] + signed] = layout.col_h + signed
+            flip[aux["h"] + signed] = np.where(v.lo[signed] >= 0.0, 1.0, -1.0)
+            above, below = rows.aux["h"]
+            drop += [zero_m + above.start + signed, zero_m + below.start + signed]
+            if "w" in aux:
+                target[aux["w"] + sole] = target[aux["h"] + ticker]
+                flip[aux["w"] + sole] = flip[aux["h"] + ticker]
+                above, below = rows.aux["w"]
+                drop += [zero_m + above.start + sole, zero_m + below.start + sole]
+        return target, flip, np.concatenate(drop)
+
+    def _reduced(
+        self,
+        layout: _Layout,
+        v: Values,
+        rows: _Cones,
+        block_rows: list[tuple[_Rows, slice]],
+        diag: np.ndarray,
+        q: np.ndarray,
+    ) -> Assembly:
+        """The assembly with the substitutions made: ``A``, ``b``, ``P``, ``q`` over the
+        columns and rows that are left, and where each piece of the answer sits."""
+        s = self.structure
+        zero, nonneg, soc = rows.zero, rows.nonneg, rows.soc
         offsets = {id(zero): 0, id(nonneg): zero.m, id(soc): zero.m + nonneg.m}
         parts = [r.triplets(offsets[id(r)]) for r in (zero, nonneg, soc)]
         a_rows, a_cols, a_vals = (np.concatenate([part[i] for part in parts]) for i in range(3))
-        m_total = zero.m + nonneg.m + soc.m
-
-        # Objective ½xᵀPx + qᵀx, scaled.
-        diag = np.zeros(ncols)
-        diag[col_w : col_w + p] = 2.0 * scale * v.c
-        diag[col_h : col_h + n] += 2.0 * scale * np.maximum(v.specific_weight, 0.0)
-        q = np.zeros(ncols)
-        q[col_w : col_w + p] = -2.0 * scale * v.c * v.w_tilde
-        if s.costs:
-            q[col_t : col_t + n] = scale * v.kappa
-        for col_s, kept, rho, unit in zip(slack_col, keep, v.rho, units, strict=True):
-            q[col_s : col_s + int(kept.sum())] = scale * rho * unit
-
-        # Exact substitutions: each column in ``target`` equals ``flip`` times its target.
-        # A sole pair's ``w_j`` is ``h_i`` (its ``h = M w`` row goes); a name whose hard
-        # box fixes its sign has ``|h_i| = ±h_i`` (its two ``a ≥ ±h`` rows go); a sole
-        # pair's ``|w_j|`` is then ``|h_i|`` (its two rows go too).
-        target = np.arange(ncols)
-        flip = np.ones(ncols)
-        sole, ticker = self._sole_pairs, self._sole_tickers
-        target[col_w + sole] = col_h + ticker
-        drop = [ticker]
-        if "h" in aux_col:
-            signed = np.flatnonzero((v.lo >= 0.0) | (v.hi <= 0.0))
-            target[aux_col["h"] + signed] = col_h + signed
-            flip[aux_col["h"] + signed] = np.where(v.lo[signed] >= 0.0, 1.0, -1.0)
-            above, below = aux_rows["h"]
-            drop += [zero.m + above.start + signed, zero.m + below.start + signed]
-            if "w" in aux_col:
-                target[aux_col["w"] + sole] = target[aux_col["h"] + ticker]
-                flip[aux_col["w"] + sole] = flip[aux_col["h"] + ticker]
-                above, below = aux_rows["w"]
-                drop += [zero.m + above.start + sole, zero.m + below.start + sole]
-        used = target == np.arange(ncols)
+        target, flip, drop = self._substitutions(layout, v, rows)
+        used = target == np.arange(layout.ncols)
         before_col = np.concatenate([[0], np.cumsum(used)])
         column = before_col[target]
-        kept_row = np.ones(m_total, dtype=bool)
-        kept_row[np.concatenate(drop)] = False
+        kept_row = np.ones(zero.m + nonneg.m + soc.m, dtype=bool)
+        kept_row[drop] = False
         before_row = np.concatenate([[0], np.cumsum(kept_row)])
         live = kept_row[a_rows]
         m_kept, n_kept = int(before_row[-1]), int(before_col[-1])
@@ -522,50 +607,60 @@ class Assembler:
             ),
             shape=(m_kept, n_kept),
         )
-        b = np.concatenate([*zero.b, *nonneg.b, *soc.b])[kept_row]
-        # P: the diagonal, plus the factor block's upper triangle; one COO build sums
-        # where they meet, and entries that are zero are not stored.
+
+        def absolute(at: _Rows, span: slice) -> slice:
+            start = offsets[id(at)]
+            return slice(int(before_row[start + span.start]), int(before_row[start + span.stop]))
+
+        zero_m = int(before_row[zero.m])
+        return Assembly(
+            P=self._quadratic(v, diag, column, before_col, n_kept),
+            q=np.bincount(column, weights=q * flip, minlength=n_kept),
+            A=A,
+            b=np.concatenate([*zero.b, *nonneg.b, *soc.b])[kept_row],
+            cones=(zero_m, int(before_row[zero.m + nonneg.m]) - zero_m, soc.m),
+            w=column[layout.col_w : layout.col_w + s.p],
+            h=slice(int(before_col[layout.col_h]), int(before_col[layout.col_h]) + s.n),
+            upper=absolute(nonneg, rows.upper),
+            lower=absolute(nonneg, rows.lower),
+            pair_upper=absolute(nonneg, rows.pair_upper),
+            pair_lower=absolute(nonneg, rows.pair_lower),
+            shared_pairs=s.shared_pairs,
+            pairs=s.p,
+            blocks=[
+                (absolute(at, span), at is soc, kept, int(before_col[col_s]))
+                for (at, span), kept, col_s in zip(
+                    block_rows, layout.keep, layout.slack, strict=True
+                )
+            ],
+            constant=float(v.c @ (v.w_tilde * v.w_tilde)),
+            sums=rows.sums,
+            slack_units=layout.units,
+        )
+
+    def _quadratic(
+        self,
+        v: Values,
+        diag: np.ndarray,
+        column: np.ndarray,
+        before_col: np.ndarray,
+        n_kept: int,
+    ) -> sp.csc_matrix:
+        """``P``: the diagonal, plus the factor block's upper triangle; one COO build sums
+        where they meet, and entries that are zero are not stored."""
         p_diag = np.bincount(column, weights=diag, minlength=n_kept)
         p_at = np.flatnonzero(p_diag)
         p_rows, p_cols, p_vals = [p_at], [p_at], [p_diag[p_at]]
-        if risk and v.gamma > 0:
-            assert self._factor_cov is not None
+        if self._factor_cov is not None and v.gamma > 0:
+            k = self.structure.k
             fr, fc = np.triu_indices(k)
-            f0 = before_col[col_f]
+            f0 = before_col[self.structure.p + self.structure.n]
             p_rows.append(fr + f0)
             p_cols.append(fc + f0)
-            p_vals.append(2.0 * scale * v.gamma * self._factor_cov[fr, fc])
+            p_vals.append(2.0 * OBJECTIVE_SCALE * v.gamma * self._factor_cov[fr, fc])
         P = sp.csc_matrix(
             (np.concatenate(p_vals), (np.concatenate(p_rows), np.concatenate(p_cols))),
             shape=(n_kept, n_kept),
         )
         P.eliminate_zeros()
-
-        def absolute(rows: _Rows, span: slice) -> slice:
-            start = offsets[id(rows)]
-            return slice(int(before_row[start + span.start]), int(before_row[start + span.stop]))
-
-        zero_m = int(before_row[zero.m])
-        nonneg_m = int(before_row[zero.m + nonneg.m]) - zero_m
-        return Assembly(
-            P=P,
-            q=np.bincount(column, weights=q * flip, minlength=n_kept),
-            A=A,
-            b=b,
-            cones=(zero_m, nonneg_m, soc.m),
-            w=column[col_w : col_w + p],
-            h=slice(int(before_col[col_h]), int(before_col[col_h]) + n),
-            upper=absolute(nonneg, upper),
-            lower=absolute(nonneg, lower),
-            pair_upper=absolute(nonneg, pair_upper),
-            pair_lower=absolute(nonneg, pair_lower),
-            shared_pairs=shared,
-            pairs=p,
-            blocks=[
-                (absolute(rows, span), rows is soc, kept, int(before_col[col_s]))
-                for (rows, span), kept, col_s in zip(block_rows, keep, slack_col, strict=True)
-            ],
-            constant=float(v.c @ (v.w_tilde * v.w_tilde)),
-            sums=sum_rows,
-            slack_units=units,
-        )
+        return P

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from riskopt.constraints.base import Transform
+from riskopt.constraints.transforms import rule
 from riskopt.optimizer.structure import (
     OBJECTIVE_SCALE,
     OPTIMAL,
@@ -34,16 +35,32 @@ class CvxpyProgram:
         self.structure = s = structure
         self.w = cp.Variable(s.p, name="w")
         self.h = cp.Variable(s.n, name="h")
+        self._constraints: list[cp.Constraint] = [self.h == s.M @ self.w]
+        self._aux: dict[tuple[str, str], cp.Variable] = {}
+        objective = self._tracking_and_boxes()
+        objective = self._blocks(self._risk_and_costs(objective))
+        self.problem = cp.Problem(cp.Minimize(objective), self._constraints)
+        self.solves = 0
+        # cvxpy's DPP path restructures its whole parameter tensor when the program has a
+        # cone: 7 s of compile at N = 1,000 against 1 s without DPP. Programs with the
+        # volatility cone are therefore compiled from values on each solve; those
+        # without keep DPP, where a re-solve costs little more than the solver.
+        self.use_dpp = not any(transform == "vol" for _, transform, _, _, _ in s.blocks)
+
+    def _tracking_and_boxes(self) -> cp.Expression:
+        """The tracking term, and the hard boxes on ``h`` and on the shared pairs."""
+        import cvxpy as cp
+
+        s = self.structure
         # Tracking: Σ c (w − w̃)² written as ‖√c ∘ w − √c ∘ w̃‖² (DPP).
         self.sqrt_c = cp.Parameter(s.p, nonneg=True, name="sqrt_c")
         self.sqrt_c_w_tilde = cp.Parameter(s.p, name="sqrt_c_w_tilde")
         self.lo = cp.Parameter(s.n, name="lo")
         self.hi = cp.Parameter(s.n, name="hi")
         objective = cp.sum_squares(cp.multiply(self.sqrt_c, self.w) - self.sqrt_c_w_tilde)
-        constraints: list[cp.Constraint] = [self.h == s.M @ self.w]
         self.box_upper = self.h <= self.hi
         self.box_lower = self.h >= self.lo
-        constraints += [self.box_upper, self.box_lower]
+        self._constraints += [self.box_upper, self.box_lower]
         shared = s.shared_pairs
         self.w_hi = cp.Parameter(len(shared), name="w_hi")
         self.w_lo = cp.Parameter(len(shared), name="w_lo")
@@ -52,72 +69,81 @@ class CvxpyProgram:
         if len(shared):
             self.pair_upper = self.w[shared] <= self.w_hi
             self.pair_lower = self.w[shared] >= self.w_lo
-            constraints += [self.pair_upper, self.pair_lower]
+            self._constraints += [self.pair_upper, self.pair_lower]
+        return objective
 
+    def _risk_and_costs(self, objective: cp.Expression) -> cp.Expression:
+        """``objective`` plus the specific and factor risk terms and the trading cost
+        ``κ·|h − h0|``."""
+        import cvxpy as cp
+
+        s = self.structure
         self.gamma = cp.Parameter(nonneg=True, name="gamma", value=0.0)
         self.sqrt_specific = cp.Parameter(s.n, nonneg=True, name="sqrt_gamma_i_d")
         objective = objective + cp.sum_squares(cp.multiply(self.sqrt_specific, self.h))
         if s.loadings is not None and s.chol is not None:
             self.f = cp.Variable(s.k, name="f")
-            constraints.append(self.f == s.loadings.T @ self.h)
+            self._constraints.append(self.f == s.loadings.T @ self.h)
             objective = objective + self.gamma * cp.sum_squares(s.chol.T @ self.f)
         self.h0 = cp.Parameter(s.n, name="h0")
         self.kappa = cp.Parameter(s.n, nonneg=True, name="kappa")
         if s.costs:
             # |h − h0| through an explicit trade-size variable keeps the program DPP.
             trade = cp.Variable(s.n, nonneg=True, name="trade_size")
-            constraints += [trade >= self.h - self.h0, trade >= self.h0 - self.h]
+            self._constraints += [trade >= self.h - self.h0, trade >= self.h0 - self.h]
             objective = objective + self.kappa @ trade
+        return objective
 
-        aux: dict[tuple[str, str], cp.Variable] = {}
-
-        def transformed(transform: Transform, on: str) -> cp.Expression:
-            base = self.h if on == "h" else self.w
-            if transform == "id":
-                return base
-            if transform == "vol":
-                raise ValueError("the volatility cone is built by its block")
-            key = (transform, on)
-            if key not in aux:
-                size = s.n if on == "h" else s.p
-                var = cp.Variable(size, name=f"{on}_{transform}", nonneg=transform != "abs")
-                aux[key] = var
-                if transform == "abs":
-                    constraints.extend([var >= base, var >= -base])
-                elif transform == "pos":
-                    constraints.append(var >= base)
-                else:
-                    constraints.append(var >= -base)
-            return aux[key]
+    def _blocks(self, objective: cp.Expression) -> cp.Expression:
+        """Each policy block's rows ``A · T(x) ≤ rhs + s`` (or the cone); ``objective`` plus
+        the slacks' cost."""
+        import cvxpy as cp
 
         self.rhs: list[cp.Parameter] = []
         self.rho: list[cp.Parameter] = []
         self.slack: list[cp.Variable] = []
         self.rows: list[cp.Constraint] = []
-        for name, transform, on, m, a in s.blocks:
+        for name, transform, on, m, a in self.structure.blocks:
             rhs = cp.Parameter(m, name=f"rhs[{name}]")
             rho = cp.Parameter(nonneg=True, name=f"rho[{name}]")
             slack = cp.Variable(m, nonneg=True, name=f"s[{name}]")
             row: cp.Constraint
             if transform == "vol":
-                row = self._volatility_cone(rhs, slack, constraints)
+                row = self._volatility_cone(rhs, slack, self._constraints)
             else:
-                x = transformed(transform, on)
+                x = self._transformed(transform, on)
                 lhs = x if a is None else a @ x
                 row = lhs <= rhs + slack
-            constraints.append(row)
+            self._constraints.append(row)
             objective = objective + rho * cp.sum(slack)
             self.rhs.append(rhs)
             self.rho.append(rho)
             self.slack.append(slack)
             self.rows.append(row)
-        self.problem = cp.Problem(cp.Minimize(objective), constraints)
-        self.solves = 0
-        # cvxpy's DPP path restructures its whole parameter tensor when the program has a
-        # cone: 7 s of compile at N = 1,000 against 1 s without DPP. Programs with the
-        # volatility cone are therefore compiled from values on each solve; those
-        # without keep DPP, where a re-solve costs little more than the solver.
-        self.use_dpp = not any(transform == "vol" for _, transform, _, _, _ in s.blocks)
+        return objective
+
+    def _operand(self, on: str) -> cp.Expression:
+        """The vector rows over ``on`` read: ``h``, ``w`` or the trade ``h − h0``."""
+        if on == "trade":
+            return self.h - self.h0
+        return self.h if on == "h" else self.w
+
+    def _transformed(self, transform: Transform, on: str) -> cp.Expression:
+        """``T(x)`` for the rows' operand ``x``: ``x`` itself, or one epigraph variable per
+        (transform, operand) with the rows its table entry lists."""
+        import cvxpy as cp
+
+        base = self._operand(on)
+        r = rule(transform)
+        if not r.epigraph:
+            return base
+        key = (transform, on)
+        if key not in self._aux:
+            size = self.structure.p if on == "w" else self.structure.n
+            var = cp.Variable(size, name=f"{on}_{transform}", nonneg=r.nonneg)
+            self._aux[key] = var
+            self._constraints.extend([var >= (base if sign > 0 else -base) for sign in r.epigraph])
+        return self._aux[key]
 
     def _volatility_cone(
         self, rhs: cp.Parameter, slack: cp.Variable, constraints: list[cp.Constraint]

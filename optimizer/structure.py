@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from riskopt.constraints.base import NO_LIMIT, LinearLimit, ProgramData, Transform
+from riskopt.constraints.base import NO_LIMIT, Limit, ProgramData, Transform
 from riskopt.data.errors import RiskoptError
 
 OPTIMAL, OPTIMAL_INACCURATE = "optimal", "optimal_inaccurate"
@@ -68,7 +68,7 @@ class Structure:
         return np.flatnonzero(per_ticker[ticker] > 1)
 
     @classmethod
-    def of(cls, data: ProgramData, limits: list[LinearLimit], *, costs: bool) -> Structure:
+    def of(cls, data: ProgramData, limits: list[Limit], *, costs: bool) -> Structure:
         has_risk = data.loadings is not None and data.factor_cov is not None
         chol = None
         if has_risk:
@@ -150,7 +150,7 @@ class Values:
     def of(
         cls,
         data: ProgramData,
-        limits: list[LinearLimit],
+        limits: list[Limit],
         *,
         c: np.ndarray,
         lo: np.ndarray,
