@@ -13,33 +13,20 @@ from riskopt.constraints.transforms import TransformRule, rule, transform_bounds
 from riskopt.optimizer.structure import OBJECTIVE_SCALE, Structure, Values, _digest
 
 SLACK_COST = 0.1
-"""The objective coefficient of every slack column Clarabel sees. A tier's penalty ρ is
-10 to 10⁴ in the shipped sets, times :data:`OBJECTIVE_SCALE`: with each slack in units
-of weight its cost dwarfed the rest of ``q``, Clarabel's starting point sat some 10¹²
-away from the optimum, and its first ten iterations did little but shed that scale. The
-direct assembly writes each slack as ``s = u·s'`` with ``u = SLACK_COST / (scale·ρ)``, in
-its block's rows and in ``s' ≥ 0`` alike: an exact change of variable, which leaves the
-rows' multipliers as they are; the slacks are multiplied back by ``u``. On the
-benchmark's books with every family on (and :data:`TOLERANCE` 1e-11 against 1e-10
-before), Clarabel's iterations went from 35 to 20 at N = 2,000, 43 to 21 at 5,000 and 55
-to 23 at 10,000 (its time at 10,000 from 5.7 to 2.5 s), and from 615 to 533 over 24
-solves of 300-name books. The weights agree with the old program's to 1e-9 at N ≥
-2,000, and on the 300-name books lie closer to a 1e-12-tolerance solve (median error
-1.8e-9 against 6.2e-8). At 1e-10, a coefficient of 1 took 28 iterations at N = 2,000;
-0.01 took 18 there but 561 against 517 on the 300-name books, and left the weights 2e-8
-off at 10,000."""
+"""The objective coefficient of every slack column Clarabel sees. Each slack is written
+as ``s = u·s'`` with ``u = SLACK_COST / (scale·ρ)``, in its block's rows and in ``s' ≥ 0``
+alike: an exact change of variable that leaves the rows' multipliers as they are (the
+slacks are multiplied back by ``u``). With slacks in weight, a tier's penalty dwarfed
+the rest of ``q`` and Clarabel spent its first iterations shedding that scale
+(measurements: ``benchmarks/README.md``)."""
 
 
 NARROW_SUMS_BELOW = 1_500
 """Names below which narrow shared sums are written too: a sector's, country's or
 cluster's net rows above and below (and its gross rows, where two blocks read them) read
-one sum ``y_g = Σ_{i∈g} h_i`` instead of each repeating the group's members. Clarabel
-alone, the same books solved old and new in alternation (best of five each; iterations
-unchanged): 8–12% less solver time at N = 300 (12 books) and 600 (4), 5–11% at 1,000
-(3), 11–14% at 1,400 (3); at 2,000 one book 11% less and one 21% more, at 3,000 20–22%
-more, at 5,000 9% more (both with QDLDL). Which way it goes is the fill-reducing
-ordering's, which Python cannot steer; wide rows (the book's sums) are shared at every
-size."""
+one sum ``y_g = Σ_{i∈g} h_i`` instead of each repeating the group's members. Faster for
+small books, mostly slower above (the fill-reducing ordering decides, which Python cannot
+steer; measurements: ``benchmarks/README.md``); wide rows are shared at every size."""
 
 
 Coef = tuple[np.ndarray, np.ndarray, np.ndarray] | np.ndarray | float

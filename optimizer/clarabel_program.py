@@ -34,36 +34,22 @@ ACCEPTED_TOLERANCE = 1e-10
 """What an answer that stops short of :data:`TOLERANCE` (Clarabel's ``AlmostSolved``)
 must still meet, by Clarabel's own measures (:func:`_meets`), to count as optimal: the
 tolerance the gate ran at before. An answer short of it is solved again with iterative
-refinement; one short of it still is solved as the gate solved it before (slacks in
-weight, this tolerance, refinement where that falls short), so that every book the
-former program solved is solved as well. Of 300 random 12- to 40-name books of the
-property tests, 15 needed the second solve and 3 the former program; none of 120
-solves of 300-name benchmark books in three states needed either. Where no attempt meets
+refinement, then as the gate solved it before (slacks in weight, this tolerance), so
+that every book the former program solved is solved as well. Where no attempt meets
 it, the answer is the attempt with the smallest residual (:func:`_residual`), marked
-``OPTIMAL_INACCURATE``, which the gate does not accept: of 1,650 such random books, 47
-needed a retry and none ended there."""
+``OPTIMAL_INACCURATE``, which the gate does not accept."""
 
 TOLERANCE = 1e-11
 """Clarabel's gap and feasibility tolerances (absolute and relative). With the slacks
-rescaled (:data:`SLACK_COST`), 1e-10 left multipliers of up to 1e-3 on per-name rows
-that sit exactly at their limit and bind by nothing (an ELEVATED envelope on names the
-risk aversion already holds there), which the explanations then named as a cause. On 16
-check books (four shipped sets, three states at 300 names and NORMAL at 2,000), compared
-with a 1e-12 solve of the unscaled program: 11 names explained otherwise and no binding
-row too many at 1e-11, against 38 names and 590 rows for the unscaled program at 1e-10,
-in 493 iterations against 593."""
+rescaled (:data:`SLACK_COST`), 1e-10 left small multipliers on per-name rows that sit
+exactly at their limit and bind by nothing, which the explanations then named as a
+cause (measurements: ``benchmarks/README.md``)."""
 
 
 FAER_FROM = 5_000
-"""Names from which Clarabel factors its KKT system with faer (one thread; on these
-problems faer picks its simplicial factorization) instead of QDLDL. On the benchmark's
-books with every family on, interleaved runs: 12% less solver time at N = 10,000
-(4.7–4.9 s against 5.5 s), 4% at 5,000, and 1–7% more from 300 to 2,000; the iterations
-are the same and the objective agrees to 1e-13. On the
-benchmark's smaller shared problem (no country or cluster rows) faer was 5–10% slower at
-10,000: which wins depends on how many group rows end in the dense part of the
-factorization, and the default set has them all. One thread: a batch already runs one
-book per core."""
+"""Names from which Clarabel factors its KKT system with faer (one thread) instead of
+QDLDL: faster on the largest books, slower below (measurements: ``benchmarks/README.md``).
+One thread: a batch already runs one book per core."""
 
 
 @dataclass
@@ -251,10 +237,8 @@ class _Lists:
 
     The binding copies each array element by element through the sequence protocol; from
     a NumPy array every element is first boxed as a NumPy scalar, from a list it is read
-    straight from a Python number. Handing over lists (``tolist`` is one C loop) takes
-    Clarabel's constructor from 85.8 to 79.1 ms at N = 2,000 with every family on (84,000
-    entries in ``A``) and from 3.8 to 3.3 ms for a 300-name book; the solution is the
-    same to the last bit."""
+    straight from a Python number (``tolist`` is one C loop). The solution is the same to
+    the last bit."""
 
     __slots__ = ("data", "has_canonical_format", "indices", "indptr", "shape")
 

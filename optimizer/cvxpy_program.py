@@ -179,32 +179,8 @@ class CvxpyProgram:
         """Solve with one solver (a name or a cvxpy solver instance); raises on failure."""
         import cvxpy as cp
 
-        options: dict[str, object] = {}
         name = solver if isinstance(solver, str) else str(solver.name())
-        if name == "CLARABEL":
-            options = {
-                "max_iter": max_iters,
-                "tol_gap_abs": 1e-9,
-                "tol_gap_rel": 1e-9,
-                "tol_feas": 1e-9,
-                "tol_ktratio": 1e-8,
-            }
-        elif name == "SCS":
-            # A first-order method: bounded in iterations and in time, so that a chain
-            # that reaches it after an interior-point failure still ends promptly.
-            options = {
-                "max_iters": max_iters * 20,
-                "eps_abs": 1e-9,
-                "eps_rel": 1e-9,
-                "time_limit_secs": 30.0,
-            }
-        elif name == "OSQP":
-            options = {
-                "max_iter": max_iters * 100,
-                "eps_abs": 1e-9,
-                "eps_rel": 1e-9,
-                "polishing": True,
-            }
+        options = _options(name, max_iters)
         start = time.perf_counter()
         with warnings.catch_warnings():
             # An inaccurate status is handled by the caller's chain, not a warning.
@@ -252,3 +228,34 @@ def _dual(constraint: cp.Constraint) -> np.ndarray:
     raw = constraint.dual_value
     value = np.asarray(raw, dtype=float).reshape(-1)
     return np.maximum(value, 0.0) / OBJECTIVE_SCALE
+
+
+def _options(name: str, max_iters: int) -> dict[str, object]:
+    """The settings the chain runs solver ``name`` with (none for a solver it does not
+    know): its iteration limit from ``max_iters`` and the chain's 1e-9 accuracy."""
+    options: dict[str, object] = {}
+    if name == "CLARABEL":
+        options = {
+            "max_iter": max_iters,
+            "tol_gap_abs": 1e-9,
+            "tol_gap_rel": 1e-9,
+            "tol_feas": 1e-9,
+            "tol_ktratio": 1e-8,
+        }
+    elif name == "SCS":
+        # A first-order method: bounded in iterations and in time, so that a chain
+        # that reaches it after an interior-point failure still ends promptly.
+        options = {
+            "max_iters": max_iters * 20,
+            "eps_abs": 1e-9,
+            "eps_rel": 1e-9,
+            "time_limit_secs": 30.0,
+        }
+    elif name == "OSQP":
+        options = {
+            "max_iter": max_iters * 100,
+            "eps_abs": 1e-9,
+            "eps_rel": 1e-9,
+            "polishing": True,
+        }
+    return options

@@ -461,6 +461,17 @@ def reasons(
         return out
     sentence = {} if sentences is None else sentences
     names = np.array(sorted({int(rows[k]) for k in todo} - sentence.keys()), dtype=int)
+    sentence.update(_explanations(attribution, names))
+    for k in todo:
+        label = labels_l[k]
+        lead = label if label != REJECTED else "REJECTED, no trade toward the proposal,"
+        out[k] = f"{lead} by {sentence[int(rows[k])]}: {moves[k]}"
+    return out
+
+
+def _explanations(attribution: Attribution, names: np.ndarray) -> dict[int, str]:
+    """Each name's explanation: its main cause, then the other causes with ≥ 5% of the
+    push, largest first."""
     dom = attribution.dominant()[names]
     shares = attribution.pushes[names]
     # The other causes with ≥ 5% of the push, largest first, as one flat list cut per name.
@@ -474,7 +485,17 @@ def reasons(
         for j, x in zip(cause_of.tolist(), shares[row, cause_of].tolist(), strict=True)
     ]
     ends = np.cumsum(other.sum(axis=1)).tolist()
-    # The main cause's words, written cause by cause for the names it dominates.
+    main = _main_causes(attribution, names, dom)
+    starts = [0, *ends][: len(ends)]
+    return {
+        i: m + (f" with {', '.join(other_texts[a:b])}" if b > a else "")
+        for i, m, a, b in zip(names.tolist(), main.tolist(), starts, ends, strict=True)
+    }
+
+
+def _main_causes(attribution: Attribution, names: np.ndarray, dom: np.ndarray) -> np.ndarray:
+    """The main cause's words for each name, written cause by cause for the names it
+    dominates: its description, the group that binds and the value that bound."""
     main = np.empty(len(names), dtype=object)
     for d in np.unique(dom).tolist():
         at_rows = np.flatnonzero(dom == d)
@@ -500,19 +521,7 @@ def reasons(
             else f"{description}{'' if g is None else f' {g}'} ({key}{f' {s}' if s else ''})"
             for g, s in zip(groups, shown, strict=True)
         ]
-    # Each name's sentence: its main cause, then the others.
-    starts = [0, *ends][: len(ends)]
-    sentence.update(
-        {
-            i: m + (f" with {', '.join(other_texts[a:b])}" if b > a else "")
-            for i, m, a, b in zip(names.tolist(), main.tolist(), starts, ends, strict=True)
-        }
-    )
-    for k in todo:
-        label = labels_l[k]
-        lead = label if label != REJECTED else "REJECTED, no trade toward the proposal,"
-        out[k] = f"{lead} by {sentence[int(rows[k])]}: {moves[k]}"
-    return out
+    return main
 
 
 def attribution_details(
