@@ -925,7 +925,7 @@ def _derisk_fallback(
     """
     cap = np.full(data.n, np.inf)
     for limit in limits:
-        if limit.A is None and limit.transform == "abs":
+        if limit.A is None and limit.transform == "abs" and limit.on == "h":
             cap = np.minimum(cap, limit.rhs)
     target = np.sign(data.h0) * np.minimum(np.abs(data.h0), cap)
     return np.clip(target, lo, hi)
@@ -1046,7 +1046,7 @@ def _worsened(limits: list[Limit], h: np.ndarray, rounded: np.ndarray, w: np.nda
     return any(
         np.any(limit.residual(rounded, w) > limit.residual(h, w) + 1e-12)
         for limit in limits
-        if limit.on == "h"
+        if limit.on != "w"  # ticker weights, or the trade h − h0
     )
 
 
