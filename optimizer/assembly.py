@@ -130,9 +130,8 @@ class SharedSum:
     The book's gross, net (above and below), long and short caps all read ``Σh`` or
     ``Σ|h|``. Each such row touches every name, so each is a dense row of the KKT system,
     refactorized on every interior-point iteration. Written once as ``y = C x``, the five
-    caps become rows on ``y`` and the KKT system keeps two dense rows instead of five: 5–14%
-    less solver time from N = 300 to 2,000, level at 5,000 and 10,000 (measured on
-    the benchmark's books). A band on a factor whose loadings are dense reads ``f = Bᵀh``,
+    caps become rows on ``y`` and the KKT system keeps two dense rows instead of five
+    (measurements: ``benchmarks/README.md``). A band on a factor whose loadings are dense reads ``f = Bᵀh``,
     which the program has already: its rows need no sum and no dense row at all (a factor
     with sparse loadings, such as an industry, has sparse band rows to begin with).
 

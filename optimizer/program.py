@@ -150,15 +150,13 @@ class ProgramCache:
     same rows left out and the same names with their sign fixed: new decisions,
     confidences, γ or limit values of a book), overwrites the solver's data instead of
     setting it up again. Clarabel then skips its setup (ordering, symbolic
-    factorization, equilibration): on the benchmark's book with every family on,
-    Clarabel's own time for a re-solve with new decisions fell from 689 to 438 ms at
-    N = 5,000 and from 2.54 to 1.89 s at 10,000; at 2,000, from 155 to 146 ms.
+    factorization, equilibration), which pays on large books (measurements:
+    ``benchmarks/README.md``).
 
     The catch, and why it is off by default: the solver keeps the equilibration it
     computed for the data it was set up with, and Clarabel's cost scaling depends on
     ``q`` (the proposal), so a re-solve on the kept solver ends within the tolerance
-    of a cold solve, not on it (weights 1e-11 apart, multipliers 3e-8 in Clarabel's
-    scaling, on those books), and what it returns depends on what was solved first.
+    of a cold solve, not on it, and what it returns depends on what was solved first.
     A regression test or an audit replay wants the cold solve, bit for bit; a notebook
     re-solving one large book many times may want the time. The kept solvers hold
     their factorization: about what the solve itself needs, per cached program.

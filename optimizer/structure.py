@@ -32,9 +32,8 @@ back before anyone reads them."""
 
 
 def _digest(*arrays: np.ndarray) -> str:
-    """One SHA-256 over the arrays' shapes, dtypes and bytes, read in place (no copy).
-    SHA-256 runs in the CPU's SHA extensions where it has them: 2.8 ms for a 10,000 × 50
-    risk model here, where BLAKE2b over a copy took 5.5 ms."""
+    """One SHA-256 over the arrays' shapes, dtypes and bytes, read in place (no copy):
+    SHA-256 runs in the CPU's SHA extensions where it has them."""
     d = hashlib.sha256()
     for a in arrays:
         a = np.ascontiguousarray(a)
