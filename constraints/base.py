@@ -28,7 +28,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-Transform = Literal["id", "abs", "pos", "neg", "vol"]
+from riskopt.constraints.transforms import (
+    Operand,
+    Transform,
+    apply_transform,
+    operand,
+)
+
 Scope = Literal["name", "portfolio"]
 
 NO_LIMIT = 10.0
@@ -106,37 +112,6 @@ class ProgramData:
         return np.asarray(pd.Index(self.tickers.astype(str)).isin(list(names)))
 
 
-def apply_transform(transform: Transform, h: np.ndarray) -> np.ndarray:
-    if transform == "id":
-        return h
-    if transform == "abs":
-        return np.abs(h)
-    if transform == "pos":
-        return np.maximum(h, 0.0)
-    return np.maximum(-h, 0.0)
-
-
-def transform_slope(
-    transform: Transform, h: np.ndarray, eps: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Derivative of ``T`` at ``h`` and a mask of kinks where it is set-valued.
-
-    At a kink the slope returned is 0 and the admissible range is ``[lo, hi]`` with
-    ``hi - lo = 1``: the attribution fills it from the KKT residual.
-    """
-    if transform == "id":
-        return np.ones_like(h), np.zeros(h.shape, dtype=bool)
-    kink = np.abs(h) <= eps
-    if transform == "abs":
-        slope = np.sign(h)
-    elif transform == "pos":
-        slope = (h > 0).astype(float)
-    else:
-        slope = -(h < 0).astype(float)
-    slope[kink] = 0.0
-    return slope, kink
-
-
 @dataclass(frozen=True)
 class LinearLimit:
     """A block of policy rows ``A · T(h) ≤ rhs`` sharing one tier.
@@ -158,16 +133,21 @@ class LinearLimit:
     A: sp.csr_matrix | None = None
     sense: Literal["max", "min"] = "max"
     """``"min"`` rows are stored negated (``-x ≤ -min``); reports show them un-negated."""
-    on: Literal["h", "w"] = "h"
-    """Rows over ticker weights ``h`` (N columns) or sleeve-pair weights ``w`` (P columns)."""
+    on: Operand = "h"
+    """Rows over ticker weights ``h`` (N columns), sleeve-pair weights ``w`` (P columns) or
+    the trade ``h − h0`` (N columns)."""
     preference: bool = False
     """A preference of the gate, not a limit of the policy: penalised below every tier
     (any limit overrides it, risk aversion does not) and never reported as a breach."""
+    h0: np.ndarray | None = None
+    """The held ticker weights (``ProgramData.h0``) that rows over the trade read."""
 
     def __post_init__(self) -> None:
         m = len(self.rhs)
         if len(self.labels) != m:
             raise ValueError(f"{self.name}: {len(self.labels)} labels for {m} rows")
+        if self.on == "trade" and self.h0 is None:
+            raise ValueError(f"{self.name}: rows over the trade need the held weights h0")
         if self.A is not None:
             if self.A.shape[0] != m:
                 raise ValueError(f"{self.name}: A has {self.A.shape[0]} rows, rhs {m}")
@@ -182,9 +162,10 @@ class LinearLimit:
 
     def lhs(self, h: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
         """The rows' left-hand side at ticker weights ``h`` (and pair weights ``w``)."""
-        v = h if self.on == "h" else w
-        if v is None:
-            raise ValueError(f"{self.name}: rows over pair weights need w")
+        try:
+            v = operand(self.on, h, w, self.h0)
+        except ValueError as err:
+            raise ValueError(f"{self.name}: {err}") from None
         x = apply_transform(self.transform, v)
         return x if self.A is None else np.asarray(self.A @ x)
 
@@ -206,18 +187,49 @@ class LinearLimit:
 
 
 @dataclass(frozen=True)
-class VolatilityCap(LinearLimit):
-    """``sqrt(hᵀ(B F Bᵀ + diag d)h) ≤ rhs``: the one second-order cone of the program."""
+class VolatilityCap:
+    """``sqrt(hᵀ(B F Bᵀ + diag d)h) ≤ rhs``: the one second-order cone of the program.
 
+    Its own kind of limit, not a block of linear rows: one row, read by the back-ends as
+    a cone and by the attribution through its gradient. It carries the fields a
+    :class:`LinearLimit` shows to tables, reasons and storage (``transform`` is
+    ``"vol"``, ``A`` is ``None``), so that those read either alike.
+    """
+
+    name: str
+    family: str
+    rhs: np.ndarray
+    labels: tuple[str, ...]
+    tier: int
+    scope: Scope
+    description: str
     loadings: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     factor_cov: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     specific_var: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    transform: Literal["vol"] = "vol"
+    A: None = None
+    sense: Literal["max"] = "max"
+    on: Literal["h"] = "h"
+    preference: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.rhs) != 1 or len(self.labels) != 1:
+            raise ValueError(f"{self.name}: a volatility cap is one row")
+
+    @property
+    def m(self) -> int:
+        return 1
 
     def lhs(self, h: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+        """The ex-ante volatility of ticker weights ``h`` (one row)."""
         f = self.loadings.T @ h
         return np.array(
             [np.sqrt(max(f @ self.factor_cov @ f + (self.specific_var * h * h).sum(), 0.0))]
         )
+
+    def residual(self, h: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+        """How far ``h`` breaks the cap (0 where it holds)."""
+        return np.maximum(self.lhs(h, w) - self.rhs, 0.0)
 
     def gradient(self, h: np.ndarray) -> np.ndarray:
         """``Σh / vol(h)`` (zero at ``h = 0``)."""
@@ -227,6 +239,15 @@ class VolatilityCap(LinearLimit):
         return (
             self.loadings @ (self.factor_cov @ (self.loadings.T @ h)) + self.specific_var * h
         ) / vol
+
+    def structure_key(self) -> tuple[object, ...]:
+        """What fixes the compiled program: the same key a one-row elementwise block of
+        its name has (the risk model is keyed by the structure itself)."""
+        return (self.name, self.transform, self.on, self.m, "elementwise")
+
+
+Limit = LinearLimit | VolatilityCap
+"""Any policy limit of the program: linear rows, or the volatility cone."""
 
 
 @dataclass(frozen=True)

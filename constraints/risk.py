@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from riskopt.constraints.base import HardBound, LinearLimit, ProgramData, VolatilityCap
+from riskopt.constraints.base import HardBound, Limit, ProgramData, VolatilityCap
 from riskopt.constraints.config import ConstraintSet
 from riskopt.constraints.drawdown import risk_budget_multiplier
 
@@ -12,7 +12,7 @@ from riskopt.constraints.drawdown import risk_budget_multiplier
 class VolatilityLimit:
     name = "risk"
 
-    def limits(self, cs: ConstraintSet, data: ProgramData) -> list[LinearLimit]:
+    def limits(self, cs: ConstraintSet, data: ProgramData) -> list[Limit]:
         """One cone: the set's cap (already × the state's multiplier) × m(d), applied once,
         or the calmer state's outcome where that is lower (it is not scaled again)."""
         if data.loadings is None or data.factor_cov is None or data.specific_var is None:
@@ -33,7 +33,6 @@ class VolatilityLimit:
             VolatilityCap(
                 name="risk.max_volatility",
                 family=self.name,
-                transform="vol",
                 rhs=np.array([rhs]),
                 labels=("portfolio",),
                 tier=cs.risk.tier,

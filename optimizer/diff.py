@@ -33,13 +33,14 @@ import scipy.sparse as sp
 
 from riskopt.constraints.base import (
     HardBound,
+    Limit,
     LinearLimit,
     ProgramData,
     VolatilityCap,
     box_duals_by_bound,
     pair_duals_by_bound,
-    transform_slope,
 )
+from riskopt.constraints.transforms import operand, rule, transform_slope
 
 KINK_EPS = 1e-5
 """Positions (and trades) this close to zero, in NAV, count as sitting on the kink."""
@@ -124,7 +125,7 @@ def attribute(
     gamma_i: np.ndarray,
     kappa: np.ndarray,
     costs: bool,
-    limits: list[LinearLimit],
+    limits: list[Limit],
     duals: list[np.ndarray],
     bounds: list[HardBound],
     lo: np.ndarray,
@@ -137,134 +138,174 @@ def attribute(
     """Split each name's deviation from its proposal among the KKT terms: every binding
     limit and hard bound (per ticker and per pair), risk aversion (``γ`` times the
     run's ``risk_scale``) and costs; what is left is the solver's tolerance."""
-    n = data.n
-    H = np.asarray(data.M @ (1.0 / (2.0 * c)))
-    inv2c = 1.0 / (2.0 * c)
-    by_pair = pair_duals_by_bound(bounds, *pair_duals, pairs=data.p)
-    deviation = h - data.h_tilde
-    g = -deviation / H
+    terms = _Terms(data, c)
+    terms.add_bounds(bounds, (box_upper_dual, box_lower_dual), pair_duals)
+    for limit, lam in zip(limits, duals, strict=True):
+        if isinstance(limit, VolatilityCap):
+            terms.add_cone(limit, lam, h)
+        else:
+            terms.add_limit(limit, lam, h, w)
+    terms.add_risk(h, gamma, gamma_i, risk_scale)
+    if costs:
+        terms.add_costs(h, kappa)
+    return terms.settle(h - data.h_tilde)
 
-    causes: list[Cause] = []
-    forces: list[np.ndarray] = []
-    kink_cap: list[np.ndarray] = []
-    kink_lo: list[np.ndarray] = []
-    kink_hi: list[np.ndarray] = []
-    limit_value: dict[str, np.ndarray] = {}
-    group: dict[str, np.ndarray] = {}
+
+class _Terms:
+    """The KKT terms of one attribution as they are added: per cause, its force on each
+    name's gradient and the room its subgradient leaves at a kink."""
+
+    def __init__(self, data: ProgramData, c: np.ndarray) -> None:
+        self.data = data
+        self.n = data.n
+        self.H = np.asarray(data.M @ (1.0 / (2.0 * c)))
+        self.inv2c = 1.0 / (2.0 * c)
+        self.causes: list[Cause] = []
+        self.forces: list[np.ndarray] = []
+        self.kink_cap: list[np.ndarray] = []
+        self.kink_lo: list[np.ndarray] = []
+        self.kink_hi: list[np.ndarray] = []
+        self.limit_value: dict[str, np.ndarray] = {}
+        self.group: dict[str, np.ndarray] = {}
 
     def add(
+        self,
         cause: Cause,
         force: np.ndarray,
         cap: np.ndarray | None = None,
         span: tuple[float, float] = (-1.0, 1.0),
     ) -> None:
-        causes.append(cause)
-        forces.append(force)
-        kink_cap.append(np.zeros(n) if cap is None else cap)
-        kink_lo.append(np.full(n, span[0]))
-        kink_hi.append(np.full(n, span[1]))
+        self.causes.append(cause)
+        self.forces.append(force)
+        self.kink_cap.append(np.zeros(self.n) if cap is None else cap)
+        self.kink_lo.append(np.full(self.n, span[0]))
+        self.kink_hi.append(np.full(self.n, span[1]))
 
-    # Hard box: the dual of h ≤ hi (resp. ≥ lo) goes to the family whose bound binds.
-    for b, (upper, lower), (pair_upper, pair_lower) in zip(
-        bounds, box_duals_by_bound(bounds, box_upper_dual, box_lower_dual), by_pair, strict=True
-    ):
-        # A pair's multiplier reaches its ticker as Σ_p μ_p / (2c_p) / H_i.
-        force = upper - lower + np.asarray(data.M @ ((pair_upper - pair_lower) * inv2c)) / H
-        add(
-            Cause(
-                b.name,
-                b.description,
-                "name",
-                value_label="max trade" if "max_trade_weight" in b.detail else "",
-            ),
-            force,
-        )
-        if "max_trade_weight" in b.detail:
-            limit_value[b.name] = b.detail["max_trade_weight"]
+    def on_tickers(self, pair_force: np.ndarray) -> np.ndarray:
+        """Pair forces as ticker-equivalent forces: ``Σ_p f_p / (2c_p) / H_i``."""
+        return np.asarray(self.data.M @ (pair_force * self.inv2c)) / self.H
 
-    for limit, lam in zip(limits, duals, strict=True):
+    def add_bounds(
+        self,
+        bounds: list[HardBound],
+        box_duals: tuple[np.ndarray, np.ndarray],
+        pair_duals: tuple[np.ndarray, np.ndarray],
+    ) -> None:
+        """The hard box: the dual of ``h ≤ hi`` (resp. ``≥ lo``) goes to the family whose
+        bound binds, and a pair's multiplier reaches its ticker through :meth:`on_tickers`."""
+        by_pair = pair_duals_by_bound(bounds, *pair_duals, pairs=self.data.p)
+        for b, (upper, lower), (pair_upper, pair_lower) in zip(
+            bounds, box_duals_by_bound(bounds, *box_duals), by_pair, strict=True
+        ):
+            trade_cap = "max_trade_weight" in b.detail
+            cause = Cause(
+                b.name, b.description, "name", value_label="max trade" if trade_cap else ""
+            )
+            self.add(cause, upper - lower + self.on_tickers(pair_upper - pair_lower))
+            if trade_cap:
+                self.limit_value[b.name] = b.detail["max_trade_weight"]
+
+    def add_cone(self, limit: VolatilityCap, lam: np.ndarray, h: np.ndarray) -> None:
+        """The volatility cap: its multiplier times the cone's gradient."""
         cause = Cause(limit.name, limit.description, limit.scope, limit.tier)
-        sign = -1.0 if limit.sense == "min" else 1.0
-        if isinstance(limit, VolatilityCap):
-            add(cause, lam[0] * limit.gradient(h))
-            limit_value[limit.name] = np.full(n, limit.rhs[0])
-            continue
-        span = {"abs": (-1.0, 1.0), "pos": (0.0, 1.0), "neg": (-1.0, 0.0), "id": (0.0, 0.0)}[
-            limit.transform
-        ]
+        self.add(cause, lam[0] * limit.gradient(h))
+        self.limit_value[limit.name] = np.full(self.n, limit.rhs[0])
+
+    def add_limit(self, limit: LinearLimit, lam: np.ndarray, h: np.ndarray, w: np.ndarray) -> None:
+        """A block of linear rows: ``Aᵀλ`` times the transform's slope at the operand, and
+        at a kink the room its subgradient (the table's span) leaves."""
+        cause = Cause(limit.name, limit.description, limit.scope, limit.tier)
+        span = rule(limit.transform).span
         if not lam.any():  # most rows of most limits do not bind: nothing to attribute
-            add(cause, np.zeros(n), None, span)
-            if limit.A is None:
-                limit_value[limit.name] = sign * limit.rhs
-            else:
-                group[limit.name] = np.full(n, None, dtype=object)
-                limit_value[limit.name] = np.full(n, np.nan)
-            continue
-        v = h if limit.on == "h" else w
-        slope, kink = transform_slope(limit.transform, v, KINK_EPS)
+            self.add(cause, np.zeros(self.n), None, span)
+            self._limit_values(limit, None)
+            return
+        slope, kink = transform_slope(limit.transform, operand(limit.on, h, w, limit.h0), KINK_EPS)
         nonneg = limit.A is not None and (
             limit.transform != "id" or not limit.A.nnz or limit.A.data.min() >= 0
         )
+        pushes = None
         if limit.A is None:
             weight, weight_abs = lam, lam
         else:
             A, rows, push, weight, weight_abs = _limit_weights(limit.A, lam, nonneg)
+            pushes = (A, rows, push)
         force = weight * slope
         cap = np.where(kink, weight_abs, 0.0)
         if limit.on == "w":
-            # Pair forces as ticker-equivalent forces: Σ_p f_p / (2c_p) / H_i.
-            force = np.asarray(data.M @ (force * inv2c)) / H
-            cap = np.asarray(data.M @ (cap * inv2c)) / H
-        add(cause, force, cap, span)
+            force, cap = self.on_tickers(force), self.on_tickers(cap)
+        self.add(cause, force, cap, span)
+        self._limit_values(limit, pushes)
+
+    def _limit_values(
+        self,
+        limit: LinearLimit,
+        pushes: tuple[sp.csr_matrix, np.ndarray, np.ndarray] | None,
+    ) -> None:
+        """The limit value that applies to each name and, for rows over groups, the row
+        (sector, factor, sleeve) that pushes each name hardest (none where nothing binds)."""
+        sign = -1.0 if limit.sense == "min" else 1.0
         if limit.A is None:
-            limit_value[limit.name] = sign * limit.rhs
+            self.limit_value[limit.name] = sign * limit.rhs
+            return
+        if pushes is None:
+            self.group[limit.name] = np.full(self.n, None, dtype=object)
+            self.limit_value[limit.name] = np.full(self.n, np.nan)
+            return
+        A, rows, push = pushes
+        if limit.on == "w":
+            owner, top = _ticker_argmax(A, rows, push, self.data)
         else:
-            # The row that pushes each name hardest names its group (sector, factor, sleeve).
-            if limit.on == "w":
-                owner, top = _ticker_argmax(A, rows, push, data)
-            else:
-                owner, top = _argmax_by_column(rows, A.indices, push, n)
-            has = top > 0
-            labels = np.asarray(limit.labels, dtype=object)
-            owners = labels[owner].copy()
-            owners[~has] = None
-            group[limit.name] = owners
-            limit_value[limit.name] = np.where(has, sign * limit.rhs[owner], np.nan)
+            owner, top = _argmax_by_column(rows, A.indices, push, self.n)
+        has = top > 0
+        owners = np.asarray(limit.labels, dtype=object)[owner].copy()
+        owners[~has] = None
+        self.group[limit.name] = owners
+        self.limit_value[limit.name] = np.where(has, sign * limit.rhs[owner], np.nan)
 
-    risk = np.zeros(n)
-    scaled = gamma * risk_scale
-    if scaled > 0 and data.loadings is not None and data.factor_cov is not None:
-        f = data.loadings.T @ h
-        risk = 2.0 * scaled * (data.loadings @ (data.factor_cov @ f))
-    if data.specific_var is not None:
-        risk = risk + 2.0 * scaled * gamma_i * data.specific_var * h
-    add(Cause(RISK_AVERSION, "risk aversion", "portfolio", note=f"γ = {gamma:.3g}"), risk)
+    def add_risk(self, h: np.ndarray, gamma: float, gamma_i: np.ndarray, risk_scale: float) -> None:
+        """Risk aversion: the gradient of ``γ · risk_scale`` times the factor and specific
+        variance."""
+        data = self.data
+        risk = np.zeros(self.n)
+        scaled = gamma * risk_scale
+        if scaled > 0 and data.loadings is not None and data.factor_cov is not None:
+            f = data.loadings.T @ h
+            risk = 2.0 * scaled * (data.loadings @ (data.factor_cov @ f))
+        if data.specific_var is not None:
+            risk = risk + 2.0 * scaled * gamma_i * data.specific_var * h
+        self.add(Cause(RISK_AVERSION, "risk aversion", "portfolio", note=f"γ = {gamma:.3g}"), risk)
 
-    if costs:
-        trade = h - data.h0
+    def add_costs(self, h: np.ndarray, kappa: np.ndarray) -> None:
+        """Trading costs ``κ·|h − h0|``: kinked where a name does not trade."""
+        trade = h - self.data.h0
         kinked = np.abs(trade) <= KINK_EPS
-        add(
+        self.add(
             Cause(COSTS, "trading cost", "portfolio"),
             np.where(kinked, 0.0, kappa * np.sign(trade)),
             np.where(kinked, kappa, 0.0),
         )
 
-    F = np.column_stack(forces)
-    caps = np.column_stack(kink_cap)
-    lo_fracs = np.column_stack(kink_lo)
-    hi_fracs = np.column_stack(kink_hi)
-    residual = g - F.sum(axis=1)
-    # Fill the residual from the kinked terms whose subdifferential admits its sign, in
-    # proportion to their admissible room (at most all of it).
-    room = np.where(residual[:, None] > 0, hi_fracs * caps, -lo_fracs * caps)
-    total_room = room.sum(axis=1)
-    fraction = np.divide(np.abs(residual), total_room, out=np.zeros(n), where=total_room > 0)
-    F = F + np.sign(residual)[:, None] * room * np.minimum(fraction, 1.0)[:, None]
-    leftover = g - F.sum(axis=1)
-    causes.append(Cause(NUMERICAL, "solver tolerance", "portfolio"))
-    F = np.column_stack([F, leftover])
-    contributions = -F * H[:, None]
-    return Attribution(tuple(causes), contributions, deviation, limit_value, group)
+    def settle(self, deviation: np.ndarray) -> Attribution:
+        """The attribution: the KKT residual filled from the kinked terms whose
+        subdifferential admits its sign, in proportion to their admissible room (at most
+        all of it); what is left is the solver's tolerance."""
+        H, n = self.H, self.n
+        g = -deviation / H
+        F = np.column_stack(self.forces)
+        caps = np.column_stack(self.kink_cap)
+        lo_fracs = np.column_stack(self.kink_lo)
+        hi_fracs = np.column_stack(self.kink_hi)
+        residual = g - F.sum(axis=1)
+        room = np.where(residual[:, None] > 0, hi_fracs * caps, -lo_fracs * caps)
+        total_room = room.sum(axis=1)
+        fraction = np.divide(np.abs(residual), total_room, out=np.zeros(n), where=total_room > 0)
+        F = F + np.sign(residual)[:, None] * room * np.minimum(fraction, 1.0)[:, None]
+        leftover = g - F.sum(axis=1)
+        causes = (*self.causes, Cause(NUMERICAL, "solver tolerance", "portfolio"))
+        F = np.column_stack([F, leftover])
+        contributions = -F * H[:, None]
+        return Attribution(causes, contributions, deviation, self.limit_value, self.group)
 
 
 def _limit_weights(
@@ -420,6 +461,17 @@ def reasons(
         return out
     sentence = {} if sentences is None else sentences
     names = np.array(sorted({int(rows[k]) for k in todo} - sentence.keys()), dtype=int)
+    sentence.update(_explanations(attribution, names))
+    for k in todo:
+        label = labels_l[k]
+        lead = label if label != REJECTED else "REJECTED, no trade toward the proposal,"
+        out[k] = f"{lead} by {sentence[int(rows[k])]}: {moves[k]}"
+    return out
+
+
+def _explanations(attribution: Attribution, names: np.ndarray) -> dict[int, str]:
+    """Each name's explanation: its main cause, then the other causes with ≥ 5% of the
+    push, largest first."""
     dom = attribution.dominant()[names]
     shares = attribution.pushes[names]
     # The other causes with ≥ 5% of the push, largest first, as one flat list cut per name.
@@ -433,7 +485,17 @@ def reasons(
         for j, x in zip(cause_of.tolist(), shares[row, cause_of].tolist(), strict=True)
     ]
     ends = np.cumsum(other.sum(axis=1)).tolist()
-    # The main cause's words, written cause by cause for the names it dominates.
+    main = _main_causes(attribution, names, dom)
+    starts = [0, *ends][: len(ends)]
+    return {
+        i: m + (f" with {', '.join(other_texts[a:b])}" if b > a else "")
+        for i, m, a, b in zip(names.tolist(), main.tolist(), starts, ends, strict=True)
+    }
+
+
+def _main_causes(attribution: Attribution, names: np.ndarray, dom: np.ndarray) -> np.ndarray:
+    """The main cause's words for each name, written cause by cause for the names it
+    dominates: its description, the group that binds and the value that bound."""
     main = np.empty(len(names), dtype=object)
     for d in np.unique(dom).tolist():
         at_rows = np.flatnonzero(dom == d)
@@ -459,19 +521,7 @@ def reasons(
             else f"{description}{'' if g is None else f' {g}'} ({key}{f' {s}' if s else ''})"
             for g, s in zip(groups, shown, strict=True)
         ]
-    # Each name's sentence: its main cause, then the others.
-    starts = [0, *ends][: len(ends)]
-    sentence.update(
-        {
-            i: m + (f" with {', '.join(other_texts[a:b])}" if b > a else "")
-            for i, m, a, b in zip(names.tolist(), main.tolist(), starts, ends, strict=True)
-        }
-    )
-    for k in todo:
-        label = labels_l[k]
-        lead = label if label != REJECTED else "REJECTED, no trade toward the proposal,"
-        out[k] = f"{lead} by {sentence[int(rows[k])]}: {moves[k]}"
-    return out
+    return main
 
 
 def attribution_details(

@@ -27,7 +27,7 @@ from riskopt.constraints import FAMILIES
 from riskopt.constraints.base import (
     NO_LIMIT,
     HardBound,
-    LinearLimit,
+    Limit,
     ProgramData,
     box_duals_by_bound,
 )
@@ -309,7 +309,7 @@ def _gate(
     else:
         gamma_i = _name_gamma(name_risk_aversion, data)
 
-    limits: list[LinearLimit] = []
+    limits: list[Limit] = []
     bounds: list[HardBound] = []
     for family in FAMILIES:
         limits.extend(family.limits(cs, data))
@@ -453,7 +453,7 @@ class _Gated:
     debate: DebateResult | None
     attribution: Attribution
     labelled: _Labelled
-    limits: list[LinearLimit]
+    limits: list[Limit]
     bounds: list[HardBound]
     solved: Solved | None
     h_star: np.ndarray
@@ -784,7 +784,7 @@ def _accuracy_problem(solved: Solved, box: _Box) -> str | None:
 def _exact_if_proposal_optimal(
     solved: Solved,
     data: ProgramData,
-    limits: list[LinearLimit],
+    limits: list[Limit],
     box: _Box,
     *,
     gamma: float,
@@ -821,7 +821,7 @@ def _exact_if_proposal_optimal(
     )
 
 
-def _breaches(limits: list[LinearLimit], h: np.ndarray, w: np.ndarray) -> list[dict[str, Any]]:
+def _breaches(limits: list[Limit], h: np.ndarray, w: np.ndarray) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for limit in limits:
         if limit.preference:
@@ -849,7 +849,7 @@ def _breaches(limits: list[LinearLimit], h: np.ndarray, w: np.ndarray) -> list[d
 
 
 def _binding(
-    limits: list[LinearLimit], bounds: list[HardBound], solved: Solved, data: ProgramData
+    limits: list[Limit], bounds: list[HardBound], solved: Solved, data: ProgramData
 ) -> pd.DataFrame:
     """Policy rows and hard bounds with a multiplier above :data:`DUAL_TOL`, largest
     first (built from arrays: one frame, not one per limit)."""
@@ -916,7 +916,7 @@ def _empty_binding() -> pd.DataFrame:
 
 
 def _derisk_fallback(
-    data: ProgramData, limits: list[LinearLimit], lo: np.ndarray, hi: np.ndarray
+    data: ProgramData, limits: list[Limit], lo: np.ndarray, hi: np.ndarray
 ) -> np.ndarray:
     """Keep every position, cut those above their per-name cap as far as the box allows.
 
@@ -925,7 +925,7 @@ def _derisk_fallback(
     """
     cap = np.full(data.n, np.inf)
     for limit in limits:
-        if limit.A is None and limit.transform == "abs":
+        if limit.A is None and limit.transform == "abs" and limit.on == "h":
             cap = np.minimum(cap, limit.rhs)
     target = np.sign(data.h0) * np.minimum(np.abs(data.h0), cap)
     return np.clip(target, lo, hi)
@@ -948,7 +948,7 @@ class _Lots(NamedTuple):
 
 
 def _round_lots(
-    prepared: PreparedInputs, box: _Box, h: np.ndarray, w: np.ndarray, limits: list[LinearLimit]
+    prepared: PreparedInputs, box: _Box, h: np.ndarray, w: np.ndarray, limits: list[Limit]
 ) -> _Lots:
     """Round each ticker's trade to whole lots (never beyond a cap the solve kept), then
     split it among its sleeves in whole lots that keep every pair in its box."""
@@ -1000,7 +1000,7 @@ def _round_lots(
 
 
 def _lots_back_under(
-    limits: list[LinearLimit],
+    limits: list[Limit],
     solved: tuple[np.ndarray, np.ndarray],
     shares: np.ndarray,
     prepared: PreparedInputs,
@@ -1041,17 +1041,17 @@ def _lots_back_under(
     return shares
 
 
-def _worsened(limits: list[LinearLimit], h: np.ndarray, rounded: np.ndarray, w: np.ndarray) -> bool:
+def _worsened(limits: list[Limit], h: np.ndarray, rounded: np.ndarray, w: np.ndarray) -> bool:
     """Whether rounding ``h`` takes any ticker-level policy row further past its limit."""
     return any(
         np.any(limit.residual(rounded, w) > limit.residual(h, w) + 1e-12)
         for limit in limits
-        if limit.on == "h"
+        if limit.on != "w"  # ticker weights, or the trade h − h0
     )
 
 
 def _rounding_breaches(
-    limits: list[LinearLimit],
+    limits: list[Limit],
     solved: tuple[np.ndarray, np.ndarray],
     rounded: tuple[np.ndarray, np.ndarray],
 ) -> list[dict[str, Any]]:

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+import riskopt.optimizer.assembly
+import riskopt.optimizer.clarabel_program
 import riskopt.optimizer.program
 from riskopt.constraints import FAMILIES
 from riskopt.constraints.base import ProgramData
@@ -341,7 +343,7 @@ def test_large_programs_are_factored_with_faer_to_the_same_answer(
 ) -> None:
     """From ``FAER_FROM`` names Clarabel factors its KKT system with faer, not QDLDL: the
     same program, the same answer (to far below the gate's tolerance)."""
-    import riskopt.optimizer.program as module
+    import riskopt.optimizer.clarabel_program as module
 
     program = _program(150, 3)
     methods: list[str] = []
@@ -368,7 +370,7 @@ def test_a_clarabel_without_faer_factors_with_qdldl(monkeypatch: pytest.MonkeyPa
     without faer solves a large program with QDLDL, once, to the same answer."""
     import clarabel
 
-    import riskopt.optimizer.program as module
+    import riskopt.optimizer.clarabel_program as module
 
     assert module._can_factor("qdldl") and module._can_factor("faer")
     assert not module._can_factor("no-such-method")
@@ -397,7 +399,7 @@ def test_a_small_books_group_rows_read_one_sum_per_group(monkeypatch: pytest.Mon
     values, structure = program.values, program.structure
     assert values is not None and structure.n < riskopt.optimizer.program.NARROW_SUMS_BELOW
     narrow = ClarabelProgram(structure)
-    monkeypatch.setattr(riskopt.optimizer.program, "NARROW_SUMS_BELOW", 0)
+    monkeypatch.setattr(riskopt.optimizer.assembly, "NARROW_SUMS_BELOW", 0)
     wide = ClarabelProgram(structure)
     a_narrow, a_wide = narrow.assemble(values), wide.assemble(values)
     assert a_wide.sums <= 2  # only the book's own sums, Σh and Σ|h|
@@ -413,12 +415,12 @@ def test_a_small_books_group_rows_read_one_sum_per_group(monkeypatch: pytest.Mon
 
 
 def test_clarabel_reads_the_program_as_lists_to_the_same_answer() -> None:
-    """The program goes to Clarabel as Python lists (:class:`riskopt.optimizer.program._Lists`):
+    """The program goes to Clarabel as Python lists (:class:`riskopt.optimizer.clarabel_program._Lists`):
     the very solution the scipy matrices themselves give, to the last bit; and a matrix
     that is not in canonical form (unsorted rows) is still read as the same matrix."""
     import clarabel
 
-    from riskopt.optimizer.program import TOLERANCE, _clarabel, _Lists
+    from riskopt.optimizer.clarabel_program import TOLERANCE, _clarabel, _Lists
 
     program = _program(150, 11)
     assert program.values is not None
@@ -521,7 +523,7 @@ def test_an_answer_short_of_the_tolerance_is_solved_again_as_before(
     and its slacks are read in weight."""
     from types import SimpleNamespace
 
-    from riskopt.optimizer.program import ACCEPTED_TOLERANCE, TOLERANCE, _clarabel
+    from riskopt.optimizer.clarabel_program import ACCEPTED_TOLERANCE, TOLERANCE, _clarabel
 
     program = _program(150, 5, **{"position.max_weight": 0.004, "trading.max_trade_pct_adv": 0.002})
     assert program.values is not None
@@ -533,7 +535,7 @@ def test_an_answer_short_of_the_tolerance_is_solved_again_as_before(
             return SimpleNamespace(status="InsufficientProgress")
         return _clarabel(data, cones, max_iters, **options)
 
-    monkeypatch.setattr(riskopt.optimizer.program, "_clarabel", first_stops_short)
+    monkeypatch.setattr(riskopt.optimizer.clarabel_program, "_clarabel", first_stops_short)
     solved = ClarabelProgram(program.structure).solve(program.values, max_iters=500)
     monkeypatch.undo()
 
@@ -562,7 +564,7 @@ def test_an_answer_short_of_the_tolerance_is_solved_again_as_before(
 def test_meets_reads_the_residuals_and_the_gap_as_clarabel_does() -> None:
     from types import SimpleNamespace
 
-    from riskopt.optimizer.program import _meets
+    from riskopt.optimizer.clarabel_program import _meets
 
     def answer(p: float, d: float, r_prim: float = 1e-12, r_dual: float = 1e-12) -> Any:
         return SimpleNamespace(obj_val=p, obj_val_dual=d, r_prim=r_prim, r_dual=r_dual)
@@ -596,7 +598,7 @@ def test_a_later_retry_never_replaces_a_better_earlier_answer(
 ) -> None:
     """No attempt meets CHAIN_TOLERANCE: the answer is the attempt with the smallest
     residual (the first here, 2e-9), not the last (4e-6), and it says it is inaccurate."""
-    from riskopt.optimizer.program import OPTIMAL_INACCURATE, _clarabel
+    from riskopt.optimizer.clarabel_program import OPTIMAL_INACCURATE, _clarabel
 
     program = _program(60, 5)
     assert program.values is not None
@@ -612,7 +614,7 @@ def test_a_later_retry_never_replaces_a_better_earlier_answer(
         first.append(np.asarray(fake.x)[data.h])
         return fake
 
-    monkeypatch.setattr(riskopt.optimizer.program, "_clarabel", stops_short)
+    monkeypatch.setattr(riskopt.optimizer.clarabel_program, "_clarabel", stops_short)
     solved = ClarabelProgram(program.structure).solve(program.values, max_iters=500)
     monkeypatch.undo()
     assert len(first) == 4  # every attempt was made
@@ -623,7 +625,7 @@ def test_a_later_retry_never_replaces_a_better_earlier_answer(
 def test_an_answer_that_meets_the_tolerance_late_is_optimal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from riskopt.optimizer.program import _clarabel
+    from riskopt.optimizer.clarabel_program import _clarabel
 
     program = _program(60, 5)
     assert program.values is not None
@@ -635,7 +637,7 @@ def test_an_answer_that_meets_the_tolerance_late_is_optimal(
         r_prim = 2e-7 if len(calls) == 1 else 5e-11  # the second meets 1e-10
         return _short_of_tolerance(real, status="AlmostSolved", r_prim=r_prim)
 
-    monkeypatch.setattr(riskopt.optimizer.program, "_clarabel", second_meets)
+    monkeypatch.setattr(riskopt.optimizer.clarabel_program, "_clarabel", second_meets)
     solved = ClarabelProgram(program.structure).solve(program.values, max_iters=500)
     monkeypatch.undo()
     assert len(calls) == 2 and solved.status == "optimal"
@@ -647,7 +649,7 @@ def test_an_answer_short_of_clarabels_tolerance_but_within_the_chains_is_optimal
 ) -> None:
     """Every attempt ends at 1.5e-10, short of Clarabel's own 1e-10 but within the 1e-9 the
     chain asks of every solver: that answer is the chain's, not a less accurate SCS's."""
-    from riskopt.optimizer.program import OPTIMAL, _clarabel
+    from riskopt.optimizer.clarabel_program import OPTIMAL, _clarabel
 
     program = _program(60, 5)
     assert program.values is not None
@@ -656,7 +658,7 @@ def test_an_answer_short_of_clarabels_tolerance_but_within_the_chains_is_optimal
         real = _clarabel(data, cones, max_iters, **options)
         return _short_of_tolerance(real, status="AlmostSolved", r_prim=1.5e-10, shift=0.0)
 
-    monkeypatch.setattr(riskopt.optimizer.program, "_clarabel", short)
+    monkeypatch.setattr(riskopt.optimizer.clarabel_program, "_clarabel", short)
     solved = ClarabelProgram(program.structure).solve(program.values, max_iters=500)
     monkeypatch.undo()
     assert solved.status == OPTIMAL and solved.residual == pytest.approx(1.5e-10)

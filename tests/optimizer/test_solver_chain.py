@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import riskopt.optimizer.program
+import riskopt.optimizer.clarabel_program
 from riskopt.constraints.config import ConstraintSet
 from riskopt.data.synthetic import make_universe
 from riskopt.optimizer import rebalance
@@ -25,12 +25,12 @@ def test_the_next_solver_in_the_shipped_chain_rescues_a_failed_clarabel(
     expected = rebalance(
         universe.book, universe.decisions, cs, state="NORMAL", risk_aversion=1.0, cache=None
     )
-    real = riskopt.optimizer.program._clarabel_solver
+    real = riskopt.optimizer.clarabel_program._clarabel_solver
 
     def two_iterations(data: Any, cones: Any, max_iters: int, **options: Any) -> Any:
         return real(data, cones, 2, **options)
 
-    monkeypatch.setattr(riskopt.optimizer.program, "_clarabel_solver", two_iterations)
+    monkeypatch.setattr(riskopt.optimizer.clarabel_program, "_clarabel_solver", two_iterations)
     result = rebalance(
         universe.book,
         universe.decisions,
