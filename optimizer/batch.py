@@ -69,6 +69,7 @@ from riskopt.constraints.states import BlackSwanState
 from riskopt.data.book import Book
 from riskopt.data.config_files import read_config_text
 from riskopt.data.contracts import DECISION_COLUMNS, check_decision_columns
+from riskopt.optimizer.fallback import error_line
 from riskopt.optimizer.rebalance import degraded_result, rebalance, rebalance_summary
 from riskopt.optimizer.result import DEGRADED, FALLBACK, BookSummary, RebalanceResult
 
@@ -191,7 +192,7 @@ def _kept(result: RebalanceResult, keep: str) -> Outcome:
 
 def failed_result(job: Job, err: BaseException, *, store: str | None = None) -> RebalanceResult:
     """The ``DEGRADED`` result of a book whose gate raised: no new risk, reason given."""
-    reason = f"book failed ({type(err).__name__}: {_one_line(err)})"
+    reason = f"book failed ({type(err).__name__}: {error_line(err)})"
     try:
         decisions = check_decision_columns(_decisions(job.decisions))
     except Exception:
@@ -199,16 +200,17 @@ def failed_result(job: Job, err: BaseException, *, store: str | None = None) -> 
         decisions = pd.DataFrame(columns=[*DECISION_COLUMNS, "confidence"])
     as_of = job.book.as_of if isinstance(job.book, Book) else None
     try:
-        result = degraded_result(decisions, reason, run_id=job.run_id, store=store, as_of=as_of)
+        return degraded_result(
+            decisions, reason, run_id=job.run_id, store=store, as_of=as_of, error=err
+        )
     except Exception as store_err:  # e.g. the database is down as well
-        result = degraded_result(
+        return degraded_result(
             decisions,
-            f"{reason}; not stored ({type(store_err).__name__}: {_one_line(store_err)})",
+            f"{reason}; not stored ({type(store_err).__name__}: {error_line(store_err)})",
             run_id=job.run_id,
             as_of=as_of,
+            error=err,
         )
-    result.run.warnings.append(f"error: {_one_line(err)}")
-    return result
 
 
 def rebalance_many(
@@ -288,9 +290,8 @@ def rebalance_many(
         results[index] = result
         if result.run.status in (FALLBACK, DEGRADED):
             failures += 1
-            errors_in = [w for w in result.run.warnings if w.startswith("error: ")]
-            if errors_in:
-                errors[result.run.run_id] = errors_in[0][len("error: ") :]
+            if result.run.error is not None:
+                errors[result.run.run_id] = result.run.error
         bar.update(1)
         bar.set_postfix(failed=failures, refresh=False)
 
@@ -616,14 +617,6 @@ def _decisions(value: pd.DataFrame | str | Path) -> pd.DataFrame:
     from riskopt.data.loaders import load_decisions
 
     return load_decisions(value)
-
-
-def _one_line(err: BaseException) -> str:
-    one_line = getattr(err, "one_line", None)
-    text = " ".join(str(one_line() if callable(one_line) else err).split())
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return text or type(err).__name__
 
 
 def jobs_from_manifest(path: str | Path) -> list[Job]:

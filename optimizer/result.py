@@ -102,6 +102,10 @@ class RunInfo:
     and, when estimated, the settings used and the number of dates fitted on."""
     version: str = __version__
     """The riskopt version that made the run (``riskopt.__version__``)."""
+    error: str | None = None
+    """Why the run failed, on one line, when its gate raised (the run is then ``DEGRADED``)."""
+    error_type: str | None = None
+    """The name of the exception that made the run fail (``None`` when it did not)."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
