@@ -18,7 +18,7 @@ from riskopt.data.book import Book
 from riskopt.data.contracts import check_decision_columns
 from riskopt.data.errors import ValidationError
 from riskopt.optimizer.result import DEGRADED, TARGET_COLUMNS, RebalanceResult, RunInfo
-from riskopt.optimizer.tables import ACTION_COLUMNS, empty_binding, rejected_action
+from riskopt.optimizer.tables import ACTION_COLUMNS, by_ticker, empty_binding, rejected_action
 
 log = logging.getLogger("riskopt")
 
@@ -135,7 +135,7 @@ def degraded_result(
         error=None if error is None else error_line(error),
         error_type=None if error is None else type(error).__name__,
     )
-    targets = pd.DataFrame(columns=list(TARGET_COLUMNS))
+    targets = by_ticker(pd.DataFrame(columns=list(TARGET_COLUMNS)))
     result = RebalanceResult(
         run=run,
         targets=targets,

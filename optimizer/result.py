@@ -134,7 +134,8 @@ def gamma_meaning(gamma: float) -> str:
 class RebalanceResult:
     """Final targets of one rebalance, with every decision labelled and explained.
 
-    ``targets`` has one row per ticker, ordered by execution ``priority`` (1 first);
+    ``targets`` has one row per ticker, indexed by ticker (its ``ticker`` column too),
+    ordered by execution ``priority`` (1 first);
     ``sleeve_targets`` one row per (strategy, ticker); ``actions`` one row per decision
     plus one per name the gate changed without a decision; ``binding`` the policy rows
     and hard bounds with a positive multiplier; ``attribution`` each name's deviation

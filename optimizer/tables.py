@@ -238,7 +238,7 @@ def targets_table(
             "risk_reasoning_summary": string_column(texts[first]),
         }
     )
-    return _with_carried(targets, prepared.unpriced_holdings)
+    return by_ticker(_with_carried(targets, prepared.unpriced_holdings))
 
 
 def priority_of(prepared: PreparedInputs, lots: Lots, state: str) -> np.ndarray:
@@ -254,6 +254,14 @@ def priority_of(prepared: PreparedInputs, lots: Lots, state: str) -> np.ndarray:
     return execution_priority(
         data.tickers, prepared.current_shares, lots.shares, data.adv_shares, conf, risk_removed
     )
+
+
+def by_ticker(targets: pd.DataFrame) -> pd.DataFrame:
+    """``targets`` indexed by its ``ticker`` column. The index is left unnamed: the column
+    stays (the CSV and the store read it), and a level of the same name would make
+    ``sort_values("ticker")`` and ``merge(on="ticker")`` ambiguous."""
+    targets.index = pd.Index(targets["ticker"], dtype=targets["ticker"].dtype).rename(None)
+    return targets
 
 
 def _with_carried(targets: pd.DataFrame, unpriced: pd.DataFrame) -> pd.DataFrame:

@@ -83,3 +83,12 @@ def test_calmer_optimum_is_the_calmer_runs_solution(sample: tuple[Book, pd.DataF
     solved = normal.dropna(subset=["solved_weight"])
     assert list(tickers) == solved["ticker"].tolist()
     assert (h == solved["solved_weight"].to_numpy(dtype=float)).all()
+
+
+def test_targets_are_indexed_by_ticker(sample: tuple[Book, pd.DataFrame]) -> None:
+    book, decisions = sample
+    targets = rebalance(book, decisions, state="NORMAL", risk_aversion=1.0).targets
+    assert targets.index.tolist() == targets["ticker"].tolist()
+    assert targets.index.is_unique
+    assert targets.loc["MAT00075", "ticker"] == "MAT00075"
+    assert targets.sort_values("ticker")["ticker"].is_monotonic_increasing  # not ambiguous
