@@ -419,6 +419,7 @@ class Gated:
     solved_at: float
 
     def _finished(self) -> None:
+        """Close the run's timings: what came after the solve, and the total."""
         now = time.perf_counter()
         self.run.timings["diff"] = now - self.solved_at
         self.run.timings["total"] = now - self.started

@@ -84,6 +84,7 @@ def binding_table(
 
 
 def empty_binding() -> pd.DataFrame:
+    """The binding table with no row (its columns and kinds)."""
     return pd.DataFrame(
         {
             c: pd.Series(dtype=t)
