@@ -53,6 +53,7 @@ def test_emergency_run_builds_tables_once_and_solves_each_state(
     monkeypatch.setattr(gate_module, "build_tables", counted_tables)
     monkeypatch.setattr(gate_module, "solve", counted_solve)
     result = rebalance(book, decisions, state="EMERGENCY")
+    assert result.run.state == "EMERGENCY"
     assert tables == ["EMERGENCY"]  # the calmer states build none
     assert len(solves) == 3  # EMERGENCY, and its envelope's ELEVATED and NORMAL
 
