@@ -485,11 +485,8 @@ def run_pickled_jobs(
 
     Dask would serialize a list of jobs item by item, and each book's and result's frames
     one by one, on the client's event loop, which shares the cores with the workers; one
-    ``pickle`` of the whole list each way costs it less. On a running two-worker cluster,
-    400 books of 300 names with ``keep="summaries"`` took the client process 0.6–0.9 s of
-    CPU against 1.1–1.7 s (interleaved runs; the batch's wall time moved within the
-    machine's noise); with full results, whose 535 kB each the client unpickles either
-    way, 2.2–2.7 s against 2.8–3.0 s."""
+    ``pickle`` of the whole list each way costs it less (``benchmarks/README.md``, "One
+    pickle per Dask task")."""
     return _pickled(run_jobs(pickle.loads(jobs), store, now, keep))
 
 

@@ -26,10 +26,10 @@ def _string_pool() -> pa.MemoryPool:
 
 
 STRING_POOL = _string_pool()
-"""Where the result tables' text columns are allocated. pandas stores text in Arrow
-buffers from pyarrow's default pool, mimalloc, which on a fresh process now and then took
-25 ms to place one 3 MB column (``details_json`` at N = 2,000: 3–4 ms otherwise); jemalloc
-placed it in 3 ms every time. Only these columns use it: nothing global changes."""
+"""Where the result tables' text columns are allocated: jemalloc, which places a large
+text column (``details_json``) in steady time where pyarrow's default pool now and then
+stalls on a fresh process (``benchmarks/README.md``, "Text columns' memory pool"). Only
+these columns use it: nothing global changes."""
 
 
 def string_column(values: list[Any] | np.ndarray) -> pd.api.extensions.ExtensionArray:
