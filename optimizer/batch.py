@@ -69,6 +69,7 @@ from riskopt.constraints.states import BlackSwanState
 from riskopt.data.book import Book
 from riskopt.data.config_files import read_config_text
 from riskopt.data.contracts import DECISION_COLUMNS, check_decision_columns
+from riskopt.optimizer.fallback import error_line
 from riskopt.optimizer.rebalance import degraded_result, rebalance, rebalance_summary
 from riskopt.optimizer.result import DEGRADED, FALLBACK, BookSummary, RebalanceResult
 
@@ -191,7 +192,7 @@ def _kept(result: RebalanceResult, keep: str) -> Outcome:
 
 def failed_result(job: Job, err: BaseException, *, store: str | None = None) -> RebalanceResult:
     """The ``DEGRADED`` result of a book whose gate raised: no new risk, reason given."""
-    reason = f"book failed ({type(err).__name__}: {_one_line(err)})"
+    reason = f"book failed ({type(err).__name__}: {error_line(err)})"
     try:
         decisions = check_decision_columns(_decisions(job.decisions))
     except Exception:
@@ -199,16 +200,17 @@ def failed_result(job: Job, err: BaseException, *, store: str | None = None) -> 
         decisions = pd.DataFrame(columns=[*DECISION_COLUMNS, "confidence"])
     as_of = job.book.as_of if isinstance(job.book, Book) else None
     try:
-        result = degraded_result(decisions, reason, run_id=job.run_id, store=store, as_of=as_of)
+        return degraded_result(
+            decisions, reason, run_id=job.run_id, store=store, as_of=as_of, error=err
+        )
     except Exception as store_err:  # e.g. the database is down as well
-        result = degraded_result(
+        return degraded_result(
             decisions,
-            f"{reason}; not stored ({type(store_err).__name__}: {_one_line(store_err)})",
+            f"{reason}; not stored ({type(store_err).__name__}: {error_line(store_err)})",
             run_id=job.run_id,
             as_of=as_of,
+            error=err,
         )
-    result.run.warnings.append(f"error: {_one_line(err)}")
-    return result
 
 
 def rebalance_many(
@@ -252,13 +254,38 @@ def rebalance_many(
         (:func:`~riskopt.optimizer.rebalance.rebalance_summary`): a sweep's mode, about a
         quarter less time per book.
     """
+    job_list = _checked_jobs(jobs, keep, batch_id)
+    now = now or dt.datetime.now(dt.UTC)
+    if store is not None:
+        from riskopt.data.storage import engine_for
+
+        # Bring the schema to head once, here, rather than racing from every worker.
+        engine_for(store).dispose()
+    workers = max(1, workers or os.cpu_count() or 1)
+    start = time.perf_counter()
+    tally = _Tally(job_list, store, keep, progress)
+    try:
+        engine, workers = _run_on(executor, job_list, tally, store, now, keep, workers)
+    finally:
+        tally.bar.close()
+    return BatchResult(
+        results=tally.finished(),
+        seconds=time.perf_counter() - start,
+        engine=engine,
+        workers=workers,
+        errors=tally.errors,
+    )
+
+
+def _checked_jobs(jobs: Iterable[Job], keep: str, batch_id: str | None) -> list[Job]:
+    """The jobs as a list, each with a run id (``<batch_id>-<index>`` by default), unique;
+    a bad ``keep`` or a non-:class:`Job` item is an error."""
     if keep not in KEEP:
         raise ValueError(f"keep must be one of {KEEP}, got {keep!r}")
     job_list = list(jobs)
     bad = [i for i, job in enumerate(job_list) if not isinstance(job, Job)]
     if bad:
         raise TypeError(f"rebalance_many takes Job objects; items {bad[:5]} are not")
-    now = now or dt.datetime.now(dt.UTC)
     batch_id = batch_id or uuid.uuid4().hex[:8]
     job_list = [
         job if job.run_id else replace(job, run_id=f"{batch_id}-{i:05d}")
@@ -268,85 +295,84 @@ def rebalance_many(
     if len(set(run_ids)) != len(run_ids):
         dupes = sorted({r for r in run_ids if run_ids.count(r) > 1})
         raise ValueError(f"run ids must be unique within a batch: {dupes[:5]}")
-    if store is not None:
-        from riskopt.data.storage import engine_for
+    return job_list
 
-        # Bring the schema to head once, here, rather than racing from every worker.
-        engine_for(store).dispose()
-    workers = max(1, workers or os.cpu_count() or 1)
 
-    start = time.perf_counter()
-    results: list[Outcome | None] = [None] * len(job_list)
-    errors: dict[str, str] = {}
-    bar = tqdm(
-        total=len(job_list), unit="book", desc="rebalance", disable=not progress, file=sys.stderr
-    )
-    failures = 0
+class _Tally:
+    """A batch's results as they come in, its errors, and its progress bar."""
 
-    def done(index: int, result: Outcome) -> None:
-        nonlocal failures
-        results[index] = result
+    def __init__(self, jobs: list[Job], store: str | None, keep: str, progress: bool) -> None:
+        self.jobs, self.store, self.keep = jobs, store, keep
+        self.results: list[Outcome | None] = [None] * len(jobs)
+        self.errors: dict[str, str] = {}
+        self.failures = 0
+        self.bar = tqdm(
+            total=len(jobs), unit="book", desc="rebalance", disable=not progress, file=sys.stderr
+        )
+
+    def done(self, index: int, result: Outcome) -> None:
+        """Book ``index`` finished with ``result``."""
+        self.results[index] = result
         if result.run.status in (FALLBACK, DEGRADED):
-            failures += 1
-            errors_in = [w for w in result.run.warnings if w.startswith("error: ")]
-            if errors_in:
-                errors[result.run.run_id] = errors_in[0][len("error: ") :]
-        bar.update(1)
-        bar.set_postfix(failed=failures, refresh=False)
+            self.failures += 1
+            if result.run.error is not None:
+                self.errors[result.run.run_id] = result.run.error
+        self.bar.update(1)
+        self.bar.set_postfix(failed=self.failures, refresh=False)
 
-    def lost(index: int, err: BaseException) -> None:
+    def lost(self, index: int, err: BaseException) -> None:
         """The task itself failed (a dead worker, an unpicklable job)."""
-        done(index, _kept(failed_result(job_list[index], err, store=store), keep))
+        result = failed_result(self.jobs[index], err, store=self.store)
+        self.done(index, _kept(result, self.keep))
 
+    def finished(self) -> list[Outcome]:
+        """Every book's outcome, in job order."""
+        assert all(r is not None for r in self.results)
+        return [r for r in self.results if r is not None]
+
+
+def _run_on(
+    executor: Executor | Any | str | None,
+    jobs: list[Job],
+    tally: _Tally,
+    store: str | None,
+    now: dt.datetime,
+    keep: str,
+    workers: int,
+) -> tuple[str, int]:
+    """Run every job on ``executor`` (see :func:`rebalance_many`); returns the engine's
+    name and its number of workers."""
     # What every task runs: one book, or (on Dask) a few, with the batch's settings.
     one = functools.partial(run_job, store=store, now=now, keep=keep)
     few = functools.partial(run_pickled_jobs, store=store, now=now, keep=keep)
-    engine: str
-    try:
-        if executor == "serial":
-            engine = "serial"
-            workers = 1
-            for i, job in enumerate(job_list):
-                done(i, one(job))
-        elif executor is None or executor == "processes":
-            engine = "processes"
-            with ProcessPoolExecutor(max_workers=min(workers, max(1, len(job_list)))) as pool:
-                broken = _drain(pool.submit, one, job_list, done, lost)
-            _alone(broken, one, job_list, done, lost)
-        elif executor == "dask":
-            from distributed import Client
+    done, lost = tally.done, tally.lost
+    if executor == "serial":
+        for i, job in enumerate(jobs):
+            done(i, one(job))
+        return "serial", 1
+    if executor is None or executor == "processes":
+        with ProcessPoolExecutor(max_workers=min(workers, max(1, len(jobs)))) as pool:
+            broken = _drain(pool.submit, one, jobs, done, lost)
+        _alone(broken, one, jobs, done, lost)
+        return "processes", workers
+    if executor == "dask":
+        from distributed import Client
 
-            engine = "dask LocalCluster"
-            with local_cluster(workers) as cluster, Client(cluster) as client:
-                _drain_dask(
-                    client, few, job_list, done, lost, _chunk(len(job_list), workers), 4 * workers
-                )
-        elif _is_dask_client(executor):
-            engine = "dask"
-            dask_client: Any = executor
-            workers = len(dask_client.scheduler_info().get("workers", {})) or workers
-            _drain_dask(
-                executor, few, job_list, done, lost, _chunk(len(job_list), workers), 4 * workers
-            )
-        elif isinstance(executor, Executor):
-            engine = type(executor).__name__
-            workers = int(getattr(executor, "_max_workers", workers))
-            _alone(_drain(executor.submit, one, job_list, done, lost), one, job_list, done, lost)
-        else:
-            raise TypeError(
-                "executor must be None, 'serial', 'processes', 'dask', a "
-                f"concurrent.futures.Executor or a dask.distributed Client, got {executor!r}"
-            )
-    finally:
-        bar.close()
-    seconds = time.perf_counter() - start
-    assert all(r is not None for r in results)
-    return BatchResult(
-        results=[r for r in results if r is not None],
-        seconds=seconds,
-        engine=engine,
-        workers=workers,
-        errors=errors,
+        with local_cluster(workers) as cluster, Client(cluster) as client:
+            _drain_dask(client, few, jobs, done, lost, _chunk(len(jobs), workers), 4 * workers)
+        return "dask LocalCluster", workers
+    if _is_dask_client(executor):
+        dask_client: Any = executor
+        workers = len(dask_client.scheduler_info().get("workers", {})) or workers
+        _drain_dask(executor, few, jobs, done, lost, _chunk(len(jobs), workers), 4 * workers)
+        return "dask", workers
+    if isinstance(executor, Executor):
+        workers = int(getattr(executor, "_max_workers", workers))
+        _alone(_drain(executor.submit, one, jobs, done, lost), one, jobs, done, lost)
+        return type(executor).__name__, workers
+    raise TypeError(
+        "executor must be None, 'serial', 'processes', 'dask', a "
+        f"concurrent.futures.Executor or a dask.distributed Client, got {executor!r}"
     )
 
 
@@ -355,17 +381,11 @@ QUIET_WORKERS: dict[str, Any] = {
     "distributed.admin.tick.interval": "1s",
     "distributed.admin.system-monitor.interval": "5s",
 }
-"""Dask settings of the workers :func:`local_cluster` starts. A worker's event loop
-shares the GIL with the task it runs, and by default wakes often: the statistical
-profiler samples every running task's stack every 10 ms, the tick monitor runs every
-20 ms and the system monitor every 500 ms. A book is about 50 ms of mostly Python, so
-each wake-up stalls it: 400 books of 300 names took a median 50–52 ms a book on a
-two-worker cluster with the defaults and 47–48 ms with these (a single process takes
-46–47), and the batch 5–7% less time. What they cost: no profile in the dashboard (none
-is started), a blocked event loop noticed within a second rather than 20 ms, and
-coarser host-load plots. A cluster of your own can take them too:
-``with dask.config.set(QUIET_WORKERS): cluster = LocalCluster(...)``, or, for workers
-started from a shell, ``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``,
+"""Dask settings of the workers :func:`local_cluster` starts: no statistical profiler,
+and slower tick and system monitors, whose wake-ups would stall a book's Python for the
+GIL (measured in ``benchmarks/README.md``, "Quiet Dask workers"). A cluster of your own
+can take them too: ``with dask.config.set(QUIET_WORKERS): cluster = LocalCluster(...)``,
+or, for workers started from a shell, ``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``,
 ``DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL=1s`` and
 ``DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL=5s`` in their environment."""
 
@@ -465,11 +485,8 @@ def run_pickled_jobs(
 
     Dask would serialize a list of jobs item by item, and each book's and result's frames
     one by one, on the client's event loop, which shares the cores with the workers; one
-    ``pickle`` of the whole list each way costs it less. On a running two-worker cluster,
-    400 books of 300 names with ``keep="summaries"`` took the client process 0.6–0.9 s of
-    CPU against 1.1–1.7 s (interleaved runs; the batch's wall time moved within the
-    machine's noise); with full results, whose 535 kB each the client unpickles either
-    way, 2.2–2.7 s against 2.8–3.0 s."""
+    ``pickle`` of the whole list each way costs it less (``benchmarks/README.md``, "One
+    pickle per Dask task")."""
     return _pickled(run_jobs(pickle.loads(jobs), store, now, keep))
 
 
@@ -499,58 +516,89 @@ def _drain_dask(
     """
     from distributed import as_completed as dask_completed
 
-    groups = [list(range(i, min(i + chunk, len(jobs)))) for i in range(0, len(jobs), chunk)]
-    waiting = iter(groups)
-    group_of: dict[str, list[int]] = {}
-
-    retry: list[int] = []
-
-    def submit(count: int) -> list[Any]:
-        if count <= 0:
-            return []
-        batch: list[list[int]] = []
-        books: list[Any] = []
-        for group in waiting:
-            try:
-                books.append(_pickled([jobs[i] for i in group]))
-            except Exception:  # a job nothing can pickle: its group goes one by one, below
-                retry.extend(group)
-                continue
-            batch.append(group)
-            if len(batch) == count:
-                break
-        if not batch:
-            return []
-        try:  # one scatter per round: Dask deals its items round-robin over the workers
-            books = client.scatter(books, hash=False, timeout=SCATTER_WAIT)
-        except Exception:  # e.g. no worker up yet (an adaptive cluster starts with none):
-            pass  # the books ride in their tasks, which wait for a worker (and ask for one)
-        futures = client.map(
-            task,
-            books,
-            key=[f"riskopt-{jobs[group[0]].run_id}-{len(group)}" for group in batch],
-            pure=False,
-        )
-        group_of.update({future.key: group for future, group in zip(futures, batch, strict=True)})
-        return list(futures)
-
-    running = dask_completed(submit(ahead))
+    rounds = _DaskRounds(client, task, jobs, chunk)
+    running = dask_completed(rounds.submit(ahead))
     for future in running:
-        group = group_of.pop(future.key)
+        group = rounds.group_of.pop(future.key)
         try:
             results = pickle.loads(future.result())
         except Exception:  # KilledWorker, or its scattered books lost with their worker
-            retry.extend(group)
+            rounds.retry.extend(group)
         else:
             for i, result in zip(group, results, strict=True):
                 done(i, result)
         future.release()
-        if len(group_of) <= ahead // 2:
-            running.update(submit(ahead - len(group_of)))
-    # The books of a task that died, again one at a time and alone (inside the task's
-    # spec, not scattered): only the book that kills its worker fails, and no other
-    # book shares a worker with it meanwhile.
-    for i in sorted(retry):
+        if len(rounds.group_of) <= ahead // 2:
+            running.update(rounds.submit(ahead - len(rounds.group_of)))
+    _dask_alone(client, task, jobs, sorted(rounds.retry), done, lost)
+
+
+class _DaskRounds:
+    """The groups of books not yet sent, and the tasks in flight: each round scatters its
+    books to the workers and maps ``task`` over them."""
+
+    def __init__(
+        self, client: Any, task: Callable[[bytes], bytes], jobs: Sequence[Job], chunk: int
+    ) -> None:
+        self.client, self.task, self.jobs = client, task, jobs
+        groups = [list(range(i, min(i + chunk, len(jobs)))) for i in range(0, len(jobs), chunk)]
+        self.waiting = iter(groups)
+        self.group_of: dict[str, list[int]] = {}
+        """Each task in flight's books."""
+        self.retry: list[int] = []
+        """Books to run again, one per task."""
+
+    def _next(self, count: int) -> tuple[list[list[int]], list[Any]]:
+        """Up to ``count`` groups, each with its books pickled; a group that cannot be
+        pickled goes to :attr:`retry`, to run one by one."""
+        batch: list[list[int]] = []
+        books: list[Any] = []
+        for group in self.waiting:
+            try:
+                books.append(_pickled([self.jobs[i] for i in group]))
+            except Exception:  # a job nothing can pickle: its group goes one by one
+                self.retry.extend(group)
+                continue
+            batch.append(group)
+            if len(batch) == count:
+                break
+        return batch, books
+
+    def submit(self, count: int) -> list[Any]:
+        """Send up to ``count`` more tasks; returns their futures."""
+        if count <= 0:
+            return []
+        batch, books = self._next(count)
+        if not batch:
+            return []
+        try:  # one scatter per round: Dask deals its items round-robin over the workers
+            books = self.client.scatter(books, hash=False, timeout=SCATTER_WAIT)
+        except Exception:  # e.g. no worker up yet (an adaptive cluster starts with none):
+            pass  # the books ride in their tasks, which wait for a worker (and ask for one)
+        futures = self.client.map(
+            self.task,
+            books,
+            key=[f"riskopt-{self.jobs[group[0]].run_id}-{len(group)}" for group in batch],
+            pure=False,
+        )
+        self.group_of.update(
+            {future.key: group for future, group in zip(futures, batch, strict=True)}
+        )
+        return list(futures)
+
+
+def _dask_alone(
+    client: Any,
+    task: Callable[[bytes], bytes],
+    jobs: Sequence[Job],
+    indices: list[int],
+    done: Callable[[int, Outcome], None],
+    lost: Callable[[int, BaseException], None],
+) -> None:
+    """The books of a task that died, again one at a time and alone (inside the task's
+    spec, not scattered): only the book that kills its worker fails, and no other book
+    shares a worker with it meanwhile."""
+    for i in indices:
         try:
             single = client.submit(
                 task, _pickled([jobs[i]]), pure=False, key=f"riskopt-{jobs[i].run_id}-alone"
@@ -616,14 +664,6 @@ def _decisions(value: pd.DataFrame | str | Path) -> pd.DataFrame:
     from riskopt.data.loaders import load_decisions
 
     return load_decisions(value)
-
-
-def _one_line(err: BaseException) -> str:
-    one_line = getattr(err, "one_line", None)
-    text = " ".join(str(one_line() if callable(one_line) else err).split())
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return text or type(err).__name__
 
 
 def jobs_from_manifest(path: str | Path) -> list[Job]:

@@ -8,6 +8,7 @@ holdings carried unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -114,27 +115,92 @@ def _clusters(
     return labels.reindex(tickers).fillna("").astype(object).to_numpy(), None
 
 
+class _Pairs(NamedTuple):
+    """The program's names and (strategy, ticker) pairs, from holdings then decisions."""
+
+    tickers: np.ndarray
+    ticker_code: np.ndarray
+    """Each holding's, then each valid decision's, name (index into ``tickers``)."""
+    pair_of_row: np.ndarray
+    """Each holding's, then each valid decision's, pair."""
+    pair_ticker: np.ndarray
+    pair_strategy: np.ndarray
+
+
+class _Weights(NamedTuple):
+    """Per-pair and per-name positions before and as proposed."""
+
+    price: np.ndarray
+    qty: np.ndarray
+    shares: np.ndarray
+    w0: np.ndarray
+    w_tilde: np.ndarray
+    confidence: np.ndarray
+    has_decision: np.ndarray
+    decided_pair: np.ndarray
+    M: sp.csr_matrix
+    h0: np.ndarray
+
+
+class _Risk(NamedTuple):
+    """The risk model on the program's names (all ``None`` without one)."""
+
+    loadings: np.ndarray | None
+    factor_cov: np.ndarray | None
+    specific: np.ndarray | None
+    factors: tuple[str, ...]
+
+
 def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedInputs:
     """Align book and valid decisions on the program's names and sleeve pairs."""
     d = triage_decisions(decisions, book, cs)
     market = book.market
     warnings = list(book.warnings)  # what building the book set aside (future rows)
+    pos, unpriced = _priced_holdings(book, warnings)
+    is_valid = d["reject_reason"].isna().to_numpy()
+    valid = d[is_valid]
+    pairs = _pairs(pos, valid)
+    n = len(pairs.tickers)
+    rows = market.index.get_indexer(pd.Index(pairs.tickers)) if n else np.zeros(0, dtype=np.intp)
+    weights = _weights(book, pos, valid, pairs, rows)
+    risk = _risk(book, pairs.tickers, rows, warnings)
+    cluster, cluster_warning = _clusters(
+        book, cs, pairs.tickers, market["cluster"].to_numpy()[rows]
+    )
+    if cluster_warning:
+        warnings.append(cluster_warning)
+    data = _program_data(book, pairs, rows, weights, risk, cluster)
+    _check_fits(book, cs, cluster)
+    warnings.extend(book_warnings(cs, tickers=set(market.index.astype(str).tolist())))
+    pair = np.full(len(d), -1, dtype=int)
+    pair[is_valid] = weights.decided_pair
+    d["pair"] = pair
+    return PreparedInputs(
+        data=data,
+        decisions=d,
+        unpriced_holdings=unpriced,
+        warnings=tuple(warnings),
+        current_shares=weights.shares,
+        pair_shares=weights.qty,
+    )
 
+
+def _priced_holdings(book: Book, warnings: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The holdings with a valid price, and those without (carried unchanged, warned of)."""
     pos = book.positions
-    priced = market["price"].reindex(pos["ticker"]).to_numpy(dtype=float) > 0
+    priced = book.market["price"].reindex(pos["ticker"]).to_numpy(dtype=float) > 0
     unpriced = pos.loc[~priced].copy()
     if len(unpriced):
         warnings.append(
             "holdings without a valid price are carried unchanged and left out of the "
             f"program: {', '.join(sorted(set(unpriced['ticker'])))}"
         )
-    pos = pos.loc[priced]
-    is_valid = d["reject_reason"].isna().to_numpy()
-    valid = d[is_valid]
+    return pos.loc[priced], unpriced
 
-    # Pairs (strategy, ticker) from holdings and valid decisions, as integer codes:
-    # sorted by strategy then ticker, as strings sort.
-    held = len(pos)
+
+def _pairs(pos: pd.DataFrame, valid: pd.DataFrame) -> _Pairs:
+    """Pairs (strategy, ticker) from holdings and valid decisions, as integer codes:
+    sorted by strategy then ticker, as strings sort."""
     strategy_col = np.concatenate(
         [pos["strategy_id"].to_numpy(dtype=str), valid["strategy_id"].to_numpy(dtype=str)]
     )
@@ -147,59 +213,56 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
     pair_code, pair_of_row = np.unique(
         strategy_code.astype(np.int64) * max(n, 1) + ticker_code, return_inverse=True
     )
-    p = len(pair_code)
     pair_ticker = (pair_code % max(n, 1)).astype(np.intp)
     pair_strategy = strategy_names[pair_code // max(n, 1)].astype(object)
-    tickers = ticker_names.astype(object)
+    return _Pairs(ticker_names.astype(object), ticker_code, pair_of_row, pair_ticker, pair_strategy)
 
-    rows = market.index.get_indexer(pd.Index(tickers)) if n else np.zeros(0, dtype=np.intp)
 
-    def column(name: str) -> np.ndarray:
-        """The market's numeric ``name`` column on the program's names."""
-        return market[name].to_numpy(dtype=float)[rows]
-
-    # Sector and country labels of the whole market: the program's names', and the set
-    # a constraint set's overrides are checked against.
-    sector_of = market["sector"].astype(str).to_numpy(dtype=object)
-    country_of = market["country"].astype(str).to_numpy(dtype=object)
-
-    price = column("price")
+def _weights(
+    book: Book, pos: pd.DataFrame, valid: pd.DataFrame, pairs: _Pairs, rows: np.ndarray
+) -> _Weights:
+    """Current and proposed weights per pair, shares per pair and per name."""
+    n, p, held = len(pairs.tickers), len(pairs.pair_ticker), len(pos)
+    price = book.market["price"].to_numpy(dtype=float)[rows]
     # Holdings are one row per pair (the Book's contract); decisions too (triage).
     quantity = pos["quantity"].to_numpy(dtype=float)
-    qty = np.bincount(pair_of_row[:held], weights=quantity, minlength=p)
-    shares = np.bincount(ticker_code[:held], weights=quantity, minlength=n)
-    w0 = qty * price[pair_ticker] / book.nav
-    decided_pair = pair_of_row[held:]
+    qty = np.bincount(pairs.pair_of_row[:held], weights=quantity, minlength=p)
+    shares = np.bincount(pairs.ticker_code[:held], weights=quantity, minlength=n)
+    w0 = qty * price[pairs.pair_ticker] / book.nav
+    decided_pair = pairs.pair_of_row[held:]
     has_decision = np.zeros(p, dtype=bool)
     has_decision[decided_pair] = True
     w_tilde = w0.copy()
     w_tilde[decided_pair] = valid["target_weight"].to_numpy(dtype=float)
     confidence = np.zeros(p)
     confidence[decided_pair] = valid["confidence"].to_numpy(dtype=float)
-    M = sp.csr_matrix((np.ones(p), (pair_ticker, np.arange(p))), shape=(n, p))
+    M = sp.csr_matrix((np.ones(p), (pairs.pair_ticker, np.arange(p))), shape=(n, p))
     h0 = np.asarray(M @ w0)
+    return _Weights(price, qty, shares, w0, w_tilde, confidence, has_decision, decided_pair, M, h0)
 
-    loadings = factor_cov = specific = None
-    factors: tuple[str, ...] = ()
-    if book.risk_model is not None and n:
-        rm = book.risk_model
-        if rm.loadings.index.equals(market.index) and rm.specific_var.index.equals(market.index):
-            # A Book aligns its risk model on its market: the same rows. Column-major, as
-            # pandas hands it out, so that every product keeps its last bit.
-            loadings = np.asfortranarray(rm.loadings.to_numpy(dtype=float)[rows])
-            specific = rm.specific_var.to_numpy(dtype=float)[rows]
-        else:  # a model changed after validation: by label (a missing name raises)
-            loadings = rm.loadings.loc[tickers].to_numpy(dtype=float)
-            specific = rm.specific_var.loc[tickers].to_numpy(dtype=float)
-        factor_cov = rm.factor_cov.to_numpy(dtype=float)
-        factors = tuple(rm.factors)
-    elif book.risk_model is None:
+
+def _risk(book: Book, tickers: np.ndarray, rows: np.ndarray, warnings: list[str]) -> _Risk:
+    """The book's risk model on the program's names; without one, a warning."""
+    if book.risk_model is None:
         warnings.append("the book has no risk model: the risk-aversion terms are off")
+        return _Risk(None, None, None, ())
+    if not len(tickers):
+        return _Risk(None, None, None, ())
+    rm, market = book.risk_model, book.market
+    if rm.loadings.index.equals(market.index) and rm.specific_var.index.equals(market.index):
+        # A Book aligns its risk model on its market: the same rows. Column-major, as
+        # pandas hands it out, so that every product keeps its last bit.
+        loadings = np.asfortranarray(rm.loadings.to_numpy(dtype=float)[rows])
+        specific = rm.specific_var.to_numpy(dtype=float)[rows]
+    else:  # a model changed after validation: by label (a missing name raises)
+        loadings = rm.loadings.loc[tickers].to_numpy(dtype=float)
+        specific = rm.specific_var.loc[tickers].to_numpy(dtype=float)
+    return _Risk(loadings, rm.factor_cov.to_numpy(dtype=float), specific, tuple(rm.factors))
 
-    cluster, cluster_warning = _clusters(book, cs, tickers, market["cluster"].to_numpy()[rows])
-    if cluster_warning:
-        warnings.append(cluster_warning)
-    # Today's point of the NAV path is the book's NAV, whatever the history says for it.
+
+def _drawdowns(book: Book) -> tuple[float | None, dict[str, float]]:
+    """The book's drawdown (today's point of the NAV path is the book's NAV, whatever the
+    history says for it) and each strategy's."""
     history = book.nav_history
     nav_path = np.zeros(0)
     if len(history):
@@ -209,52 +272,65 @@ def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedI
     if book.strategy_nav is not None:
         for name in book.strategy_nav.columns:
             strategy_dd[str(name)] = drawdown(book.strategy_nav[name].dropna().to_numpy())
-    data = ProgramData(
-        tickers=tickers,
+    return (drawdown(nav_path) if len(nav_path) else None), strategy_dd
+
+
+def _program_data(
+    book: Book,
+    pairs: _Pairs,
+    rows: np.ndarray,
+    weights: _Weights,
+    risk: _Risk,
+    cluster: np.ndarray,
+) -> ProgramData:
+    """The program's numbers on its names and pairs."""
+    market = book.market
+
+    def column(name: str) -> np.ndarray:
+        """The market's numeric ``name`` column on the program's names."""
+        return market[name].to_numpy(dtype=float)[rows]
+
+    book_dd, strategy_dd = _drawdowns(book)
+    return ProgramData(
+        tickers=pairs.tickers,
         nav=book.nav,
-        price=price,
+        price=weights.price,
         adv_shares=column("adv_shares"),
         spread_bps=column("spread_bps"),
         volatility=column("volatility"),
         lot_size=column("lot_size"),
         tick_size=column("tick_size"),
-        sector=sector_of[rows],
-        country=country_of[rows],
+        sector=market["sector"].astype(str).to_numpy(dtype=object)[rows],
+        country=market["country"].astype(str).to_numpy(dtype=object)[rows],
         cluster=cluster,
-        h0=h0,
-        pair_strategy=pair_strategy,
-        pair_ticker=pair_ticker,
-        w0=w0,
-        w_tilde=w_tilde,
-        confidence=confidence,
-        has_decision=has_decision,
-        M=M,
-        loadings=loadings,
-        factor_cov=factor_cov,
-        specific_var=specific,
-        factors=factors,
-        drawdown=drawdown(nav_path) if len(nav_path) else None,
+        h0=weights.h0,
+        pair_strategy=pairs.pair_strategy,
+        pair_ticker=pairs.pair_ticker,
+        w0=weights.w0,
+        w_tilde=weights.w_tilde,
+        confidence=weights.confidence,
+        has_decision=weights.has_decision,
+        M=weights.M,
+        loadings=risk.loadings,
+        factor_cov=risk.factor_cov,
+        specific_var=risk.specific,
+        factors=risk.factors,
+        drawdown=book_dd,
         strategy_drawdown=strategy_dd,
     )
+
+
+def _check_fits(book: Book, cs: ConstraintSet, cluster: np.ndarray) -> None:
+    """Raise ``ConfigError`` where the set names sectors, countries, clusters or factors
+    the book lacks (checked against the whole market)."""
+    market = book.market
     problems = book_problems(
         cs,
-        sectors=set(sector_of.tolist()),
-        countries=set(country_of.tolist()),
+        sectors=set(market["sector"].astype(str).to_numpy(dtype=object).tolist()),
+        countries=set(market["country"].astype(str).to_numpy(dtype=object).tolist()),
         clusters={str(c) for c in cluster if c},
         factors=set(book.risk_model.factors) if book.risk_model is not None else set(),
         has_risk_model=book.risk_model is not None,
     )
     if problems:
         raise ConfigError(cs.name, problems)
-    warnings.extend(book_warnings(cs, tickers=set(market.index.astype(str).tolist())))
-    pair = np.full(len(d), -1, dtype=int)
-    pair[is_valid] = decided_pair
-    d["pair"] = pair
-    return PreparedInputs(
-        data=data,
-        decisions=d,
-        unpriced_holdings=unpriced,
-        warnings=tuple(warnings),
-        current_shares=shares,
-        pair_shares=qty,
-    )

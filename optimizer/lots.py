@@ -12,7 +12,15 @@ zero. The net exposure may move by at most one lot per name.
 
 from __future__ import annotations
 
+import functools
+from typing import TYPE_CHECKING, NamedTuple
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from riskopt.constraints.base import Limit
+    from riskopt.optimizer.assemble import Box
+    from riskopt.optimizer.inputs import PreparedInputs
 
 EPS_LOTS = 1e-9
 """Slack, in lots, for floating-point error in the box comparison."""
@@ -151,3 +159,119 @@ def _best_per_group(score: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
     order = np.lexsort((-score, group))
     first = order[np.r_[True, group[order][1:] != group[order][:-1]]] if len(order) else order
     return first[np.isfinite(score[first])]
+
+
+class Lots(NamedTuple):
+    """Targets in whole lots: per ticker and per (strategy, ticker) pair."""
+
+    h: np.ndarray
+    w: np.ndarray
+    shares: np.ndarray
+    pair_shares: np.ndarray
+
+
+def round_lots(
+    prepared: PreparedInputs,
+    box: Box,
+    h: np.ndarray,
+    w: np.ndarray,
+    limits: list[Limit],
+) -> Lots:
+    """Round each ticker's trade to whole lots (never beyond a cap the solve kept), then
+    split it among its sleeves in whole lots that keep every pair in its box."""
+    data = prepared.data
+    to_shares = data.nav / data.price
+    pt = data.pair_ticker
+    pair_current = (
+        prepared.pair_shares if prepared.pair_shares is not None else data.w0 * to_shares[pt]
+    )
+    pair_bounds = pair_lot_bounds(
+        pair_current, box.w_lo, box.w_hi, to_shares[pt], data.lot_size[pt]
+    )
+    summed = (
+        np.bincount(pt, weights=pair_bounds[0], minlength=data.n),
+        np.bincount(pt, weights=pair_bounds[1], minlength=data.n),
+    )
+    rounding = functools.partial(
+        round_to_lots,
+        current=prepared.current_shares,
+        lo=box.lo,
+        hi=box.hi,
+        price=data.price,
+        lot_size=data.lot_size,
+        nav=data.nav,
+        lot_bounds=summed,
+    )
+    shares, h_final = rounding(h)
+    # Solver noise may round a name a hair above what the solve left it; where that would
+    # break a limit the solve kept, those names round toward zero instead.
+    grown = np.abs(h_final) > np.abs(h) + 1e-15
+    if grown.any() and _worsened(limits, h, h_final, w):
+        shares, h_final = rounding(h, strict=grown)
+        shares = _lots_back_under(limits, (h, w), shares, prepared, box, summed)
+        h_final = shares / to_shares
+    trade = (shares - prepared.current_shares) / data.lot_size
+    solved_trade = (w * to_shares[pt] - pair_current) / data.lot_size[pt]
+    eps = np.clip(SOLVER_NOISE * to_shares[pt] / data.lot_size[pt], EPS_LOTS, 0.5)
+    toward_zero = np.where(w >= 0, np.floor(solved_trade + eps), np.ceil(solved_trade - eps))
+    closing = closing_bounds(pair_bounds, pair_current, box.w_lo, box.w_hi, data.lot_size[pt])
+    k = split_to_sleeves(trade, solved_trade, toward_zero, pair_bounds, pt, closing)
+    pair_shares = pair_current + k * data.lot_size[pt]
+    # Whole shares stay whole (no float noise for a consumer that truncates), a pair that
+    # closes is exactly zero, and the ticker is its sleeves' sum.
+    whole = np.abs(pair_shares - np.round(pair_shares)) < 1e-6
+    pair_shares = np.where(whole, np.round(pair_shares), pair_shares)
+    pair_shares = np.where(np.abs(pair_shares) < 1e-9, 0.0, pair_shares)
+    shares = np.bincount(pt, weights=pair_shares, minlength=data.n)
+    return Lots(shares / to_shares, pair_shares / to_shares[pt], shares, pair_shares)
+
+
+def _lots_back_under(
+    limits: list[Limit],
+    solved: tuple[np.ndarray, np.ndarray],
+    shares: np.ndarray,
+    prepared: PreparedInputs,
+    box: Box,
+    summed: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """Where a hard limit held a name a fraction of a lot above its solved size (sold the
+    most the trade limit allows), take whole lots off other names of the same row (gross,
+    long, short, a group's gross) until the row is back where the solve left it."""
+    data = prepared.data
+    h, w = solved
+    to_shares, lot, current = data.nav / data.price, data.lot_size, prepared.current_shares
+    step = -np.sign(shares) * lot
+    k_new = (shares + step - current) / lot
+    k_lo = np.maximum(np.ceil((box.lo * to_shares - current) / lot - EPS_LOTS), summed[0])
+    k_hi = np.minimum(np.floor((box.hi * to_shares - current) / lot + EPS_LOTS), summed[1])
+    can = (
+        (np.abs(shares) >= lot)
+        & (k_new >= np.minimum(k_lo, 0.0))
+        & (k_new <= np.maximum(k_hi, 0.0))
+    )
+    side = {"abs": can, "pos": can & (shares > 0), "neg": can & (shares < 0)}
+    shares = shares.copy()
+    for limit in limits:
+        if limit.on != "h" or limit.A is None or limit.transform not in side:
+            continue
+        excess = limit.residual(shares / to_shares, w) - limit.residual(h, w)
+        for r in np.flatnonzero(excess > 1e-12):
+            row = limit.A.getrow(r)
+            free = side[limit.transform][row.indices]
+            names, size = row.indices[free], (row.data * data.lot_weight[row.indices])[free]
+            order = np.argsort(-size, kind="stable")
+            taken = np.cumsum(size[order]) - size[order] < excess[r]
+            chosen = names[order[taken]]
+            shares[chosen] += step[chosen]
+            for mask in side.values():
+                mask[chosen] = False
+    return shares
+
+
+def _worsened(limits: list[Limit], h: np.ndarray, rounded: np.ndarray, w: np.ndarray) -> bool:
+    """Whether rounding ``h`` takes any ticker-level policy row further past its limit."""
+    return any(
+        np.any(limit.residual(rounded, w) > limit.residual(h, w) + 1e-12)
+        for limit in limits
+        if limit.on != "w"  # ticker weights, or the trade h − h0
+    )

@@ -26,10 +26,10 @@ def _string_pool() -> pa.MemoryPool:
 
 
 STRING_POOL = _string_pool()
-"""Where the result tables' text columns are allocated. pandas stores text in Arrow
-buffers from pyarrow's default pool, mimalloc, which on a fresh process now and then took
-25 ms to place one 3 MB column (``details_json`` at N = 2,000: 3–4 ms otherwise); jemalloc
-placed it in 3 ms every time. Only these columns use it: nothing global changes."""
+"""Where the result tables' text columns are allocated: jemalloc, which places a large
+text column (``details_json``) in steady time where pyarrow's default pool now and then
+stalls on a fresh process (``benchmarks/README.md``, "Text columns' memory pool"). Only
+these columns use it: nothing global changes."""
 
 
 def string_column(values: list[Any] | np.ndarray) -> pd.api.extensions.ExtensionArray:
@@ -102,6 +102,10 @@ class RunInfo:
     and, when estimated, the settings used and the number of dates fitted on."""
     version: str = __version__
     """The riskopt version that made the run (``riskopt.__version__``)."""
+    error: str | None = None
+    """Why the run failed, on one line, when its gate raised (the run is then ``DEGRADED``)."""
+    error_type: str | None = None
+    """The name of the exception that made the run fail (``None`` when it did not)."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -130,7 +134,8 @@ def gamma_meaning(gamma: float) -> str:
 class RebalanceResult:
     """Final targets of one rebalance, with every decision labelled and explained.
 
-    ``targets`` has one row per ticker, ordered by execution ``priority`` (1 first);
+    ``targets`` has one row per ticker, indexed by ticker (its ``ticker`` column too),
+    ordered by execution ``priority`` (1 first);
     ``sleeve_targets`` one row per (strategy, ticker); ``actions`` one row per decision
     plus one per name the gate changed without a decision; ``binding`` the policy rows
     and hard bounds with a positive multiplier; ``attribution`` each name's deviation
