@@ -8,11 +8,13 @@ drawdown, states, debate, sanity, labels, solver) in :class:`PolicyBase`. Each f
 section model lives in the family's own module; ``ConstraintSet`` is ``PolicyBase`` plus
 one field per registered family (``pydantic.create_model`` over
 :data:`~riskopt.constraints.registry.FAMILIES`), so registering a family adds its TOML
-table, and its tiers, checks and state scaling are found by looping over the registry.
+table, and its tiers, checks and state scaling are found by looping over the registry
+(the model's fields: ``PolicyBase``'s, then the families' in registry order).
 For mypy, a ``TYPE_CHECKING``-only declaration names the sections of the families that
 callers read as attributes (``cs.position.max_weight``, ``cs.groups.sector``); a family
 registered later reads its own section through ``getattr(cs, family.key)`` until it is
-named there too. A test checks that the declaration and the built model agree.
+named there too (:meth:`~riskopt.constraints.family.Family.own`). A test checks that
+the declaration names only fields the built model has.
 """
 
 from __future__ import annotations

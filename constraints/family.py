@@ -79,6 +79,11 @@ class Family:
         """The section's ``(annotation, default)`` for the ``ConstraintSet`` model."""
         return self.section, self.section()
 
+    def own(self, cs: ConstraintSet) -> Any:
+        """The family's section of ``cs``, for a family whose section the ``ConstraintSet``
+        declaration for mypy does not name (the caller annotates its type)."""
+        return getattr(cs, str(self.key))
+
     def limits(self, cs: ConstraintSet, data: ProgramData) -> list[LinearLimit]:
         """Policy rows ``A · T(h) ≤ b`` of this rebalance."""
         return []

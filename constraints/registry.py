@@ -19,6 +19,7 @@ from riskopt.constraints.sleeves import SleeveBudgets
 from riskopt.constraints.sop import StateRestrictions
 from riskopt.constraints.trading import TradeLimit
 from riskopt.constraints.trim import OnlyTrim
+from riskopt.constraints.turnover import TurnoverLimits
 
 FAMILIES: tuple[Family, ...] = (
     PositionCaps(),
@@ -32,6 +33,7 @@ FAMILIES: tuple[Family, ...] = (
     StateRestrictions(),
     CalmerStateEnvelope(),
     TradeLimit(),
+    TurnoverLimits(),
     OnlyTrim(),
 )
 """Every family the gate applies, in report order."""

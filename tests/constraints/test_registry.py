@@ -89,8 +89,9 @@ def test_every_family_section_is_a_field_and_defaults_load() -> None:
 
 
 def test_the_type_checking_declaration_matches_the_model() -> None:
-    """The ``TYPE_CHECKING`` class that mypy reads names exactly the fields of the
-    registered families that the model has beyond ``PolicyBase``."""
+    """The ``TYPE_CHECKING`` class that mypy reads names only fields of registered
+    families that the model has beyond ``PolicyBase`` (a family it does not name reads
+    its section with ``Family.own``)."""
     tree = ast.parse(inspect.getsource(config))
     declared = {
         node.target.id
@@ -100,4 +101,4 @@ def test_the_type_checking_declaration_matches_the_model() -> None:
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
     }
     built = set(ConstraintSet.model_fields) - set(config.PolicyBase.model_fields)
-    assert declared == built
+    assert declared and declared <= built
