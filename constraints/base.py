@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -339,12 +339,3 @@ def pair_duals_by_bound(
         )
     return out
 
-
-class Family(Protocol):
-    """One constraint family: a module of ``constraints/`` and its config section."""
-
-    name: str
-
-    def limits(self, cs: object, data: ProgramData) -> list[LinearLimit]: ...
-
-    def bounds(self, cs: object, data: ProgramData) -> list[HardBound]: ...

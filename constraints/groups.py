@@ -2,14 +2,60 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from pydantic import Field, model_validator
 
-from riskopt.constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData
-from riskopt.constraints.config import ConstraintSet, GroupLimit
+from riskopt.constraints.base import NO_LIMIT, Limit, LinearLimit, ProgramData
+from riskopt.constraints.family import BookNames, Family, Section, Tier, not_in_book, scale
+
+if TYPE_CHECKING:
+    from riskopt.constraints.config import ConstraintSet, StateSOP
 
 KINDS = ("sector", "country", "cluster")
+
+
+class GroupLimit(Section):
+    """Caps per group: ``|Σ_{i∈g} h_i| ≤ max_net`` and ``Σ_{i∈g} |h_i| ≤ max_gross``."""
+
+    max_net: float | None = Field(None, ge=0)
+    max_gross: float | None = Field(None, ge=0)
+    tier: Tier = Field(3, ge=1)
+    net_overrides: dict[str, float] = Field(default_factory=dict)
+    gross_overrides: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _non_negative_overrides(self) -> GroupLimit:
+        bad = [k for d in (self.net_overrides, self.gross_overrides) for k, v in d.items() if v < 0]
+        if bad:
+            raise ValueError(f"overrides must be >= 0: {', '.join(sorted(bad))}")
+        return self
+
+    @property
+    def active(self) -> bool:
+        return bool(
+            self.max_net is not None
+            or self.max_gross is not None
+            or self.net_overrides
+            or self.gross_overrides
+        )
+
+
+class ClusterLimit(GroupLimit):
+    """Correlation-cluster caps; clusters come from the book's ``cluster`` column when
+    given, else from its returns: average-linkage clustering on ``1 − ρ``, cut so that
+    names in one cluster correlate at about ``correlation`` or more."""
+
+    correlation: float = Field(0.6, gt=0, lt=1)
+
+
+class GroupsConfig(Section):
+    sector: GroupLimit = GroupLimit()
+    country: GroupLimit = GroupLimit()
+    cluster: ClusterLimit = ClusterLimit()
 
 
 def membership(labels: np.ndarray) -> tuple[list[str], sp.csr_matrix]:
@@ -35,11 +81,13 @@ def _caps(
     return base
 
 
-class GroupCaps:
+class GroupCaps(Family):
     name = "groups"
+    key = "groups"
+    section = GroupsConfig
 
-    def limits(self, cs: ConstraintSet, data: ProgramData) -> list[LinearLimit]:
-        out: list[LinearLimit] = []
+    def limits(self, cs: ConstraintSet, data: ProgramData) -> list[Limit]:
+        out: list[Limit] = []
         for kind in KINDS:
             cfg: GroupLimit = getattr(cs.groups, kind)
             if not cfg.active:
@@ -85,5 +133,66 @@ class GroupCaps:
                 )
         return out
 
-    def bounds(self, cs: ConstraintSet, data: ProgramData) -> list[HardBound]:
+    def tiers(self, cs: ConstraintSet) -> list[tuple[str, int]]:
+        return [(f"groups.{kind}.tier", getattr(cs.groups, kind).tier) for kind in KINDS]
+
+    def consistency_problems(self, cs: ConstraintSet) -> list[str]:
+        problems = []
+        for kind in KINDS:
+            group = getattr(cs.groups, kind)
+            if (
+                group.max_net is not None
+                and group.max_gross is not None
+                and group.max_net > group.max_gross
+            ):
+                problems.append(
+                    f"groups.{kind}.max_net: {group.max_net} above max_gross ({group.max_gross})"
+                )
+        return problems
+
+    def book_problems(self, cs: ConstraintSet, book: BookNames) -> list[str]:
+        """Overrides of groups the book lacks, and group net caps that cannot admit the
+        net band: the most net long the groups allow is the sum of their caps; a net
+        floor above it (or a net ceiling below minus it) cannot hold."""
+        known = {"sector": book.sectors, "country": book.countries, "cluster": book.clusters}
+        problems: list[str] = []
+        for kind in KINDS:
+            group = getattr(cs.groups, kind)
+            for which in ("net_overrides", "gross_overrides"):
+                key = f"groups.{kind}.{which}"
+                problems += not_in_book(key, getattr(group, which), known[kind], f"{kind}s")
+        for kind in KINDS:
+            problems += _net_room_problems(cs, kind, known[kind])
+        return problems
+
+    def tightened(self, raw: Any, sop: StateSOP) -> Any:
+        """Every cap and override shrinks by the state's ``groups`` multiplier."""
+        for kind in KINDS:
+            group = raw[kind]
+            scale(group, "max_net", sop.groups)
+            scale(group, "max_gross", sop.groups)
+            for which in ("net_overrides", "gross_overrides"):
+                group[which] = {k: v * sop.groups for k, v in group[which].items()}
+        return raw
+
+
+def _net_room_problems(cs: ConstraintSet, kind: str, known: set[str]) -> list[str]:
+    """Where the ``kind`` net caps, added up over the book's groups, cannot admit the net
+    band of ``exposure.net``."""
+    group = getattr(cs.groups, kind)
+    if group.max_net is None or not known:
         return []
+    problems = []
+    room = sum(group.net_overrides.get(g, group.max_net) for g in known)
+    net = cs.exposure.net
+    if net.min is not None and net.min > room:
+        problems.append(
+            f"groups.{kind}.max_net: the {kind} net caps add up to {room:g}, "
+            f"below exposure.net.min ({net.min:g})"
+        )
+    if net.max is not None and net.max < -room:
+        problems.append(
+            f"groups.{kind}.max_net: the {kind} net caps allow at most {room:g} net short, "
+            f"above -exposure.net.max ({net.max:g})"
+        )
+    return problems

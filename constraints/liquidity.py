@@ -8,11 +8,41 @@ and each of its (strategy, ticker) pairs likewise.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import Field
 
-from riskopt.constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData, toward_zero_box
-from riskopt.constraints.config import ConstraintSet
+from riskopt.constraints.base import (
+    NO_LIMIT,
+    HardBound,
+    Limit,
+    LinearLimit,
+    ProgramData,
+    toward_zero_box,
+)
+from riskopt.constraints.family import Family, Section, Tier, scale
+
+if TYPE_CHECKING:
+    from riskopt.constraints.config import ConstraintSet, StateSOP
+
+
+class LiquidityConfig(Section):
+    """Liquidity: position cap in days of ADV (policy), hard gates, volatility-scaled caps."""
+
+    max_position_pct_adv: float | None = Field(None, gt=0)
+    """A position may be at most this share of ADV times ``liquidation_days``."""
+    liquidation_days: float = Field(5.0, gt=0)
+    position_tier: Tier = Field(2, ge=1)
+    max_spread_bps: float | None = Field(None, gt=0)
+    """Hard gate: names quoted wider than this may not grow."""
+    max_tick_to_price: float | None = Field(None, gt=0)
+    """Hard gate: names whose tick is a larger share of price than this may not grow."""
+    min_price: float | None = Field(None, gt=0)
+    """Hard gate: names priced below this may not grow."""
+    volatility_budget: float | None = Field(None, gt=0)
+    """Per-name risk cap: ``|h_i| σ_i ≤ volatility_budget``."""
+    volatility_tier: Tier = Field(2, ge=1)
 
 
 def reduce_only_bound(
@@ -36,12 +66,14 @@ def reduce_only_bound(
     )
 
 
-class LiquidityLimits:
+class LiquidityLimits(Family):
     name = "liquidity"
+    key = "liquidity"
+    section = LiquidityConfig
 
-    def limits(self, cs: ConstraintSet, data: ProgramData) -> list[LinearLimit]:
+    def limits(self, cs: ConstraintSet, data: ProgramData) -> list[Limit]:
         cfg = cs.liquidity
-        out: list[LinearLimit] = []
+        out: list[Limit] = []
         tickers = tuple(map(str, data.tickers))
         if cfg.max_position_pct_adv is not None:
             cap = (
@@ -104,3 +136,16 @@ class LiquidityLimits:
             if failing.any():
                 out.append(reduce_only_bound(name, f"{description} ({limit:g})", data, failing))
         return out
+
+    def tiers(self, cs: ConstraintSet) -> list[tuple[str, int]]:
+        return [
+            ("liquidity.position_tier", cs.liquidity.position_tier),
+            ("liquidity.volatility_tier", cs.liquidity.volatility_tier),
+        ]
+
+    def tightened(self, raw: Any, sop: StateSOP) -> Any:
+        """The %ADV cap shrinks with the per-name caps (``position``), the volatility
+        budget with ``volatility``; the hard gates stay as they are."""
+        scale(raw, "max_position_pct_adv", sop.position)
+        scale(raw, "volatility_budget", sop.volatility)
+        return raw

@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
-from riskopt.constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData
-from riskopt.constraints.config import ConstraintSet
+import numpy as np
+from pydantic import Field, model_validator
+
+from riskopt.constraints.base import NO_LIMIT, Limit, LinearLimit, ProgramData
+from riskopt.constraints.family import BookNames, Family, Section, Tier, not_in_book, scale
+
+if TYPE_CHECKING:
+    from riskopt.constraints.config import ConstraintSet, StateSOP
+
+
+class PositionConfig(Section):
+    """Per-name cap on the absolute ticker weight ``|h_i|`` (policy)."""
+
+    max_weight: float | None = Field(0.05, gt=0)
+    tier: Tier = Field(2, ge=1)
+    overrides: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _positive_overrides(self) -> PositionConfig:
+        bad = [k for k, v in self.overrides.items() if not v >= 0]
+        if bad:
+            raise ValueError(f"overrides must be >= 0: {', '.join(bad)}")
+        return self
 
 
 def name_caps(cs: ConstraintSet, data: ProgramData) -> np.ndarray:
@@ -16,10 +37,12 @@ def name_caps(cs: ConstraintSet, data: ProgramData) -> np.ndarray:
     return np.minimum(data.by_name(cfg.overrides, default), NO_LIMIT)
 
 
-class PositionCaps:
+class PositionCaps(Family):
     name = "position"
+    key = "position"
+    section = PositionConfig
 
-    def limits(self, cs: ConstraintSet, data: ProgramData) -> list[LinearLimit]:
+    def limits(self, cs: ConstraintSet, data: ProgramData) -> list[Limit]:
         cfg = cs.position
         if cfg.max_weight is None and not cfg.overrides:
             return []
@@ -37,5 +60,14 @@ class PositionCaps:
             )
         ]
 
-    def bounds(self, cs: ConstraintSet, data: ProgramData) -> list[HardBound]:
-        return []
+    def tiers(self, cs: ConstraintSet) -> list[tuple[str, int]]:
+        return [("position.tier", cs.position.tier)]
+
+    def book_warnings(self, cs: ConstraintSet, book: BookNames) -> list[str]:
+        return not_in_book("position.overrides", cs.position.overrides, book.tickers, "tickers")
+
+    def tightened(self, raw: Any, sop: StateSOP) -> Any:
+        """The cap and every override shrink by the state's ``position`` multiplier."""
+        scale(raw, "max_weight", sop.position)
+        raw["overrides"] = {k: v * sop.position for k, v in raw["overrides"].items()}
+        return raw

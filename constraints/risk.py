@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+from pydantic import Field
 
-from riskopt.constraints.base import HardBound, Limit, ProgramData, VolatilityCap
-from riskopt.constraints.config import ConstraintSet
+from riskopt.constraints.base import Limit, ProgramData, VolatilityCap
 from riskopt.constraints.drawdown import risk_budget_multiplier
+from riskopt.constraints.family import BookNames, Family, Section, Tier, scale
+
+if TYPE_CHECKING:
+    from riskopt.constraints.config import ConstraintSet, StateSOP
 
 
-class VolatilityLimit:
+class RiskConfig(Section):
+    """Ex-ante volatility cap from the factor model (a second-order cone)."""
+
+    max_volatility: float | None = Field(None, gt=0, le=5.0)
+    """Annualized, as a fraction: 0.25 is 25%. Above 5 (500%) it was given in percent."""
+    tier: Tier = Field(2, ge=1)
+
+
+class VolatilityLimit(Family):
     name = "risk"
+    key = "risk"
+    section = RiskConfig
 
     def limits(self, cs: ConstraintSet, data: ProgramData) -> list[Limit]:
         """One cone: the set's cap (already × the state's multiplier) × m(d), applied once,
@@ -44,8 +60,18 @@ class VolatilityLimit:
             )
         ]
 
-    def bounds(self, cs: ConstraintSet, data: ProgramData) -> list[HardBound]:
+    def tiers(self, cs: ConstraintSet) -> list[tuple[str, int]]:
+        return [("risk.tier", cs.risk.tier)]
+
+    def book_problems(self, cs: ConstraintSet, book: BookNames) -> list[str]:
+        if cs.risk.max_volatility is not None and not book.has_risk_model:
+            return ["risk.max_volatility: the book has no risk model (loadings or returns)"]
         return []
+
+    def tightened(self, raw: Any, sop: StateSOP) -> Any:
+        """The cap shrinks by the state's ``volatility`` multiplier."""
+        scale(raw, "max_volatility", sop.volatility)
+        return raw
 
 
 def _derivation(cs: ConstraintSet, cap: float | None, m: float) -> str:

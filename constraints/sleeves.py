@@ -7,18 +7,43 @@ each sleeve's gross budget is scaled by that strategy's own Grossman–Zhou mult
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
-from riskopt.constraints.base import HardBound, LinearLimit, ProgramData
-from riskopt.constraints.config import ConstraintSet
+from riskopt.constraints.base import Limit, LinearLimit, ProgramData
 from riskopt.constraints.drawdown import risk_budget_multiplier
+from riskopt.constraints.family import Family, Section, Tier, scale
+
+if TYPE_CHECKING:
+    from riskopt.constraints.config import ConstraintSet, StateSOP
 
 
-class SleeveBudgets:
+class StrategyBudget(Section):
+    """A strategy sleeve's own budget, over its pairs: ``Σ|w|`` and ``Σw``."""
+
+    max_gross: float | None = Field(None, ge=0)
+    min_net: float | None = None
+    max_net: float | None = None
+    tier: Tier = Field(2, ge=1)
+    only_trim: bool | None = None
+    """``false``: this sleeve is a hedging overlay the gate may open, flip or extend
+    (unset: the book's ``[trading] only_trim``)."""
+
+
+class SleeveBudgets(Family):
+    """Sleeve budgets; the section is a table of strategies, ``[strategies.NAME]``."""
+
     name = "strategies"
+    key = "strategies"
+    section = dict[str, StrategyBudget]
 
-    def limits(self, cs: ConstraintSet, data: ProgramData) -> list[LinearLimit]:
+    def field(self) -> tuple[Any, Any]:
+        return self.section, Field(default_factory=dict)
+
+    def limits(self, cs: ConstraintSet, data: ProgramData) -> list[Limit]:
         present = sorted(set(map(str, data.pair_strategy)) & set(cs.strategies))
         if not present:
             return []
@@ -28,7 +53,7 @@ class SleeveBudgets:
         a_all = sp.csr_matrix(
             (np.ones(len(cols)), (rows[cols], cols)), shape=(len(present), data.p)
         )
-        out: list[LinearLimit] = []
+        out: list[Limit] = []
         for key, attr, transform, sense in (
             ("gross", "max_gross", "abs", "max"),
             ("net", "max_net", "id", "max"),
@@ -76,5 +101,38 @@ class SleeveBudgets:
             )
         return out
 
-    def bounds(self, cs: ConstraintSet, data: ProgramData) -> list[HardBound]:
-        return []
+    def tiers(self, cs: ConstraintSet) -> list[tuple[str, int]]:
+        return [(f"strategies.{k}.tier", v.tier) for k, v in cs.strategies.items()]
+
+    def consistency_problems(self, cs: ConstraintSet) -> list[str]:
+        """Each budget's net band in order and within its own gross, and its gross within
+        the book's."""
+        problems: list[str] = []
+        gross = cs.exposure.gross.max
+        for name, budget in cs.strategies.items():
+            key = f"strategies.{name}"
+            if (
+                budget.min_net is not None
+                and budget.max_net is not None
+                and budget.min_net > budget.max_net
+            ):
+                problems.append(f"{key}: min_net {budget.min_net} > max_net {budget.max_net}")
+            if budget.max_gross is not None and gross is not None and budget.max_gross > gross:
+                problems.append(
+                    f"{key}.max_gross: {budget.max_gross} is above the book's "
+                    f"exposure.gross.max ({gross})"
+                )
+            if budget.max_gross is not None:
+                for side, value in (("min_net", budget.min_net), ("max_net", budget.max_net)):
+                    if value is not None and abs(value) > budget.max_gross:
+                        problems.append(
+                            f"{key}.{side}: {value} lies outside ±max_gross ({budget.max_gross})"
+                        )
+        return problems
+
+    def tightened(self, raw: Any, sop: StateSOP) -> Any:
+        """Every budget (gross and the net band) shrinks by the state's ``strategies``."""
+        for budget in raw.values():
+            for key in ("max_gross", "min_net", "max_net"):
+                scale(budget, key, sop.strategies)
+        return raw

@@ -25,16 +25,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
-from riskopt.constraints.base import NO_LIMIT, HardBound, LinearLimit, ProgramData, toward_zero_box
 from riskopt.constraints.config import ConstraintSet, StateSOP
-from riskopt.constraints.liquidity import reduce_only_bound
-from riskopt.constraints.position import name_caps
+from riskopt.constraints.envelope import CalmerStateEnvelope
+from riskopt.constraints.registry import FAMILIES
+from riskopt.constraints.sop import STATES, StateRestrictions
 
 log = logging.getLogger("riskopt")
 
-STATES = ("NORMAL", "ELEVATED", "EMERGENCY")
+__all__ = [
+    "STATES",
+    "BlackSwanState",
+    "CalmerStateEnvelope",
+    "ResolvedState",
+    "StateRestrictions",
+    "resolve_state",
+    "tightened",
+    "with_envelope",
+]
 
 
 @dataclass(frozen=True)
@@ -213,35 +221,13 @@ def _with_overrides(sop: StateSOP, overrides: Mapping[str, Any]) -> tuple[StateS
 
 
 def tightened(cs: ConstraintSet, resolved: ResolvedState) -> ConstraintSet:
-    """The constraint set with the state's SOP applied: every multiplier shrinks its caps."""
+    """The constraint set with the state's SOP applied: each family scales its own
+    section (:meth:`~riskopt.constraints.family.Family.tightened`)."""
     sop = resolved.sop
     raw = cs.model_dump()
-
-    def scale(section: dict[str, Any], key: str, m: float) -> None:
-        if section.get(key) is not None:
-            section[key] = section[key] * m
-
-    pos = raw["position"]
-    scale(pos, "max_weight", sop.position)
-    pos["overrides"] = {k: v * sop.position for k, v in pos["overrides"].items()}
-    scale(raw["liquidity"], "max_position_pct_adv", sop.position)
-    for key in ("gross", "long", "short"):
-        scale(raw["exposure"][key], "max", sop.gross)
-    # A net band shrinks at least as much as the gross it must lie within.
-    net_m = min(sop.net, sop.gross)
-    scale(raw["exposure"]["net"], "min", net_m)
-    scale(raw["exposure"]["net"], "max", net_m)
-    for kind in ("sector", "country", "cluster"):
-        group = raw["groups"][kind]
-        scale(group, "max_net", sop.groups)
-        scale(group, "max_gross", sop.groups)
-        group["net_overrides"] = {k: v * sop.groups for k, v in group["net_overrides"].items()}
-        group["gross_overrides"] = {k: v * sop.groups for k, v in group["gross_overrides"].items()}
-    scale(raw["risk"], "max_volatility", sop.volatility)
-    scale(raw["liquidity"], "volatility_budget", sop.volatility)
-    for budget in raw["strategies"].values():
-        for key in ("max_gross", "min_net", "max_net"):
-            scale(budget, key, sop.strategies)
+    for family in FAMILIES:
+        if family.key is not None:
+            raw[family.key] = family.tightened(raw[family.key], sop)
     raw["active_state"] = resolved.state
     # The effective SOP, overrides included, is what the families read, in every state;
     # each stricter state is kept at least as strict as it, so the set stays valid.
@@ -249,123 +235,6 @@ def tightened(cs: ConstraintSet, resolved: ResolvedState) -> ConstraintSet:
     for stricter in STATES[_rank(resolved.state) + 1 :]:
         raw["states"][stricter] = cs.states.sop(stricter).at_least(sop).model_dump()
     return ConstraintSet.from_dict(raw, source=f"{cs.name} under {resolved.state}")
-
-
-class StateRestrictions:
-    """The SOP's own limits: no new positions, de-risk only, forced de-risking."""
-
-    name = "state"
-
-    def limits(self, cs: ConstraintSet, data: ProgramData) -> list[LinearLimit]:
-        sop = cs.states.sop(cs.active_state)
-        if sop.forced_derisk <= 0 or data.n == 0:
-            return []
-        current_gross = float(np.abs(data.h0).sum())
-        return [
-            LinearLimit(
-                name="state.forced_derisk",
-                family=self.name,
-                transform="abs",
-                rhs=np.array([(1.0 - sop.forced_derisk) * current_gross]),
-                labels=("portfolio",),
-                tier=sop.forced_derisk_tier,
-                scope="portfolio",
-                description=f"{cs.active_state} forced de-risking (gross −{sop.forced_derisk:.0%})",
-                A=sp.csr_matrix(np.ones((1, data.n))),
-            )
-        ]
-
-    def bounds(self, cs: ConstraintSet, data: ProgramData) -> list[HardBound]:
-        """De-risk-only and no-new-positions, each held by every (strategy, ticker) pair:
-        one sleeve may not open or grow what another's total would hide."""
-        sop = cs.states.sop(cs.active_state)
-        out = []
-        toward_zero = toward_zero_box(data.w0)
-        if sop.derisk_only:
-            every = np.ones(data.n, dtype=bool)
-            out.append(
-                reduce_only_bound(
-                    "state.derisk_only", f"{cs.active_state}: de-risk only", data, every
-                )
-            )
-        if sop.no_new_positions:
-            # A pair keeps its sign: a held one may grow, an empty one stays empty.
-            lo, hi = toward_zero
-            out.append(
-                HardBound.on_pairs(
-                    "state.no_new_positions",
-                    f"{cs.active_state}: no new positions",
-                    data,
-                    np.where(data.w0 < 0, -np.inf, lo),
-                    np.where(data.w0 > 0, np.inf, hi),
-                )
-            )
-        return out
-
-
-class CalmerStateEnvelope:
-    """Limits from the calmer state's outcome: gross, |net|, per-name |w|, volatility."""
-
-    name = "envelope"
-
-    def limits(self, cs: ConstraintSet, data: ProgramData) -> list[LinearLimit]:
-        env = cs.envelope
-        if env.source_state is None or data.n == 0:
-            return []
-        source = env.source_state
-        ones = sp.csr_matrix(np.ones((1, data.n)))
-        out: list[LinearLimit] = []
-
-        def add(
-            key: str,
-            transform: str,
-            rhs: np.ndarray,
-            a: sp.csr_matrix | None,
-            labels: tuple[str, ...],
-            scope: str,
-            what: str,
-            sense: str = "max",
-        ) -> None:
-            out.append(
-                LinearLimit(
-                    name=f"state.envelope.{key}",
-                    family=self.name,
-                    transform=transform,  # type: ignore[arg-type]
-                    rhs=rhs,
-                    labels=labels,
-                    tier=env.tier,
-                    scope=scope,  # type: ignore[arg-type]
-                    description=f"{cs.active_state}: {what} not above its {source} outcome",
-                    A=a,
-                    sense=sense,  # type: ignore[arg-type]
-                )
-            )
-
-        # Rows already implied by the set's own caps are left out: duplicate active rows
-        # make the program degenerate and interior-point solvers lose accuracy.
-        gross_cap = cs.exposure.gross.max
-        if env.gross is not None and (gross_cap is None or env.gross < gross_cap):
-            add("gross", "abs", np.array([env.gross]), ones, ("portfolio",), "portfolio", "gross")
-        if env.abs_net is not None:
-            add("net", "id", np.array([env.abs_net]), ones, ("portfolio",), "portfolio", "net")
-            add(
-                "net_short",
-                "id",
-                np.array([env.abs_net]),
-                sp.csr_matrix(-ones),
-                ("portfolio",),
-                "portfolio",
-                "short net",
-                "min",
-            )
-        if env.per_name:
-            cap = data.by_name(env.per_name, NO_LIMIT)
-            cap = np.where(cap < name_caps(cs, data) - 1e-12, cap, NO_LIMIT)
-            add("per_name", "abs", cap, None, tuple(map(str, data.tickers)), "name", "position")
-        return out
-
-    def bounds(self, cs: ConstraintSet, data: ProgramData) -> list[HardBound]:
-        return []
 
 
 def with_envelope(

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
-from riskopt.constraints.base import HardBound, LinearLimit, ProgramData
-from riskopt.constraints.config import ConstraintSet
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from riskopt.constraints.base import HardBound, ProgramData
+from riskopt.constraints.family import Family, Section
+
+if TYPE_CHECKING:
+    from riskopt.constraints.config import ConstraintSet
 
 
-class TradeLimit:
+class TradingConfig(Section):
+    """Hard trading rules: ``|Δshares| ≤ max_trade_pct_adv · ADV`` per name, and the gate
+    only trims each (strategy, ticker) pair (``only_trim``)."""
+
+    max_trade_pct_adv: float | None = Field(0.10, gt=0)
+    only_trim: bool = True
+    """Each (strategy, ticker) pair ends between min and max of {0, held, proposed}."""
+
+
+class TradeLimit(Family):
+    """The trade limit; its section also holds ``only_trim``, which :mod:`.trim` reads."""
+
     name = "trading"
-
-    def limits(self, cs: ConstraintSet, data: ProgramData) -> list[LinearLimit]:
-        return []
+    key = "trading"
+    section = TradingConfig
 
     def bounds(self, cs: ConstraintSet, data: ProgramData) -> list[HardBound]:
         pct = cs.trading.max_trade_pct_adv

@@ -11,12 +11,16 @@ stays always feasible. ``[trading] only_trim`` switches it for the book; a strat
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
-from riskopt.constraints.base import HardBound, LinearLimit, ProgramData, pair_hull
-from riskopt.constraints.config import ConstraintSet
+from riskopt.constraints.base import HardBound, Limit, LinearLimit, ProgramData, pair_hull
+from riskopt.constraints.family import Family
+
+if TYPE_CHECKING:
+    from riskopt.constraints.config import ConstraintSet
 
 
 def trimmed_strategies(cs: ConstraintSet, data: ProgramData) -> np.ndarray:
@@ -30,10 +34,13 @@ def trimmed_strategies(cs: ConstraintSet, data: ProgramData) -> np.ndarray:
     return on
 
 
-class OnlyTrim:
+class OnlyTrim(Family):
+    """The only-trim hull; it has no section of its own (``[trading] only_trim`` and each
+    strategy's ``only_trim``), and its preference row sits at ``tiers.lowest``."""
+
     name = "trim"
 
-    def limits(self, cs: ConstraintSet, data: ProgramData) -> list[LinearLimit]:
+    def limits(self, cs: ConstraintSet, data: ProgramData) -> list[Limit]:
         """Hold each decision's position at least where it is, against risk aversion:
         a proposal to grow a position is never traded the other way unless a limit
         forces the cut (a preference row, below every tier)."""
