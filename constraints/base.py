@@ -338,4 +338,3 @@ def pair_duals_by_bound(
             np.where(low_owner == k, lower_dual, 0.0),
         )
     return out
-
