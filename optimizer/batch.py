@@ -68,7 +68,7 @@ from riskopt.constraints.config import ConstraintSet
 from riskopt.constraints.states import BlackSwanState
 from riskopt.data.book import Book
 from riskopt.data.config_files import read_config_text
-from riskopt.data.contracts import DECISION_COLUMNS, check_decision_columns
+from riskopt.data.contracts import DECISION_COLUMNS, DecisionsInput, check_decision_columns
 from riskopt.optimizer.fallback import error_line
 from riskopt.optimizer.rebalance import degraded_result, rebalance, rebalance_summary
 from riskopt.optimizer.result import DEGRADED, FALLBACK, BookSummary, RebalanceResult
@@ -91,7 +91,7 @@ class Job:
     """
 
     book: Book | str | Path
-    decisions: pd.DataFrame | str | Path
+    decisions: DecisionsInput
     constraint_set: ConstraintSet | str | Path = "default"
     run_id: str | None = None
     state: str | BlackSwanState | None = None
@@ -658,7 +658,7 @@ def _is_dask_client(executor: object) -> bool:
     return isinstance(executor, Client)
 
 
-def _decisions(value: pd.DataFrame | str | Path) -> pd.DataFrame:
+def _decisions(value: DecisionsInput) -> pd.DataFrame:
     if isinstance(value, pd.DataFrame):
         return value
     from riskopt.data.loaders import load_decisions

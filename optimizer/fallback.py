@@ -15,7 +15,7 @@ from riskopt.constraints.config import ConstraintSet, StateSOP
 from riskopt.constraints.errors import ConfigError
 from riskopt.constraints.states import STATES
 from riskopt.data.book import Book
-from riskopt.data.contracts import check_decision_columns
+from riskopt.data.contracts import DecisionsInput, check_decision_columns
 from riskopt.data.errors import ValidationError
 from riskopt.optimizer.result import DEGRADED, TARGET_COLUMNS, RebalanceResult, RunInfo
 from riskopt.optimizer.tables import ACTION_COLUMNS, by_ticker, empty_binding, rejected_action
@@ -94,7 +94,7 @@ def _tighter(
 
 
 def degraded_result(
-    decisions: pd.DataFrame,
+    decisions: DecisionsInput,
     reason: str,
     *,
     run_id: str | None = None,

@@ -29,6 +29,7 @@ from riskopt.constraints.states import (
     with_envelope,
 )
 from riskopt.data.book import Book
+from riskopt.data.contracts import DecisionsInput
 from riskopt.data.errors import BookLoadError, ValidationError
 from riskopt.data.loaders import load_book
 from riskopt.optimizer.assemble import (
@@ -109,7 +110,7 @@ class Verdict(NamedTuple):
 
 def gate(
     book: Book | str | Path,
-    decisions: pd.DataFrame,
+    decisions: DecisionsInput,
     constraint_set: ConstraintSet | str | Path,
     options: Options,
     *,
@@ -150,7 +151,7 @@ def gate(
 
 
 def load_inputs(
-    book: Book | str | Path, decisions: pd.DataFrame, *, run_id: str | None, store: str | None
+    book: Book | str | Path, decisions: DecisionsInput, *, run_id: str | None, store: str | None
 ) -> Book | RebalanceResult:
     """The book (read from its directory if a path), or the ``DEGRADED`` result of a
     book that cannot be loaded."""
@@ -173,7 +174,7 @@ def load_inputs(
 
 def resolve_policy(
     book: Book,
-    decisions: pd.DataFrame,
+    decisions: DecisionsInput,
     constraint_set: ConstraintSet | str | Path,
     options: Options,
 ) -> Policy:
@@ -212,7 +213,7 @@ def resolve_policy(
 
 def envelope(
     book: Book,
-    decisions: pd.DataFrame,
+    decisions: DecisionsInput,
     base: ConstraintSet,
     cs: ConstraintSet,
     resolved: ResolvedState,
@@ -252,7 +253,7 @@ def envelope(
 
 
 def calmer_optimum(
-    book: Book, decisions: pd.DataFrame, base: ConstraintSet, calmer: str, options: Options
+    book: Book, decisions: DecisionsInput, base: ConstraintSet, calmer: str, options: Options
 ) -> tuple[pd.Index, np.ndarray] | None:
     """The calmer state's solved weights per ticker (policy → prepare → assemble → solve;
     no tables), or ``None`` where it ends in the de-risk fallback."""

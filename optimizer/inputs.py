@@ -20,7 +20,7 @@ from riskopt.constraints.drawdown import drawdown
 from riskopt.constraints.errors import ConfigError
 from riskopt.data.book import Book
 from riskopt.data.clusters import estimate_clusters
-from riskopt.data.contracts import check_decision_columns
+from riskopt.data.contracts import DecisionsInput, check_decision_columns
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class PreparedInputs:
     """Shares held by each (strategy, ticker) pair, as the book gives them."""
 
 
-def triage_decisions(decisions: pd.DataFrame, book: Book, cs: ConstraintSet) -> pd.DataFrame:
+def triage_decisions(decisions: DecisionsInput, book: Book, cs: ConstraintSet) -> pd.DataFrame:
     """Attach a ``reject_reason`` to every decision that cannot be acted on (vectorized)."""
     d = check_decision_columns(decisions)
     reason = np.full(len(d), None, dtype=object)
@@ -151,7 +151,7 @@ class _Risk(NamedTuple):
     factors: tuple[str, ...]
 
 
-def prepare(book: Book, decisions: pd.DataFrame, cs: ConstraintSet) -> PreparedInputs:
+def prepare(book: Book, decisions: DecisionsInput, cs: ConstraintSet) -> PreparedInputs:
     """Align book and valid decisions on the program's names and sleeve pairs."""
     d = triage_decisions(decisions, book, cs)
     market = book.market

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from riskopt.constraints.config import ConstraintSet
 from riskopt.constraints.states import BlackSwanState
 from riskopt.data.book import Book
+from riskopt.data.contracts import DecisionsInput
 from riskopt.optimizer.assemble import check_gamma
 from riskopt.optimizer.assemble import cost_weights as _cost_weights
 from riskopt.optimizer.assemble import hard_box as _hard_box
@@ -46,7 +46,7 @@ __all__ = [
 
 def rebalance(
     book: Book | str | Path,
-    decisions: pd.DataFrame,
+    decisions: DecisionsInput,
     constraint_set: ConstraintSet | str | Path = "default",
     *,
     state: str | BlackSwanState | None = None,
@@ -69,8 +69,10 @@ def rebalance(
         NAV ≤ 0) gives a ``DEGRADED`` run: no new risk, every decision ``REJECTED``.
     decisions
         One row per proposed decision: ``decision_id, ticker, strategy_id,
-        target_weight`` and optional ``confidence`` ∈ (0, 1]. Bad rows are ``REJECTED``
-        with a reason; the rest proceed.
+        target_weight`` and optional ``confidence`` ∈ (0, 1]; or a CSV/Parquet path of
+        them; or one strategy's target weights as a ``pd.Series`` indexed by ticker
+        (strategy ``"default"``, see :func:`riskopt.load_decisions`). Bad rows are
+        ``REJECTED`` with a reason; the rest proceed.
     constraint_set
         A :class:`ConstraintSet`, a TOML path, or the name of a shipped set.
     state
@@ -79,8 +81,8 @@ def rebalance(
         ``states.default_state`` (``ELEVATED`` in the shipped sets); the run says so.
     risk_aversion
         Portfolio risk aversion ``γ`` ≥ 0 (raised to the state's floor). ``None``: the
-        risk debate sets ``γ`` and the per-name ``γ_i`` (:mod:`riskopt.optimizer.debate`). At 0 the gate is a pure projection: a
-        proposal that satisfies every limit passes unchanged.
+        risk debate sets ``γ`` and the per-name ``γ_i``
+        (:mod:`riskopt.optimizer.debate`). At 0 the gate is a pure projection: a proposal that satisfies every limit passes unchanged.
     name_risk_aversion
         Per-name multipliers ``γ_i`` of the specific-risk term (scalar, ``{ticker:
         value}`` or an array aligned with the program's names); default 1.
@@ -109,7 +111,7 @@ def rebalance(
 
 def rebalance_summary(
     book: Book | str | Path,
-    decisions: pd.DataFrame,
+    decisions: DecisionsInput,
     constraint_set: ConstraintSet | str | Path = "default",
     *,
     state: str | BlackSwanState | None = None,
