@@ -65,7 +65,7 @@ def triage_decisions(decisions: DecisionsInput, book: Book, cs: ConstraintSet) -
     mark(~known, "unknown ticker: not in the market data")
     px = np.full(len(d), np.nan)
     px[known] = book.market["price"].to_numpy(dtype=float)[row[known]]
-    mark(known & ~(px > 0), "no valid price for this ticker")
+    mark(known & ~((px > 0) & np.isfinite(px)), "no valid price for this ticker")
     target = d["target_weight"].to_numpy(dtype=float)
     mark(~np.isfinite(target), "target_weight is not a finite number")
     conf = d["confidence"].to_numpy(dtype=float)
@@ -188,7 +188,8 @@ def prepare(book: Book, decisions: DecisionsInput, cs: ConstraintSet) -> Prepare
 def _priced_holdings(book: Book, warnings: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The holdings with a valid price, and those without (carried unchanged, warned of)."""
     pos = book.positions
-    priced = book.market["price"].reindex(pos["ticker"]).to_numpy(dtype=float) > 0
+    price = book.market["price"].reindex(pos["ticker"]).to_numpy(dtype=float)
+    priced = (price > 0) & np.isfinite(price)
     unpriced = pos.loc[~priced].copy()
     if len(unpriced):
         warnings.append(

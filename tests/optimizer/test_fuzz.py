@@ -192,3 +192,32 @@ def test_malformed_constraint_sets_and_state_rows_give_a_result_or_a_typed_error
     # A set that loads keeps the gate on: every hard limit still holds.
     _finite_and_within_limits(BASE.book, result, cs.trading.max_trade_pct_adv)
     assert result.status != "FALLBACK" or result.run.solver_chain
+
+
+def test_an_infinite_price_is_no_price() -> None:
+    """A decision on a name quoted at ``inf`` is rejected as unpriced, not handed to the
+    solver as a NaN weight (found by the fuzz above)."""
+    market = BASE.book.market.reset_index()
+    market["price"] = market["price"].astype(object)
+    ticker = str(market.loc[8, "ticker"])
+    market.loc[8, "price"] = np.inf
+    book = Book.create(
+        as_of=BASE.book.as_of,
+        nav=BASE.book.nav,
+        positions=BASE.book.positions,
+        market=market,
+        risk_model=BASE.book.risk_model,
+    )
+    dec = pd.DataFrame(
+        {
+            "decision_id": ["D1"],
+            "ticker": [ticker],
+            "strategy_id": ["value"],
+            "target_weight": [-0.005],
+        }
+    )
+    result = rebalance(book, dec, "default", state="NORMAL")
+    assert result.status in ("OPTIMAL", "RELAXED")
+    action = result.actions.set_index("decision_id").loc["D1"]
+    assert action["action_type"] == "REJECTED" and "no valid price" in action["reason"]
+    _finite_and_within_limits(book, result)
