@@ -579,7 +579,18 @@ def main() -> None:
     text = report(args, rows, batch)
     print(text)
     if args.write:
-        args.write.write_text(text)
+        old = args.write.read_text() if args.write.exists() else ""
+        args.write.write_text(with_hand_written(text, old))
+
+
+HAND_WRITTEN = "<!-- Written by hand from here on: `--write` keeps it. -->"
+
+
+def with_hand_written(text: str, old: str) -> str:
+    """The new tables followed by the old file's hand-written part (from the marker on),
+    so a run never erases measurements and notes written by hand."""
+    at = old.find(HAND_WRITTEN)
+    return text if at < 0 else text.rstrip("\n") + "\n\n" + old[at:]
 
 
 def report(args: argparse.Namespace, rows: list[dict[str, Any]], batch: dict[str, Any]) -> str:
