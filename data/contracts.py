@@ -146,7 +146,6 @@ _TEXT = pd.Series(["text", None]).dtype
 """pandas' own dtype for a column of text with missing values."""
 
 
-DEFAULT_STRATEGY = "default"
 """The strategy a Series of target weights is read for when the caller names none."""
 
 DecisionsInput = pd.DataFrame | pd.Series | str | Path
@@ -157,7 +156,7 @@ def check_decision_columns(decisions: Any) -> pd.DataFrame:
     """Check the decisions table's shape; rows are judged one by one later.
 
     A Series of target weights by ticker is read by :func:`decisions_from_weights` (for
-    the strategy ``"default"``), and a path by :func:`riskopt.data.loaders.load_decisions`.
+    the strategy its ``name`` says), and a path by :func:`riskopt.data.loaders.load_decisions`.
     """
     if isinstance(decisions, pd.Series):
         decisions = decisions_from_weights(decisions)
@@ -193,7 +192,7 @@ def check_decision_columns(decisions: Any) -> pd.DataFrame:
     return out.assign(**columns)
 
 
-def decisions_from_weights(weights: pd.Series, *, strategy: str = DEFAULT_STRATEGY) -> pd.DataFrame:
+def decisions_from_weights(weights: pd.Series, *, strategy: str | None = None) -> pd.DataFrame:
     """A decisions table from one strategy's target weights, indexed by ticker.
 
     Each name becomes one decision ``"{strategy}:{ticker}"`` with confidence 1, in the
@@ -206,16 +205,19 @@ def decisions_from_weights(weights: pd.Series, *, strategy: str = DEFAULT_STRATE
     weights
         Target weights (signed fractions of NAV), indexed by ticker (text).
     strategy
-        The ``strategy_id`` of every decision; default ``"default"``. Name the sleeve the
-        weights are for: under another name they are a new sleeve beside the book's own.
+        The ``strategy_id`` of every decision; by default the Series' ``name``. One of them
+        must name the sleeve: weights under a guessed name would open a new sleeve beside
+        the book's own, so an unnamed Series with no ``strategy`` is refused.
 
     Returns
     -------
     pandas.DataFrame
         Columns ``decision_id, ticker, strategy_id, target_weight, confidence``.
     """
+    if strategy is None:
+        strategy = weights.name if isinstance(weights.name, str) else None
     problems = _weights_problems(weights, strategy)
-    if problems:
+    if problems or strategy is None:
         raise ValidationError("decisions", problems)
     tickers = [str(t) for t in weights.index]
     return pd.DataFrame(
@@ -234,7 +236,10 @@ def _weights_problems(weights: pd.Series, strategy: object) -> list[str]:
     """Why a Series of target weights cannot be one strategy's decisions (empty if none)."""
     problems: list[str] = []
     if not isinstance(strategy, str) or not strategy or "\x00" in strategy:
-        problems.append(f"strategy: must be a non-empty name, got {strategy!r}")
+        problems.append(
+            f"strategy: must be a non-empty name, got {strategy!r} (name the Series, "
+            "weights.rename('momentum'), or pass strategy=)"
+        )
     index = weights.index
     if len(index) and (
         isinstance(index, pd.MultiIndex)

@@ -35,7 +35,6 @@ import pandas as pd
 from riskopt.data.book import Book, RiskModel
 from riskopt.data.config_files import ConfigFileError, read_toml
 from riskopt.data.contracts import (
-    DEFAULT_STRATEGY,
     DecisionsInput,
     check_decision_columns,
     decisions_from_weights,
@@ -272,7 +271,7 @@ def save_book(book: Book, directory: str | Path, *, returns_format: str = "parqu
     return directory
 
 
-def load_decisions(source: DecisionsInput, *, strategy: str = DEFAULT_STRATEGY) -> pd.DataFrame:
+def load_decisions(source: DecisionsInput, *, strategy: str | None = None) -> pd.DataFrame:
     """The decisions of one rebalance, from a table, a file or one strategy's weights.
 
     Rows of a table or file are only checked for their columns here: a bad row is
@@ -287,8 +286,9 @@ def load_decisions(source: DecisionsInput, *, strategy: str = DEFAULT_STRATEGY) 
         Series of target weights indexed by ticker, for the single strategy ``strategy``.
     strategy
         The ``strategy_id`` given to a Series' decisions (their ids are
-        ``"{strategy}:{ticker}"``); default ``"default"``. Ignored for a table or a file,
-        whose rows name their own.
+        ``"{strategy}:{ticker}"``); by default the Series' ``name``, and an unnamed Series
+        with no ``strategy`` is refused. Ignored for a table or a file, whose rows name
+        their own.
 
     Returns
     -------

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import riskopt
-from riskopt.data.contracts import DEFAULT_STRATEGY, check_decision_columns
+from riskopt.data.contracts import check_decision_columns
 from riskopt.data.errors import BookLoadError, ValidationError
 from riskopt.data.loaders import load_decisions
 
@@ -57,9 +57,11 @@ def _as_table(weights: pd.Series, strategy: str) -> pd.DataFrame:
 def test_a_series_of_weights_is_one_strategys_decisions(weights: pd.Series) -> None:
     out = load_decisions(weights, strategy=STRATEGY)
     pd.testing.assert_frame_equal(out, check_decision_columns(_as_table(weights, STRATEGY)))
-    default = load_decisions(weights)
-    assert set(default["strategy_id"]) == {DEFAULT_STRATEGY}
-    assert default["decision_id"].iloc[0] == f"{DEFAULT_STRATEGY}:{weights.index[0]}"
+    named = load_decisions(weights.rename(STRATEGY))
+    pd.testing.assert_frame_equal(named, out)
+    # No name, no strategy: refused, never filed under a guessed sleeve.
+    with pytest.raises(ValidationError, match="name the Series"):
+        load_decisions(weights)
 
 
 def test_a_series_gives_the_same_run_as_its_table(
@@ -69,9 +71,12 @@ def test_a_series_gives_the_same_run_as_its_table(
     table = riskopt.rebalance(book, _as_table(weights, STRATEGY), **RUN)
     named = riskopt.rebalance(book, riskopt.load_decisions(weights, strategy=STRATEGY), **RUN)
     _assert_same_run(table, named)
-    # Passed straight to the gate, a Series is read for the default strategy.
-    direct = riskopt.rebalance(book, weights, **RUN)  # type: ignore[arg-type]
-    _assert_same_run(direct, riskopt.rebalance(book, _as_table(weights, DEFAULT_STRATEGY), **RUN))
+    # Passed straight to the gate, a Series is read for the strategy it is named after,
+    # and an unnamed one is refused.
+    direct = riskopt.rebalance(book, weights.rename(STRATEGY), **RUN)
+    _assert_same_run(direct, table)
+    with pytest.raises(ValidationError, match="name the Series"):
+        riskopt.rebalance(book, weights, **RUN)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
