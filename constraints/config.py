@@ -395,7 +395,7 @@ def consistency_problems(cs: ConstraintSet) -> list[str]:
     problems = [p for family in FAMILIES for p in family.consistency_problems(cs)]
     for tier_key, tier in tier_settings(cs):
         if tier > cs.tiers.lowest:
-            problems.append(f"{tier_key}: tier {tier} is below tiers.lowest ({cs.tiers.lowest})")
+            problems.append(f"{tier_key}: tier {tier} is past tiers.lowest ({cs.tiers.lowest})")
     return problems
 
 
@@ -411,7 +411,7 @@ def _pydantic_problems(err: PydanticValidationError) -> list[str]:
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
-        if key == "<root>" and "; " in msg:
+        if key == "<root>":  # the set's own checks: each problem names its key
             problems.extend(msg.split("; "))
         else:
             problems.append(f"{key}: {msg}")
