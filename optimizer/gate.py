@@ -284,7 +284,7 @@ def label_and_attribute(
     )
     breaches = _breaches(a.limits, solution.h, solution.w)
     status = FALLBACK if solved is None and a.data.n else (RELAXED if breaches else OPTIMAL)
-    breaches += _rounding_breaches(a.limits, (solution.h, solution.w), (lots.h, lots.w))
+    breaches = _with_rounding(breaches, _breaches(a.limits, lots.h, lots.w))
     if degraded:
         status = DEGRADED
     labelled = label_pairs(a.data, a.cs, attribution, lots.w, fallback=solved is None)
@@ -353,18 +353,23 @@ def _breaches(limits: list[Limit], h: np.ndarray, w: np.ndarray) -> list[dict[st
     return out
 
 
-def _rounding_breaches(
-    limits: list[Limit],
-    solved: tuple[np.ndarray, np.ndarray],
-    rounded: tuple[np.ndarray, np.ndarray],
+def _with_rounding(
+    solved: list[dict[str, Any]], rounded: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Policy rows that the rounding to lots breaks beyond what the solve left them."""
-    before = {(b["constraint"], b["label"]): b["breach"] for b in _breaches(limits, *solved)}
-    out = []
-    for b in _breaches(limits, *rounded):
-        if b["breach"] > before.get((b["constraint"], b["label"]), 0.0) + BREACH_TOL:
-            out.append(b | {"cause": "lots"})
-    return out
+    """The solve's breaches, each once: a row rounding to lots took further past its limit
+    reads its final figures with ``by_lots``, what rounding added; a row only rounding
+    broke has ``cause = "lots"``."""
+    out = {(b["constraint"], b["label"]): b for b in solved}
+    for b in rounded:
+        key = (b["constraint"], b["label"])
+        before = out.get(key)
+        if before is None:
+            out[key] = b | {"cause": "lots"}
+        elif b["breach"] > before["breach"] + BREACH_TOL:
+            out[key] = b | {"by_lots": b["breach"] - before["breach"]}
+    return sorted(
+        out.values(), key=lambda b: (b["tier"], -b["breach"], b["constraint"], b["label"])
+    )
 
 
 def run_record(

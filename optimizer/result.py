@@ -117,6 +117,8 @@ class RunInfo:
 def _breach_line(b: dict[str, Any]) -> str:
     """One breach for a terminal: the limit, its row and tier, value against limit."""
     lots = " (left by rounding to whole lots)" if b.get("cause") == "lots" else ""
+    if b.get("by_lots"):
+        lots = f" ({b['by_lots']:.4%} of it added by rounding to whole lots)"
     return (
         f"  {b['constraint']} [{b['label']}] tier {b['tier']}: "
         f"{b['value']:.4%} vs limit {b['limit']:.4%}{lots}"
