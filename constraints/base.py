@@ -33,6 +33,7 @@ from riskopt.constraints.transforms import (
     Transform,
     apply_transform,
     operand,
+    shifted,
 )
 
 Scope = Literal["name", "portfolio"]
@@ -134,20 +135,21 @@ class LinearLimit:
     sense: Literal["max", "min"] = "max"
     """``"min"`` rows are stored negated (``-x ≤ -min``); reports show them un-negated."""
     on: Operand = "h"
-    """Rows over ticker weights ``h`` (N columns), sleeve-pair weights ``w`` (P columns) or
-    the trade ``h − h0`` (N columns)."""
+    """Rows over ticker weights ``h`` (N columns), sleeve-pair weights ``w`` (P columns),
+    the trade ``h − h0`` (N columns) or the pair trade ``w − w0`` (P columns)."""
     preference: bool = False
     """A preference of the gate, not a limit of the policy: penalised below every tier
     (any limit overrides it, risk aversion does not) and never reported as a breach."""
-    h0: np.ndarray | None = None
-    """The held ticker weights (``ProgramData.h0``) that rows over the trade read."""
+    held: np.ndarray | None = None
+    """The held weights a trade is measured from: ``ProgramData.h0`` for the trade,
+    ``ProgramData.w0`` for the pair trade."""
 
     def __post_init__(self) -> None:
         m = len(self.rhs)
         if len(self.labels) != m:
             raise ValueError(f"{self.name}: {len(self.labels)} labels for {m} rows")
-        if self.on == "trade" and self.h0 is None:
-            raise ValueError(f"{self.name}: rows over the trade need the held weights h0")
+        if shifted(self.on) and self.held is None:
+            raise ValueError(f"{self.name}: rows over a trade need the held weights")
         if self.A is not None:
             if self.A.shape[0] != m:
                 raise ValueError(f"{self.name}: A has {self.A.shape[0]} rows, rhs {m}")
@@ -163,7 +165,7 @@ class LinearLimit:
     def lhs(self, h: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
         """The rows' left-hand side at ticker weights ``h`` (and pair weights ``w``)."""
         try:
-            v = operand(self.on, h, w, self.h0)
+            v = operand(self.on, h, w, self.held)
         except ValueError as err:
             raise ValueError(f"{self.name}: {err}") from None
         x = apply_transform(self.transform, v)

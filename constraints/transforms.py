@@ -16,9 +16,20 @@ from typing import Literal
 import numpy as np
 
 Transform = Literal["id", "abs", "pos", "neg", "vol"]
-Operand = Literal["h", "w", "trade"]
-"""What a row reads: ticker weights ``h``, pair (sleeve) weights ``w``, or the trade
-``h − h0`` (the change from the held ticker weights)."""
+Operand = Literal["h", "w", "trade", "pair_trade"]
+"""What a row reads: ticker weights ``h``, pair (sleeve) weights ``w``, the trade
+``h − h0`` (the change from the held ticker weights) or the pair trade ``w − w0`` (each
+sleeve's own change)."""
+
+
+def reads_pairs(on: str) -> bool:
+    """Whether rows over ``on`` have one column per pair (``w``, ``w − w0``), not per name."""
+    return on in ("w", "pair_trade")
+
+
+def shifted(on: str) -> bool:
+    """Whether ``on`` is a trade: the operand less the held weights it is measured from."""
+    return on in ("trade", "pair_trade")
 
 
 def _abs_bounds(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,17 +156,17 @@ def transform_bounds(
 
 
 def operand(
-    on: str, h: np.ndarray, w: np.ndarray | None = None, h0: np.ndarray | None = None
+    on: str, h: np.ndarray, w: np.ndarray | None = None, held: np.ndarray | None = None
 ) -> np.ndarray:
-    """The vector a row reads: ``h``, ``w`` or the trade ``h − h0``."""
-    if on == "h":
-        return h
-    if on == "w":
-        if w is None:
-            raise ValueError("rows over pair weights need w")
-        return w
-    if on == "trade":
-        if h0 is None:
-            raise ValueError("rows over the trade need the held weights h0")
-        return h - h0
-    raise ValueError(f"no operand {on!r} (one of h, w, trade)")
+    """The vector a row reads: ``h``, ``w``, the trade ``h − h0`` or the pair trade
+    ``w − w0`` (``held`` being ``h0`` or ``w0``)."""
+    if on not in ("h", "w", "trade", "pair_trade"):
+        raise ValueError(f"no operand {on!r} (one of h, w, trade, pair_trade)")
+    x = w if reads_pairs(on) else h
+    if x is None:
+        raise ValueError("rows over pair weights need w")
+    if not shifted(on):
+        return x
+    if held is None:
+        raise ValueError("rows over a trade need the held weights")
+    return x - held

@@ -1,23 +1,29 @@
-"""Turnover: ``Σ_i |h_i − h0_i| ≤ T``, the book's one-way turnover (a policy row on the
-trade, not the weight).
+"""Turnover: ``Σ_i |h_i − h0_i| ≤ T`` for the book's one-way turnover, and
+``Σ_{p∈s} |w_p − w0_p| ≤ T_s`` for each strategy's own sleeve (policy rows on the trade,
+not the weight).
 
 ```toml
 [turnover]
 max = 0.30            # the book's one-way turnover, a fraction of NAV
 tier = 3
+
+[turnover.strategies] # a sleeve's own one-way turnover, over its pairs
+momentum = 0.10
 ```
 
-States do not scale turnover: a stricter state must trade more, not less (de-risk only,
-forced de-risking), and a smaller turnover cap would hold the book where it is. A cap per
-strategy, over its own pairs (``Σ_{p∈s} |w_p − w0_p|``), needs the program to read pair
-trades and is not offered yet.
+A sleeve's turnover counts its own trades before netting: two strategies trading one
+ticker in opposite directions each use their own budget, while the book's turnover sees
+the net trade. States do not scale turnover: a stricter state must trade more, not less
+(de-risk only, forced de-risking), and a smaller turnover cap would hold the book where
+it is.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field
 
@@ -34,6 +40,8 @@ class TurnoverConfig(Section):
 
     max: float | None = Field(None, ge=0)
     tier: Tier = Field(3, ge=1)
+    strategies: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    """Each named strategy's own one-way turnover cap (same tier as the book's)."""
 
 
 class TurnoverLimits(Family):
@@ -42,23 +50,52 @@ class TurnoverLimits(Family):
     section = TurnoverConfig
 
     def limits(self, cs: ConstraintSet, data: ProgramData) -> list[Limit]:
-        """One row over the names: ``Σ |h − h0| ≤ max``."""
+        """One row over the names, ``Σ |h − h0| ≤ max``, and one per capped strategy in the
+        book over its own pairs, ``Σ_{p∈s} |w_p − w0_p| ≤ T_s``."""
         cfg: TurnoverConfig = self.own(cs)
+        out = self._sleeves(cfg, data)
         if cfg.max is None or not data.n:
-            return []
+            return out
         return [
             LinearLimit(
                 name="turnover.max",
                 family=self.name,
                 transform="abs",
                 on="trade",
-                h0=data.h0,
+                held=data.h0,
                 rhs=np.array([cfg.max]),
                 labels=("portfolio",),
                 tier=cfg.tier,
                 scope="portfolio",
                 description="book turnover cap",
                 A=sp.csr_matrix(np.ones((1, data.n))),
+            ),
+            *out,
+        ]
+
+    def _sleeves(self, cfg: TurnoverConfig, data: ProgramData) -> list[Limit]:
+        """The strategies' rows: each sums the absolute trades of its own pairs."""
+        strategy = data.pair_strategy.astype(str)
+        present = sorted(set(strategy) & set(cfg.strategies))
+        if not present:
+            return []
+        row = pd.Index(present).get_indexer(strategy)
+        pairs = np.flatnonzero(row >= 0)
+        return [
+            LinearLimit(
+                name="turnover.strategies",
+                family=self.name,
+                transform="abs",
+                on="pair_trade",
+                held=data.w0,
+                rhs=np.array([cfg.strategies[s] for s in present]),
+                labels=tuple(present),
+                tier=cfg.tier,
+                scope="portfolio",
+                description="sleeve turnover cap",
+                A=sp.csr_matrix(
+                    (np.ones(len(pairs)), (row[pairs], pairs)), shape=(len(present), data.p)
+                ),
             )
         ]
 
@@ -67,13 +104,15 @@ class TurnoverLimits(Family):
         return [("turnover.tier", cfg.tier)]
 
     def consistency_problems(self, cs: ConstraintSet) -> list[str]:
-        """A zero book turnover cannot meet a state's forced de-risking, which must trade."""
+        """A zero turnover cap, the book's or a strategy's, cannot meet a state's forced
+        de-risking, which must trade every sleeve."""
         cfg: TurnoverConfig = self.own(cs)
-        if cfg.max != 0:
-            return []
+        zero = ["turnover.max"] if cfg.max == 0 else []
+        zero += [f"turnover.strategies.{s}" for s, cap in cfg.strategies.items() if cap == 0]
         return [
-            f"turnover.max: 0 forbids the forced de-risking of states.{state} "
+            f"{key}: 0 forbids the forced de-risking of states.{state} "
             f"({sop.forced_derisk:g} of gross)"
+            for key in zero
             for state in STATES
             if (sop := cs.states.sop(state)).forced_derisk > 0
         ]

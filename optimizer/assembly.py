@@ -9,7 +9,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from riskopt.constraints.base import Transform
-from riskopt.constraints.transforms import TransformRule, rule, transform_bounds
+from riskopt.constraints.transforms import (
+    TransformRule,
+    reads_pairs,
+    rule,
+    shifted,
+    transform_bounds,
+)
 from riskopt.optimizer.structure import OBJECTIVE_SCALE, Structure, Values, _digest
 
 SLACK_COST = 0.1
@@ -162,7 +168,7 @@ def shared_sums(
     found: list[tuple[str, sp.csr_matrix]] = []
     of_block: list[tuple[int, float] | None] = []
     for _, transform, on, _, a in blocks:
-        if a is None or transform == "vol" or on == "trade" or not (narrow or _wide(a)):
+        if a is None or transform == "vol" or shifted(on) or not (narrow or _wide(a)):
             of_block.append(None)
             continue
         if not (a.has_canonical_format and a.data.all()):  # summed, sorted, no zeros
@@ -359,7 +365,7 @@ class Assembler:
         for (_, transform, on, _, _), kept in zip(s.blocks, layout.keep, strict=True):
             if transform != "vol" and rule(transform).aux and kept.any() and on not in layout.aux:
                 layout.aux[on] = layout.ncols
-                layout.ncols += s.p if on == "w" else s.n
+                layout.ncols += s.p if reads_pairs(on) else s.n
         for j, total in enumerate(self._sums):
             self._sum_columns(layout, j, total)
         # Each block's slack in the solver's units: its column stands for ``unit`` of
@@ -400,8 +406,14 @@ class Assembler:
         layout.sum_a.append(columns_a)
 
     def _base(self, layout: _Layout, on: str) -> int:
-        """The first column of the operand ``on`` (the trade ``h − h0`` reads ``h``)."""
-        return layout.col_w if on == "w" else layout.col_h
+        """The first column of the operand ``on`` (a trade reads the weights it shifts)."""
+        return layout.col_w if reads_pairs(on) else layout.col_h
+
+    def _held(self, v: Values, on: str) -> np.ndarray:
+        """What the operand ``on`` is measured from: ``h0`` or ``w0`` for a trade, else 0."""
+        if shifted(on):
+            return v.w0 if reads_pairs(on) else v.h0
+        return np.zeros(self.structure.p if reads_pairs(on) else self.structure.n)
 
     def _fixed_rows(self, layout: _Layout, v: Values) -> _Cones:
         """Every row but the policy blocks': ``h = M w``, ``f = Bᵀh``, the shared sums, the
@@ -431,9 +443,9 @@ class Assembler:
             nonneg.add(-v.h0, (col_h, -1.0), (col_t, -1.0))
             nonneg.add(np.zeros(n), (col_t, -1.0))
         for on, col in layout.aux.items():
-            # a ≥ x and a ≥ −x, x being h − h0 for the trade: b carries the shift.
-            size = s.p if on == "w" else n
-            above_b, below_b = (v.h0, -v.h0) if on == "trade" else (np.zeros(size), np.zeros(size))
+            # a ≥ x and a ≥ −x, x being h − h0 (or w − w0) for a trade: b carries the shift.
+            held = self._held(v, on)
+            above_b, below_b = held, -held
             base = self._base(layout, on)
             above = nonneg.add(above_b, (base, 1.0), (col, -1.0))
             below = nonneg.add(below_b, (base, -1.0), (col, -1.0))
@@ -452,8 +464,9 @@ class Assembler:
             return rows.nonneg, slice(0, 0)
         r = rule(transform)
         rhs = v.rhs[j][kept]
-        if on == "trade" and r.base:  # A · (h − h0): A h0 moves to the right-hand side
-            rhs = rhs + r.base * (v.h0 if a is None else np.asarray(a @ v.h0))[kept]
+        if shifted(on) and r.base:  # A · (x − x0): A x0 moves to the right-hand side
+            held = self._held(v, on)
+            rhs = rhs + r.base * (held if a is None else np.asarray(a @ held))[kept]
         if self._block_sum[j] is not None:
             terms = self._sum_terms(layout, j, kept, r)
         else:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from riskopt.constraints.base import Transform
-from riskopt.constraints.transforms import rule
+from riskopt.constraints.transforms import reads_pairs, rule, shifted
 from riskopt.optimizer.structure import (
     OBJECTIVE_SCALE,
     OPTIMAL,
@@ -86,6 +86,7 @@ class CvxpyProgram:
             self._constraints.append(self.f == s.loadings.T @ self.h)
             objective = objective + self.gamma * cp.sum_squares(s.chol.T @ self.f)
         self.h0 = cp.Parameter(s.n, name="h0")
+        self.w0 = cp.Parameter(s.p, name="w0")
         self.kappa = cp.Parameter(s.n, nonneg=True, name="kappa")
         if s.costs:
             # |h − h0| through an explicit trade-size variable keeps the program DPP.
@@ -123,10 +124,12 @@ class CvxpyProgram:
         return objective
 
     def _operand(self, on: str) -> cp.Expression:
-        """The vector rows over ``on`` read: ``h``, ``w`` or the trade ``h − h0``."""
-        if on == "trade":
-            return self.h - self.h0
-        return self.h if on == "h" else self.w
+        """The vector rows over ``on`` read: ``h``, ``w``, the trade ``h − h0`` or the pair
+        trade ``w − w0``."""
+        x = self.w if reads_pairs(on) else self.h
+        if not shifted(on):
+            return x
+        return x - (self.w0 if reads_pairs(on) else self.h0)
 
     def _transformed(self, transform: Transform, on: str) -> cp.Expression:
         """``T(x)`` for the rows' operand ``x``: ``x`` itself, or one epigraph variable per
@@ -139,7 +142,7 @@ class CvxpyProgram:
             return base
         key = (transform, on)
         if key not in self._aux:
-            size = self.structure.p if on == "w" else self.structure.n
+            size = self.structure.p if reads_pairs(on) else self.structure.n
             var = cp.Variable(size, name=f"{on}_{transform}", nonneg=r.nonneg)
             self._aux[key] = var
             self._constraints.extend([var >= (base if sign > 0 else -base) for sign in r.epigraph])
@@ -169,6 +172,7 @@ class CvxpyProgram:
         self.gamma.value = v.gamma * scale
         self.sqrt_specific.value = np.sqrt(np.maximum(scale * v.specific_weight, 0.0))
         self.h0.value = v.h0
+        self.w0.value = v.w0
         self.kappa.value = v.kappa * scale
         for param, rhs in zip(self.rhs, v.rhs, strict=True):
             param.value = rhs

@@ -40,7 +40,7 @@ from riskopt.constraints.base import (
     box_duals_by_bound,
     pair_duals_by_bound,
 )
-from riskopt.constraints.transforms import operand, rule, transform_slope
+from riskopt.constraints.transforms import operand, reads_pairs, rule, transform_slope
 
 KINK_EPS = 1e-5
 """Positions (and trades) this close to zero, in NAV, count as sitting on the kink."""
@@ -220,7 +220,9 @@ class _Terms:
             self.add(cause, np.zeros(self.n), None, span)
             self._limit_values(limit, None)
             return
-        slope, kink = transform_slope(limit.transform, operand(limit.on, h, w, limit.h0), KINK_EPS)
+        slope, kink = transform_slope(
+            limit.transform, operand(limit.on, h, w, limit.held), KINK_EPS
+        )
         nonneg = limit.A is not None and (
             limit.transform != "id" or not limit.A.nnz or limit.A.data.min() >= 0
         )
@@ -232,7 +234,7 @@ class _Terms:
             pushes = (A, rows, push)
         force = weight * slope
         cap = np.where(kink, weight_abs, 0.0)
-        if limit.on == "w":
+        if reads_pairs(limit.on):
             force, cap = self.on_tickers(force), self.on_tickers(cap)
         self.add(cause, force, cap, span)
         self._limit_values(limit, pushes)
@@ -253,7 +255,7 @@ class _Terms:
             self.limit_value[limit.name] = np.full(self.n, np.nan)
             return
         A, rows, push = pushes
-        if limit.on == "w":
+        if reads_pairs(limit.on):
             owner, top = _ticker_argmax(A, rows, push, self.data)
         else:
             owner, top = _argmax_by_column(rows, A.indices, push, self.n)

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from riskopt.constraints.transforms import reads_pairs
+
 if TYPE_CHECKING:
     from riskopt.constraints.base import Limit
     from riskopt.optimizer.assemble import Box
@@ -273,5 +275,5 @@ def _worsened(limits: list[Limit], h: np.ndarray, rounded: np.ndarray, w: np.nda
     return any(
         np.any(limit.residual(rounded, w) > limit.residual(h, w) + 1e-12)
         for limit in limits
-        if limit.on != "w"  # ticker weights, or the trade h − h0
+        if not reads_pairs(limit.on)  # ticker weights, or the trade h − h0
     )

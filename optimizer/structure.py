@@ -141,6 +141,8 @@ class Values:
     specific_weight: np.ndarray
     """``γ γ_i d_i``: each name's weight on its specific variance."""
     h0: np.ndarray
+    w0: np.ndarray
+    """The held pair weights, which rows over the pair trade ``w − w0`` read."""
     kappa: np.ndarray
     rhs: list[np.ndarray]
     rho: list[float]
@@ -174,6 +176,7 @@ class Values:
             gamma=float(gamma),
             specific_weight=float(gamma) * np.asarray(gamma_i, dtype=float) * specific,
             h0=np.asarray(data.h0, dtype=float),
+            w0=np.asarray(data.w0, dtype=float),
             kappa=np.asarray(kappa, dtype=float),
             rhs=[np.asarray(limit.rhs, dtype=float) for limit in limits],
             rho=[float(r) for r in rho],
