@@ -79,6 +79,9 @@ class ProgramData:
     """Current drawdown of the book's NAV (``None`` without a NAV history)."""
     strategy_drawdown: dict[str, float] = field(default_factory=dict)
     """Current drawdown of each strategy's own NAV path, where given."""
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    """The market's further columns (beyond the contract's), on the program's names: a
+    family that reads a column of its own finds it here, with no change to this class."""
 
     @property
     def n(self) -> int:
@@ -107,6 +110,14 @@ class ProgramData:
             given = np.array(list(values.values()), dtype=float)
             out[at >= 0] = given[at[at >= 0]]
         return out
+
+    def column(self, name: str) -> np.ndarray:
+        """The market's further column ``name`` on the program's names; a ``KeyError``
+        naming what the market has where it is absent."""
+        if name not in self.columns:
+            have = ", ".join(sorted(self.columns)) or "none"
+            raise KeyError(f"the market has no column {name!r} (further columns: {have})")
+        return self.columns[name]
 
     def named(self, names: Collection[str]) -> np.ndarray:
         """Which names are in ``names`` (a mask over the program's names)."""

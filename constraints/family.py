@@ -3,7 +3,9 @@
 A family is one module of ``constraints/``: its config section model (a :class:`Section`
 stored on the ``ConstraintSet`` under :attr:`Family.key`), the limits and hard bounds it
 adds to the program, the dotted keys of its tier settings, the contradictions between
-its settings, the names it needs the book to have, and how a black-swan state scales it.
+its settings, the names it needs the book to have, what it derives from the book's
+numbers (its own market columns arrive in ``ProgramData.columns``), and how a black-swan
+state scales it.
 ``config.py`` and ``states.py`` loop over the registered families
 (:data:`riskopt.constraints.registry.FAMILIES`); a family that has nothing to say about
 one of these keeps the default here (no rows, no tiers, no problems, unchanged).
@@ -17,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from riskopt.constraints.base import HardBound, Limit, ProgramData
@@ -83,6 +86,14 @@ class Family:
         """The family's section of ``cs``, for a family whose section the ``ConstraintSet``
         declaration for mypy does not name (the caller annotates its type)."""
         return getattr(cs, str(self.key))
+
+    def derive(
+        self, cs: ConstraintSet, data: ProgramData, returns: pd.DataFrame | None
+    ) -> tuple[ProgramData, list[str]]:
+        """The book's numbers with what the family derives from them before its limits are
+        built (clusters from returns, say), and warnings of what it could not derive;
+        unchanged by default. ``returns`` is the book's daily returns, up to ``as_of``."""
+        return data, []
 
     def limits(self, cs: ConstraintSet, data: ProgramData) -> list[Limit]:
         """Policy rows ``A · T(h) ≤ b`` of this rebalance."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -11,6 +12,7 @@ from pydantic import Field, model_validator
 
 from riskopt.constraints.base import NO_LIMIT, Limit, LinearLimit, ProgramData
 from riskopt.constraints.family import BookNames, Family, Section, Tier, not_in_book, scale
+from riskopt.data.clusters import estimate_clusters
 
 if TYPE_CHECKING:
     from riskopt.constraints.config import ConstraintSet, StateSOP
@@ -85,6 +87,25 @@ class GroupCaps(Family):
     name = "groups"
     key = "groups"
     section = GroupsConfig
+
+    def derive(
+        self, cs: ConstraintSet, data: ProgramData, returns: pd.DataFrame | None
+    ) -> tuple[ProgramData, list[str]]:
+        """Clusters from the returns where cluster caps are on and the market's cluster
+        column does not label every name; with neither, no labels, and a warning."""
+        if not cs.groups.cluster.active or (data.cluster != "").all():
+            return data, []
+        if returns is None:
+            return replace(data, cluster=np.full(data.n, "", dtype=object)), [
+                "groups.cluster: the book has neither a cluster column for every name nor "
+                "returns; cluster caps are not applied"
+            ]
+        names = pd.Index(data.tickers)
+        labels = estimate_clusters(
+            returns[names[names.isin(returns.columns)]], cs.groups.cluster.correlation
+        )
+        cluster = labels.reindex(data.tickers).fillna("").astype(object).to_numpy()
+        return replace(data, cluster=cluster), []
 
     def limits(self, cs: ConstraintSet, data: ProgramData) -> list[Limit]:
         out: list[Limit] = []

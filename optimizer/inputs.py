@@ -18,9 +18,9 @@ from riskopt.constraints.base import ProgramData
 from riskopt.constraints.config import ConstraintSet, book_problems, book_warnings
 from riskopt.constraints.drawdown import drawdown
 from riskopt.constraints.errors import ConfigError
+from riskopt.constraints.registry import FAMILIES
 from riskopt.data.book import Book
-from riskopt.data.clusters import estimate_clusters
-from riskopt.data.contracts import DecisionsInput, check_decision_columns
+from riskopt.data.contracts import MARKET_SCHEMA, DecisionsInput, check_decision_columns
 
 
 @dataclass(frozen=True)
@@ -93,28 +93,6 @@ def triage_decisions(decisions: DecisionsInput, book: Book, cs: ConstraintSet) -
     return d
 
 
-def _clusters(
-    book: Book, cs: ConstraintSet, tickers: np.ndarray, column: np.ndarray
-) -> tuple[np.ndarray, str | None]:
-    """The book's cluster column (``column``, on ``tickers``) where it labels every name,
-    else clusters from returns.
-
-    With neither, cluster caps cannot apply: the labels are empty and a warning says so.
-    """
-    given = np.where(pd.isna(column), "", column).astype(object)
-    if not cs.groups.cluster.active or (given != "").all():
-        return given, None
-    if book.returns is None:
-        return np.full(len(tickers), "", dtype=object), (
-            "groups.cluster: the book has neither a cluster column for every name nor returns; "
-            "cluster caps are not applied"
-        )
-    columns = pd.Index(tickers)
-    columns = columns[columns.isin(book.returns.columns)]
-    labels = estimate_clusters(book.returns[columns], cs.groups.cluster.correlation)
-    return labels.reindex(tickers).fillna("").astype(object).to_numpy(), None
-
-
 class _Pairs(NamedTuple):
     """The program's names and (strategy, ticker) pairs, from holdings then decisions."""
 
@@ -164,13 +142,11 @@ def prepare(book: Book, decisions: DecisionsInput, cs: ConstraintSet) -> Prepare
     rows = market.index.get_indexer(pd.Index(pairs.tickers)) if n else np.zeros(0, dtype=np.intp)
     weights = _weights(book, pos, valid, pairs, rows)
     risk = _risk(book, pairs.tickers, rows, warnings)
-    cluster, cluster_warning = _clusters(
-        book, cs, pairs.tickers, market["cluster"].to_numpy()[rows]
-    )
-    if cluster_warning:
-        warnings.append(cluster_warning)
-    data = _program_data(book, pairs, rows, weights, risk, cluster)
-    _check_fits(book, cs, cluster)
+    data = _program_data(book, pairs, rows, weights, risk)
+    for family in FAMILIES:  # what a family derives: clusters from returns, say
+        data, derived_warnings = family.derive(cs, data, book.returns)
+        warnings.extend(derived_warnings)
+    _check_fits(book, cs, data.cluster)
     warnings.extend(book_warnings(cs, tickers=set(market.index.astype(str).tolist())))
     pair = np.full(len(d), -1, dtype=int)
     pair[is_valid] = weights.decided_pair
@@ -282,9 +258,9 @@ def _program_data(
     rows: np.ndarray,
     weights: _Weights,
     risk: _Risk,
-    cluster: np.ndarray,
 ) -> ProgramData:
-    """The program's numbers on its names and pairs."""
+    """The program's numbers on its names and pairs: the contract's columns by name, any
+    further market column in ``columns``."""
     market = book.market
 
     def column(name: str) -> np.ndarray:
@@ -303,7 +279,7 @@ def _program_data(
         tick_size=column("tick_size"),
         sector=market["sector"].astype(str).to_numpy(dtype=object)[rows],
         country=market["country"].astype(str).to_numpy(dtype=object)[rows],
-        cluster=cluster,
+        cluster=np.where(market["cluster"].isna(), "", market["cluster"]).astype(object)[rows],
         h0=weights.h0,
         pair_strategy=pairs.pair_strategy,
         pair_ticker=pairs.pair_ticker,
@@ -318,7 +294,22 @@ def _program_data(
         factors=risk.factors,
         drawdown=book_dd,
         strategy_drawdown=strategy_dd,
+        columns=_further_columns(market, rows),
     )
+
+
+def _further_columns(market: pd.DataFrame, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The market's columns beyond the contract's, on the program's names: numbers as
+    floats, anything else as text."""
+    further = market.columns.difference(list(MARKET_SCHEMA.columns), sort=False)
+    return {
+        str(name): (
+            market[name].to_numpy(dtype=float)[rows]
+            if pd.api.types.is_numeric_dtype(market[name])
+            else market[name].astype(str).to_numpy(dtype=object)[rows]
+        )
+        for name in further
+    }
 
 
 def _check_fits(book: Book, cs: ConstraintSet, cluster: np.ndarray) -> None:

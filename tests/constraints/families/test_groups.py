@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from riskopt.constraints.base import ProgramData
@@ -59,3 +60,29 @@ def test_a_state_shrinks_caps_and_overrides() -> None:
     assert raw["cluster"]["max_net"] == pytest.approx(0.1)
     assert raw["cluster"]["gross_overrides"] == {"k1": pytest.approx(0.2)}
     assert raw["cluster"]["correlation"] == 0.6 and raw["sector"]["max_net"] is None
+
+
+def test_clusters_are_derived_from_returns_or_said_to_be_off(data: ProgramData) -> None:
+    cs = set_with(groups={"cluster": {"max_gross": 0.2}})
+    no_labels = data  # the fixture's names carry no cluster label
+    same, warned = GroupCaps().derive(cs, no_labels, None)
+    assert (same.cluster == "").all()
+    assert warned == [
+        "groups.cluster: the book has neither a cluster column for every name nor returns; "
+        "cluster caps are not applied"
+    ]
+    rng = np.random.default_rng(0)
+    common = rng.normal(size=250)
+    returns = pd.DataFrame(
+        {
+            "A": common + 0.1 * rng.normal(size=250),
+            "B": common + 0.1 * rng.normal(size=250),
+            "C": rng.normal(size=250),
+            "D": rng.normal(size=250),
+        }
+    )
+    derived, warned = GroupCaps().derive(cs, no_labels, returns)
+    assert warned == []
+    assert derived.cluster[0] == derived.cluster[1] != ""  # A and B move together
+    assert len({derived.cluster[0], derived.cluster[2], derived.cluster[3]}) == 3
+    assert GroupCaps().derive(set_with(), no_labels, None) == (no_labels, [])  # caps off
