@@ -259,8 +259,88 @@ class VolatilityCap:
         return (self.name, self.transform, self.on, self.m, "elementwise")
 
 
-Limit = LinearLimit | VolatilityCap
-"""Any policy limit of the program: linear rows, or the volatility cone."""
+IMPACT_POWER = 1.5
+"""The power of the market-impact cost in the trade: the impact per unit traded grows
+with the square root of the trade's share of ADV, so its cost with the 3/2 power."""
+
+
+@dataclass(frozen=True)
+class CostBudget:
+    """Expected trading-cost budgets ``Σ_j A_rj (κ_j |x_j| + λ_j |x_j|^{3/2}) ≤ rhs_r``.
+
+    ``x`` is the trade (``h − h0``, the book's) or the pair trade (``w − w0``, a sleeve's);
+    ``κ`` the cost per unit traded (half spread plus commission) and ``λ`` the impact
+    coefficient, both per column. The back-ends read ``|x|`` from the operand's epigraph
+    column and ``|x|^{3/2}`` from a power cone per column; the attribution reads
+    :meth:`slope`. It carries the fields a :class:`LinearLimit` shows to tables, reasons
+    and storage.
+    """
+
+    name: str
+    family: str
+    rhs: np.ndarray
+    labels: tuple[str, ...]
+    tier: int
+    scope: Scope
+    description: str
+    A: sp.csr_matrix
+    """Which columns each row sums (non-negative)."""
+    linear: np.ndarray
+    impact: np.ndarray
+    on: Operand
+    held: np.ndarray
+    transform: Literal["cost"] = "cost"
+    sense: Literal["max"] = "max"
+    preference: bool = False
+
+    def __post_init__(self) -> None:
+        if self.A.shape != (len(self.rhs), len(self.linear)) or len(self.labels) != len(self.rhs):
+            raise ValueError(f"{self.name}: A, rhs, labels and coefficients disagree in size")
+        if not shifted(self.on):
+            raise ValueError(f"{self.name}: a cost budget reads a trade, not {self.on!r}")
+        if (self.A.data < 0).any() or (self.linear < 0).any() or (self.impact < 0).any():
+            raise ValueError(f"{self.name}: a cost budget's coefficients must be non-negative")
+
+    @property
+    def m(self) -> int:
+        return len(self.rhs)
+
+    def cost(self, x: np.ndarray) -> np.ndarray:
+        """Each column's expected cost at trade ``x``."""
+        size = np.abs(x)
+        return self.linear * size + self.impact * size**IMPACT_POWER
+
+    def lhs(self, h: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+        """Each row's expected cost at ``h`` (and ``w``)."""
+        return np.asarray(self.A @ self.cost(operand(self.on, h, w, self.held)))
+
+    def residual(self, h: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+        """How far the weights break each budget (0 where it holds)."""
+        return np.maximum(self.lhs(h, w) - self.rhs, 0.0)
+
+    def slope(self, x: np.ndarray) -> np.ndarray:
+        """Each column's cost derivative away from ``x = 0``, where its subgradient is
+        ``[−κ, κ]`` (the impact's is zero there)."""
+        size = np.abs(x)
+        return np.sign(x) * (self.linear + IMPACT_POWER * self.impact * np.sqrt(size))
+
+    def stacked(self) -> sp.csr_matrix:
+        """``[A·diag(κ), A·diag(λ)]``: the rows on ``|x|`` and on ``|x|^{3/2}``."""
+        return sp.hstack(
+            [self.A @ sp.diags(self.linear), self.A @ sp.diags(self.impact)], format="csr"
+        )
+
+    def structure_key(self) -> tuple[object, ...]:
+        """What fixes the compiled program: the rows and their coefficients."""
+        a = self.stacked()
+        digest = hashlib.blake2b(digest_size=16)
+        for arr in (a.indptr, a.indices, a.data):
+            digest.update(np.ascontiguousarray(arr).tobytes())
+        return (self.name, self.transform, self.on, self.m, f"{a.shape}:{digest.hexdigest()}")
+
+
+Limit = LinearLimit | VolatilityCap | CostBudget
+"""Any policy limit of the program: linear rows, the volatility cone, or cost budgets."""
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from riskopt.constraints.registry import FAMILIES
 from riskopt.data.config_files import ConfigFileError, read_toml
 
 if TYPE_CHECKING:
+    from riskopt.constraints.costs import CostsConfig
     from riskopt.constraints.envelope import EnvelopeConfig
     from riskopt.constraints.exposure import ExposureConfig
     from riskopt.constraints.factors import FactorsConfig
@@ -330,6 +331,7 @@ if TYPE_CHECKING:
         strategies: dict[str, StrategyBudget] = Field(default_factory=dict)
         envelope: EnvelopeConfig = EnvelopeConfig()
         trading: TradingConfig = TradingConfig()
+        costs: CostsConfig = CostsConfig()
 
 else:
     ConstraintSet = create_model(

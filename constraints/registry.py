@@ -6,6 +6,7 @@ and their consistency, and ``states.py`` lets each scale its own section under a
 
 from __future__ import annotations
 
+from riskopt.constraints.costs import TradingCosts
 from riskopt.constraints.envelope import CalmerStateEnvelope
 from riskopt.constraints.exposure import ExposureLimits
 from riskopt.constraints.factors import FactorBands
@@ -34,6 +35,7 @@ FAMILIES: tuple[Family, ...] = (
     CalmerStateEnvelope(),
     TradeLimit(),
     TurnoverLimits(),
+    TradingCosts(),
     OnlyTrim(),
 )
 """Every family the gate applies, in report order."""

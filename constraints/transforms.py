@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-Transform = Literal["id", "abs", "pos", "neg", "vol"]
+Transform = Literal["id", "abs", "pos", "neg", "vol", "cost"]
 Operand = Literal["h", "w", "trade", "pair_trade"]
 """What a row reads: ticker weights ``h``, pair (sleeve) weights ``w``, the trade
 ``h − h0`` (the change from the held ticker weights) or the pair trade ``w − w0`` (each
@@ -114,8 +114,9 @@ TRANSFORMS: dict[str, TransformRule] = {
         nonneg=True,
     ),
 }
-"""Every elementwise transform. ``"vol"`` is not one: it names the volatility cone,
-which is its own kind of limit (:class:`~riskopt.constraints.base.VolatilityCap`)."""
+"""Every elementwise transform. ``"vol"`` and ``"cost"`` are not ones: they name the
+volatility cone and the trading-cost budgets, each its own kind of limit
+(:class:`~riskopt.constraints.base.VolatilityCap`, :class:`~riskopt.constraints.base.CostBudget`)."""
 
 
 def rule(transform: str) -> TransformRule:

@@ -12,6 +12,7 @@ import numpy as np
 from riskopt.constraints import FAMILIES
 from riskopt.constraints.base import NO_LIMIT, HardBound, Limit, ProgramData
 from riskopt.constraints.config import ConstraintSet
+from riskopt.constraints.costs import cost_model
 from riskopt.constraints.states import ResolvedState
 from riskopt.data.book import Book
 from riskopt.data.errors import ValidationError
@@ -63,15 +64,22 @@ class Assembled:
     """Tracking weights."""
     risk_scale: float
     kappa: np.ndarray
-    """Cost weights."""
+    """Cost weights: each name's cost per unit traded."""
     rho: list[float]
     """Each policy row's penalty on its slack."""
     aversion: RiskAversion
+    impact: np.ndarray | None = None
+    """Each name's market-impact coefficient ``λ`` in the objective (``None``: none)."""
 
     @property
     def costs(self) -> bool:
         """Whether the objective charges trading costs."""
         return self.cs.objective.costs
+
+    @property
+    def has_impact(self) -> bool:
+        """Whether the objective charges market impact ``λ |h − h0|^{3/2}``."""
+        return self.impact is not None and bool(self.impact.any())
 
 
 def check_gamma(value: float) -> float:
@@ -157,6 +165,7 @@ def assemble(data: ProgramData, cs: ConstraintSet, aversion: RiskAversion) -> As
         kappa=cost_weights(data, cs),
         rho=rho,
         aversion=aversion,
+        impact=cost_model(cs, data)[1] if cs.objective.costs else None,
     )
 
 
@@ -215,4 +224,4 @@ def cost_weights(data: ProgramData, cs: ConstraintSet) -> np.ndarray:
     without costs."""
     if not cs.objective.costs:
         return np.zeros(data.n)
-    return (0.5 * data.spread_bps + cs.objective.commission_bps) * 1e-4
+    return cost_model(cs, data)[0]

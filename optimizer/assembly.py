@@ -204,6 +204,12 @@ def shared_sums(
     ]
 
 
+def _reads_abs(transform: str) -> bool:
+    """Whether rows of ``transform`` read the operand's ``|x|`` column (a cost budget's
+    linear part does)."""
+    return transform == "cost" or (transform != "vol" and bool(rule(transform).aux))
+
+
 def _wide(a: sp.csr_matrix) -> bool:
     """Whether every row touches half the columns or more."""
     rows = a if isinstance(a, sp.csr_matrix) else sp.csr_matrix(a)
@@ -249,6 +255,8 @@ class Assembly:
     """``Σ c w̃²`` (unscaled), left out of ``q``."""
     sums: int = 0
     """Rows ``y = C x`` of the shared sums (in the zero cone)."""
+    power: int = 0
+    """Three-dimensional power cones ``u^{2/3} ≥ |x|`` after the second-order cone."""
 
     def on_pairs(self, shared: np.ndarray) -> np.ndarray:
         """Per pair, from values of the pairs with rows of their own (0 elsewhere)."""
@@ -270,6 +278,9 @@ class _Layout:
     """Per block, the rows kept (those the hard box does not already imply)."""
     aux: dict[str, int] = field(default_factory=dict)
     """Per operand, the first column of its epigraph variable ``a ≥ |x|``."""
+    power: dict[str, tuple[int, np.ndarray]] = field(default_factory=dict)
+    """Per traded operand, the first column of ``u ≥ |x|^{3/2}`` and the elements that
+    have one (those some row or the objective charges impact on; a power cone each)."""
     sum_h: list[np.ndarray] = field(default_factory=list)
     sum_a: list[np.ndarray] = field(default_factory=list)
     """Per shared sum, the column of each row of ``C x`` and ``C |x|`` (-1: none)."""
@@ -284,6 +295,7 @@ class _Cones:
     zero: _Rows = field(default_factory=lambda: _Rows())
     nonneg: _Rows = field(default_factory=lambda: _Rows())
     soc: _Rows = field(default_factory=lambda: _Rows())
+    power: _Rows = field(default_factory=lambda: _Rows())
     upper: slice = field(default_factory=lambda: slice(0, 0))
     lower: slice = field(default_factory=lambda: slice(0, 0))
     pair_upper: slice = field(default_factory=lambda: slice(0, 0))
@@ -363,9 +375,12 @@ class Assembler:
         # One auxiliary ``a ≥ |x|`` per operand serves every transform: each is
         # ``T(x) = aux · a + base · x`` (its table entry), exact under non-negative ``A``.
         for (_, transform, on, _, _), kept in zip(s.blocks, layout.keep, strict=True):
-            if transform != "vol" and rule(transform).aux and kept.any() and on not in layout.aux:
+            if _reads_abs(transform) and kept.any() and on not in layout.aux:
                 layout.aux[on] = layout.ncols
                 layout.ncols += s.p if reads_pairs(on) else s.n
+        for on, elements in self._impacted(v).items():
+            layout.power[on] = (layout.ncols, elements)
+            layout.ncols += len(elements)
         for j, total in enumerate(self._sums):
             self._sum_columns(layout, j, total)
         # Each block's slack in the solver's units: its column stands for ``unit`` of
@@ -450,7 +465,42 @@ class Assembler:
             above = nonneg.add(above_b, (base, 1.0), (col, -1.0))
             below = nonneg.add(below_b, (base, -1.0), (col, -1.0))
             rows.aux[on] = (above, below)
+        for on, (col_u, elements) in layout.power.items():
+            self._power_rows(rows.power, v, on, (col_u, elements), self._base(layout, on))
         return rows
+
+    def _impacted(self, v: Values) -> dict[str, np.ndarray]:
+        """Per traded operand, the elements whose impact ``|x|^{3/2}`` some cost budget or
+        the objective charges (an element no row charges gets no cone: its ``u`` would be
+        a free column)."""
+        s = self.structure
+        charged: dict[str, np.ndarray] = {}
+        blocks = zip(s.blocks, self._block_triplets, strict=True)
+        for (_, transform, on, _, _), triplets in blocks:
+            if transform != "cost" or triplets is None:
+                continue
+            size = s.p if reads_pairs(on) else s.n
+            columns = triplets[1][(triplets[1] >= size) & (triplets[2] != 0)] - size
+            charged[on] = np.union1d(charged.get(on, np.zeros(0, dtype=int)), columns)
+        if s.impact:
+            charged["trade"] = np.union1d(
+                charged.get("trade", np.zeros(0, dtype=int)), np.flatnonzero(v.impact > 0)
+            )
+        return {on: e.astype(int) for on, e in sorted(charged.items()) if len(e)}
+
+    def _power_rows(
+        self, power: _Rows, v: Values, on: str, at: tuple[int, np.ndarray], col_x: int
+    ) -> None:
+        """``(u_e, 1, x_e − x0_e)`` in the power cone ``u^{2/3} · 1^{1/3} ≥ |x − x0|``, that
+        is ``u_e ≥ |x_e − x0_e|^{3/2}``, for each charged element ``e``: three rows each."""
+        col_u, elements = at
+        count = len(elements)
+        j = np.arange(count)
+        b = np.zeros((count, 3))
+        b[:, 1] = 1.0
+        b[:, 2] = -self._held(v, on)[elements]
+        minus = -np.ones(count)
+        power.add(b.reshape(-1), (col_u, (3 * j, j, minus)), (col_x, (3 * j + 2, elements, minus)))
 
     def _block_rows(self, layout: _Layout, v: Values, rows: _Cones, j: int) -> tuple[_Rows, slice]:
         """Block ``j``'s rows ``A · T(x) ≤ rhs + u·s'`` and ``s' ≥ 0`` (or the cone's), and
@@ -459,6 +509,8 @@ class Assembler:
         kept, col_s, unit = layout.keep[j], layout.slack[j], layout.units[j]
         if transform == "vol":
             return self._cone_rows(layout, v.rhs[j], rows, col_s, unit)
+        if transform == "cost":
+            return self._cost_rows(layout, v.rhs[j], rows, j, col_s, unit)
         count = int(kept.sum())
         if not count:
             return rows.nonneg, slice(0, 0)
@@ -473,6 +525,30 @@ class Assembler:
             terms = self._own_terms(layout, j, kept, r)
         span = rows.nonneg.add(rhs, *terms, (col_s, -unit))
         rows.nonneg.add(np.zeros(count), (col_s, -unit))  # s' ≥ 0, in the same units
+        return rows.nonneg, span
+
+    def _cost_rows(
+        self, layout: _Layout, rhs: np.ndarray, rows: _Cones, j: int, col_s: int, unit: float
+    ) -> tuple[_Rows, slice]:
+        """A cost budget's rows ``A (κ ∘ a + λ ∘ u) ≤ rhs + u·s'`` and ``s' ≥ 0``, ``a`` and
+        ``u`` being its operand's ``|x|`` and ``|x|^{3/2}`` columns."""
+        _, _, on, m, _ = self.structure.blocks[j]
+        triplets = self._block_triplets[j]
+        assert triplets is not None
+        rr, c, vals = triplets
+        size = self.structure.p if reads_pairs(on) else self.structure.n
+        col_u, elements = layout.power.get(on, (0, np.zeros(0, dtype=int)))
+        slot = np.full(size, -1)
+        slot[elements] = np.arange(len(elements))
+        impact = (c >= size) & (vals != 0)
+        linear = c < size
+        span = rows.nonneg.add(
+            np.asarray(rhs, dtype=float),
+            (layout.aux[on], (rr[linear], c[linear], vals[linear])),
+            (col_u, (rr[impact], slot[c[impact] - size], vals[impact])),
+            (col_s, -unit),
+        )
+        rows.nonneg.add(np.zeros(m), (col_s, -unit))
         return rows.nonneg, span
 
     def _cone_rows(
@@ -539,6 +615,9 @@ class Assembler:
         q[col_w : col_w + s.p] = -2.0 * scale * v.c * v.w_tilde
         if s.costs:
             q[col_t : col_t + s.n] = scale * v.kappa
+        if s.impact and "trade" in layout.power:
+            col_u, elements = layout.power["trade"]
+            q[col_u : col_u + len(elements)] = scale * v.impact[elements]
         for col_s, kept, rho, unit in zip(
             layout.slack, layout.keep, v.rho, layout.units, strict=True
         ):
@@ -586,15 +665,20 @@ class Assembler:
         """The assembly with the substitutions made: ``A``, ``b``, ``P``, ``q`` over the
         columns and rows that are left, and where each piece of the answer sits."""
         s = self.structure
-        zero, nonneg, soc = rows.zero, rows.nonneg, rows.soc
-        offsets = {id(zero): 0, id(nonneg): zero.m, id(soc): zero.m + nonneg.m}
-        parts = [r.triplets(offsets[id(r)]) for r in (zero, nonneg, soc)]
+        zero, nonneg, soc, power = rows.zero, rows.nonneg, rows.soc, rows.power
+        offsets = {
+            id(zero): 0,
+            id(nonneg): zero.m,
+            id(soc): zero.m + nonneg.m,
+            id(power): zero.m + nonneg.m + soc.m,
+        }
+        parts = [r.triplets(offsets[id(r)]) for r in (zero, nonneg, soc, power)]
         a_rows, a_cols, a_vals = (np.concatenate([part[i] for part in parts]) for i in range(3))
         target, flip, drop = self._substitutions(layout, v, rows)
         used = target == np.arange(layout.ncols)
         before_col = np.concatenate([[0], np.cumsum(used)])
         column = before_col[target]
-        kept_row = np.ones(zero.m + nonneg.m + soc.m, dtype=bool)
+        kept_row = np.ones(zero.m + nonneg.m + soc.m + power.m, dtype=bool)
         kept_row[drop] = False
         before_row = np.concatenate([[0], np.cumsum(kept_row)])
         live = kept_row[a_rows]
@@ -616,7 +700,7 @@ class Assembler:
             P=self._quadratic(v, diag, column, before_col, n_kept),
             q=np.bincount(column, weights=q * flip, minlength=n_kept),
             A=A,
-            b=np.concatenate([*zero.b, *nonneg.b, *soc.b])[kept_row],
+            b=np.concatenate([*zero.b, *nonneg.b, *soc.b, *power.b])[kept_row],
             cones=(zero_m, int(before_row[zero.m + nonneg.m]) - zero_m, soc.m),
             w=column[layout.col_w : layout.col_w + s.p],
             h=slice(int(before_col[layout.col_h]), int(before_col[layout.col_h]) + s.n),
@@ -635,6 +719,7 @@ class Assembler:
             constant=float(v.c @ (v.w_tilde * v.w_tilde)),
             sums=rows.sums,
             slack_units=layout.units,
+            power=power.m // 3,
         )
 
     def _quadratic(

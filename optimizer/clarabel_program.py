@@ -105,7 +105,7 @@ class ClarabelProgram(Assembler):
             return _clarabel(data, cones, max_iters, refine=False, method=method)
         try:
             kept = self._kept
-            setup = (data.cones, method, max_iters)
+            setup = (data.cones, data.power, method, max_iters)
             if kept is not None and kept.fits(data, setup):
                 try:
                     kept.solver.update(
@@ -181,12 +181,14 @@ class ClarabelProgram(Assembler):
 
 
 def _cones(data: Assembly) -> list[Any]:
-    """Clarabel's cones of ``data``: equalities, non-negatives, then second-order cones."""
+    """Clarabel's cones of ``data``: equalities, non-negatives, the second-order cone, then
+    one power cone ``x^{2/3} y^{1/3} ≥ |z|`` per impact term."""
     zero, nonneg, soc = data.cones
     cones: list[Any] = [clarabel.ZeroConeT(zero)] if zero else []
     cones.append(clarabel.NonnegativeConeT(nonneg))
     if soc:
         cones.append(clarabel.SecondOrderConeT(soc))
+    cones.extend(clarabel.PowerConeT(2.0 / 3.0) for _ in range(data.power))
     return cones
 
 

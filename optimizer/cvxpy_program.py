@@ -88,11 +88,16 @@ class CvxpyProgram:
         self.h0 = cp.Parameter(s.n, name="h0")
         self.w0 = cp.Parameter(s.p, name="w0")
         self.kappa = cp.Parameter(s.n, nonneg=True, name="kappa")
+        self.impact = cp.Parameter(s.n, nonneg=True, name="impact")
         if s.costs:
             # |h − h0| through an explicit trade-size variable keeps the program DPP.
             trade = cp.Variable(s.n, nonneg=True, name="trade_size")
             self._constraints += [trade >= self.h - self.h0, trade >= self.h0 - self.h]
             objective = objective + self.kappa @ trade
+            if s.impact:
+                impact = cp.Variable(s.n, nonneg=True, name="impact_cost")
+                self._constraints.append(impact >= cp.power(trade, 1.5))
+                objective = objective + self.impact @ impact
         return objective
 
     def _blocks(self, objective: cp.Expression) -> cp.Expression:
@@ -111,6 +116,11 @@ class CvxpyProgram:
             row: cp.Constraint
             if transform == "vol":
                 row = self._volatility_cone(rhs, slack, self._constraints)
+            elif transform == "cost":
+                assert a is not None
+                size = cp.abs(self._operand(on))
+                half = a.shape[1] // 2
+                row = a[:, :half] @ size + a[:, half:] @ cp.power(size, 1.5) <= rhs + slack
             else:
                 x = self._transformed(transform, on)
                 lhs = x if a is None else a @ x
@@ -174,6 +184,7 @@ class CvxpyProgram:
         self.h0.value = v.h0
         self.w0.value = v.w0
         self.kappa.value = v.kappa * scale
+        self.impact.value = v.impact * scale
         for param, rhs in zip(self.rhs, v.rhs, strict=True):
             param.value = rhs
         for param, value in zip(self.rho, v.rho, strict=True):

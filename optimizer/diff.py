@@ -32,6 +32,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from riskopt.constraints.base import (
+    IMPACT_POWER,
+    CostBudget,
     HardBound,
     Limit,
     LinearLimit,
@@ -126,6 +128,7 @@ def attribute(
     kappa: np.ndarray,
     costs: bool,
     limits: list[Limit],
+    impact: np.ndarray | None = None,
     duals: list[np.ndarray],
     bounds: list[HardBound],
     lo: np.ndarray,
@@ -143,11 +146,13 @@ def attribute(
     for limit, lam in zip(limits, duals, strict=True):
         if isinstance(limit, VolatilityCap):
             terms.add_cone(limit, lam, h)
+        elif isinstance(limit, CostBudget):
+            terms.add_cost_budget(limit, lam, h, w)
         else:
             terms.add_limit(limit, lam, h, w)
     terms.add_risk(h, gamma, gamma_i, risk_scale)
     if costs:
-        terms.add_costs(h, kappa)
+        terms.add_costs(h, kappa, impact)
     return terms.settle(h - data.h_tilde)
 
 
@@ -241,7 +246,7 @@ class _Terms:
 
     def _limit_values(
         self,
-        limit: LinearLimit,
+        limit: LinearLimit | CostBudget,
         pushes: tuple[sp.csr_matrix, np.ndarray, np.ndarray] | None,
     ) -> None:
         """The limit value that applies to each name and, for rows over groups, the row
@@ -278,15 +283,39 @@ class _Terms:
             risk = risk + 2.0 * scaled * gamma_i * data.specific_var * h
         self.add(Cause(RISK_AVERSION, "risk aversion", "portfolio", note=f"γ = {gamma:.3g}"), risk)
 
-    def add_costs(self, h: np.ndarray, kappa: np.ndarray) -> None:
-        """Trading costs ``κ·|h − h0|``: kinked where a name does not trade."""
+    def add_costs(self, h: np.ndarray, kappa: np.ndarray, impact: np.ndarray | None) -> None:
+        """Trading costs ``κ·|h − h0| + λ·|h − h0|^{3/2}``: kinked where a name does not
+        trade (the impact's slope is zero there)."""
         trade = h - self.data.h0
         kinked = np.abs(trade) <= KINK_EPS
+        slope = kappa * np.sign(trade)
+        if impact is not None:
+            slope = slope + IMPACT_POWER * impact * np.sqrt(np.abs(trade)) * np.sign(trade)
         self.add(
             Cause(COSTS, "trading cost", "portfolio"),
-            np.where(kinked, 0.0, kappa * np.sign(trade)),
+            np.where(kinked, 0.0, slope),
             np.where(kinked, kappa, 0.0),
         )
+
+    def add_cost_budget(
+        self, limit: CostBudget, lam: np.ndarray, h: np.ndarray, w: np.ndarray
+    ) -> None:
+        """A cost budget: ``Aᵀλ`` times each column's cost slope, and at a kink (a column
+        that does not trade) the room ``Aᵀλ · κ`` of its subgradient."""
+        cause = Cause(limit.name, limit.description, limit.scope, limit.tier)
+        if not lam.any():
+            self.add(cause, np.zeros(self.n))
+            self._limit_values(limit, None)
+            return
+        x = operand(limit.on, h, w, limit.held)
+        A, rows, push, weight, _ = _limit_weights(limit.A, lam, True)
+        kink = np.abs(x) <= KINK_EPS
+        force = np.where(kink, 0.0, weight * limit.slope(x))
+        cap = np.where(kink, weight * limit.linear, 0.0)
+        if reads_pairs(limit.on):
+            force, cap = self.on_tickers(force), self.on_tickers(cap)
+        self.add(cause, force, cap)
+        self._limit_values(limit, (A, rows, push))
 
     def settle(self, deviation: np.ndarray) -> Attribution:
         """The attribution: the KKT residual filled from the kinked terms whose

@@ -305,6 +305,7 @@ def _attribution(a: Assembled, solution: Solution) -> Attribution:
         gamma_i=a.aversion.gamma_i,
         kappa=a.kappa,
         costs=a.costs,
+        impact=a.impact if a.has_impact else None,
         limits=a.limits,
         duals=solved.duals,
         bounds=a.bounds,

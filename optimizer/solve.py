@@ -58,7 +58,7 @@ def solve(
     solved: Solved | None = None
     program_built = False
     if data.n:
-        structure = Structure.of(data, a.limits, costs=a.costs)
+        structure = Structure.of(data, a.limits, costs=a.costs, impact=a.has_impact)
         program, program_built = (cache if cache is not None else ProgramCache(1)).fetch(structure)
         values = Values.of(
             data,
@@ -72,6 +72,7 @@ def solve(
             gamma_i=a.aversion.gamma_i,
             kappa=a.kappa,
             rho=a.rho,
+            impact=a.impact if a.has_impact else None,
         )
         cs = a.cs
         solved, chain = solve_chain(
@@ -200,8 +201,9 @@ def exact_if_proposal_optimal(solved: Solved, assembled: Assembled) -> Solved:
     """
     data, kappa = assembled.data, assembled.kappa
     w, h = data.w_tilde, data.h_tilde
+    charged = kappa + (assembled.impact if assembled.has_impact else 0.0)
     if assembled.aversion.gamma != 0.0 or (
-        assembled.costs and np.any((kappa > 0) & (h != data.h0))
+        assembled.costs and np.any((charged > 0) & (h != data.h0))
     ):
         return solved
     if not assembled.box.holds(h, w):

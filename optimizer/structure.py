@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from riskopt.constraints.base import NO_LIMIT, Limit, ProgramData, Transform
+from riskopt.constraints.base import NO_LIMIT, CostBudget, Limit, ProgramData, Transform
 from riskopt.data.errors import RiskoptError
 
 OPTIMAL, OPTIMAL_INACCURATE = "optimal", "optimal_inaccurate"
@@ -55,7 +55,11 @@ class Structure:
     chol: np.ndarray | None
     specific: np.ndarray | None
     blocks: tuple[tuple[str, Transform, str, int, sp.csr_matrix | None], ...]
+    """Per limit: name, transform, operand, rows and ``A`` (a cost budget's is
+    :meth:`CostBudget.stacked`: its rows on ``|x|``, then on ``|x|^{3/2}``)."""
     costs: bool
+    impact: bool = False
+    """Whether the objective charges the market impact ``λ |h − h0|^{3/2}``."""
 
     @functools.cached_property
     def shared_pairs(self) -> np.ndarray:
@@ -67,7 +71,9 @@ class Structure:
         return np.flatnonzero(per_ticker[ticker] > 1)
 
     @classmethod
-    def of(cls, data: ProgramData, limits: list[Limit], *, costs: bool) -> Structure:
+    def of(
+        cls, data: ProgramData, limits: list[Limit], *, costs: bool, impact: bool = False
+    ) -> Structure:
         has_risk = data.loadings is not None and data.factor_cov is not None
         chol = None
         if has_risk:
@@ -81,6 +87,7 @@ class Structure:
             None if not has_risk else _digest(data.loadings, data.factor_cov, data.specific_var),  # type: ignore[arg-type]
             tuple(limit.structure_key() for limit in limits),
             costs,
+            impact,
         )
         return cls(
             key=key,
@@ -91,9 +98,17 @@ class Structure:
             loadings=data.loadings if has_risk else None,
             chol=chol,
             specific=data.specific_var if has_risk else None,
-            blocks=tuple((lim.name, lim.transform, lim.on, lim.m, lim.A) for lim in limits),
+            blocks=tuple(
+                (lim.name, lim.transform, lim.on, lim.m, _block_matrix(lim)) for lim in limits
+            ),
             costs=costs,
+            impact=impact,
         )
+
+
+def _block_matrix(limit: Limit) -> sp.csr_matrix | None:
+    """The ``A`` a back-end reads for ``limit``."""
+    return limit.stacked() if isinstance(limit, CostBudget) else limit.A
 
 
 def _factor_root(cov: np.ndarray) -> np.ndarray:
@@ -144,6 +159,8 @@ class Values:
     w0: np.ndarray
     """The held pair weights, which rows over the pair trade ``w − w0`` read."""
     kappa: np.ndarray
+    impact: np.ndarray
+    """``λ``: each name's market-impact coefficient in the objective (zero without)."""
     rhs: list[np.ndarray]
     rho: list[float]
 
@@ -162,6 +179,7 @@ class Values:
         rho: list[float],
         w_lo: np.ndarray | None = None,
         w_hi: np.ndarray | None = None,
+        impact: np.ndarray | None = None,
     ) -> Values:
         """The values of one book's solve (the limits' right-hand sides, the objective's
         weights, the hard box)."""
@@ -178,6 +196,7 @@ class Values:
             h0=np.asarray(data.h0, dtype=float),
             w0=np.asarray(data.w0, dtype=float),
             kappa=np.asarray(kappa, dtype=float),
+            impact=np.zeros(data.n) if impact is None else np.asarray(impact, dtype=float),
             rhs=[np.asarray(limit.rhs, dtype=float) for limit in limits],
             rho=[float(r) for r in rho],
         )
