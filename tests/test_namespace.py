@@ -127,6 +127,13 @@ def test_pyproject_lists_every_package_under_riskopt() -> None:
         for init in (root / folder).rglob("__init__.py"):
             parts = init.parent.relative_to(root).parts
             found.add(".".join(("riskopt", *parts)))
+    # Folders of data files are listed too (each ships its files as package data), so
+    # that setuptools does not warn, once per folder, that it would ignore them.
+    for folder in ("data/samples", "data/fixtures", "constraints/sets"):
+        for sub in [root / folder, *(p for p in (root / folder).rglob("*") if p.is_dir())]:
+            name = ".".join(("riskopt", *sub.relative_to(root).parts))
+            found.add(name)
+            assert tool["package-data"][name] == ["*"], name
     assert set(tool["packages"]) == found
 
 
