@@ -134,6 +134,8 @@ def prepare(book: Book, decisions: DecisionsInput, cs: ConstraintSet) -> Prepare
     d = triage_decisions(decisions, book, cs)
     market = book.market
     warnings = list(book.warnings)  # what building the book set aside (future rows)
+    if not len(d):
+        warnings.append("no decisions: every holding is held where the limits allow it")
     pos, unpriced = _priced_holdings(book, warnings)
     is_valid = d["reject_reason"].isna().to_numpy()
     valid = d[is_valid]

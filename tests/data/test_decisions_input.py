@@ -149,3 +149,12 @@ def test_a_missing_file_or_another_kind_of_value_is_a_typed_error(
     book, _ = sample
     with pytest.raises(BookLoadError, match="decisions file not found"):
         riskopt.rebalance(book, tmp_path / "none.csv", **RUN)  # type: ignore[arg-type]
+
+
+def test_no_decisions_is_said(sample: tuple[riskopt.Book, pd.DataFrame]) -> None:
+    """An empty Series (or table) is a run that only enforces the limits on the holdings:
+    legitimate, but said, so that an empty file read by mistake is not silent."""
+    book, _ = sample
+    result = riskopt.rebalance(book, pd.Series([], dtype=float, name=STRATEGY), **RUN)
+    assert "no decisions: every holding is held where the limits allow it" in result.run.warnings
+    assert not (result.actions["decision_id"].notna()).any()
