@@ -347,7 +347,7 @@ def _exposure_bars(frame: pd.DataFrame, title: str, save: str | Path | None) -> 
 def plot_sector_exposures(
     result: RebalanceResult, book: Book, *, save: str | Path | None = None
 ) -> Figure:
-    """Net exposure by sector, before and after the gate."""
+    """Net exposure by sector before the run, as proposed and after the gate."""
     t = result.targets.dropna(subset=["target_weight"])
     sector = book.market["sector"].reindex(t["ticker"]).to_numpy()
     frame = (
@@ -399,16 +399,18 @@ def plot_frontier(
 ) -> Figure:
     """The risk/tracking frontier of a :func:`sweep` or :func:`frontier`, each point
     labelled by the value applied; both axes in percent."""
+    parameter = swept.attrs.get("parameter", "the limit")
     fig, ax = _figure(7, 4.5)
     ax.plot(swept[x], swept[y], marker="o", color=PALETTE["after"])
     labels = swept["applied"].fillna(swept["value"]) if "applied" in swept else swept["value"]
     for label, px, py in zip(labels, swept[x], swept[y], strict=True):
-        ax.annotate(f"{label:.3g}", (px, py), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        text = f"γ {label:.3g}" if parameter == GAMMA else f"{label:.1%}"
+        ax.annotate(text, (px, py), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_xlabel(f"{x} (ex-ante, annualized)" if x == "volatility" else x)
+    ax.set_xlabel(f"{x} (ex-ante, annualized)" if x == "volatility" else f"{x} (% of NAV)")
     ax.set_ylabel(f"{y} (distance to the proposal)")
-    ax.set_title(f"Frontier over {swept.attrs.get('parameter', 'the limit')} (labels: applied)")
+    ax.set_title(f"Frontier over {parameter} (points: the value applied)")
     return _finish(fig, save)
 
 
