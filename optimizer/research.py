@@ -130,15 +130,16 @@ def compare(
     set runs with its own debate's ``γ`` (and per-name ``γ_i``) instead: that compares
     the sets as the gate would run them, debate included. The ``gamma`` column is the
     ``γ`` each run used (a state's floor may raise it), ``gamma_source`` says where it
-    came from. ``risk_aversion`` is an older name of ``gamma``.
+    came from. ``risk_aversion`` is an older name of ``gamma``; a ``gamma`` beside
+    ``debate=True`` is a :class:`ValidationError`.
 
     Without ``state`` each set runs under its own ``states.default_state`` (the ``state``
     column says which). ``book`` may be a book directory and ``decisions`` anything
     :func:`~riskopt.data.loaders.load_decisions` reads; each is read once, before the
     first run, and a book that cannot be loaded is a :class:`BookLoadError` (or
     :class:`ValidationError`) rather than a row of ``DEGRADED`` runs."""
+    gamma = _one_gamma(gamma, risk_aversion, debate)
     book, decisions = _inputs(book, decisions)
-    gamma = gamma if gamma is not None else risk_aversion
     source = "given" if gamma is not None else "own debate"
     if gamma is None and not debate and sets:
         first = next(iter(sets))
@@ -151,6 +152,20 @@ def compare(
         row = metrics(result, book, seconds=time.perf_counter() - start)
         rows[name] = {**row, "gamma_source": source}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("constraint_set")
+
+
+def _one_gamma(gamma: float | None, risk_aversion: float | None, debate: bool) -> float | None:
+    """The one ``γ`` :func:`compare` was given, if any; two that disagree, or a ``γ``
+    beside ``debate=True``, ask for different runs and are refused."""
+    problems = []
+    if gamma is not None and risk_aversion is not None and gamma != risk_aversion:
+        problems.append(f"gamma={gamma} and risk_aversion={risk_aversion} disagree: give one")
+    given = gamma if gamma is not None else risk_aversion
+    if debate and given is not None:
+        problems.append(f"debate=True runs each set at its own debate's γ, not at {given}")
+    if problems:
+        raise ValidationError("comparison", problems)
+    return given
 
 
 def sweep(

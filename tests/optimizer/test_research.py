@@ -18,7 +18,7 @@ from matplotlib.ticker import PercentFormatter
 from riskopt.constraints.config import ConstraintSet
 from riskopt.data import SAMPLES
 from riskopt.data.book import Book
-from riskopt.data.errors import BookLoadError
+from riskopt.data.errors import BookLoadError, ValidationError
 from riskopt.optimizer import rebalance, research
 from riskopt.optimizer.program import ProgramCache
 
@@ -73,6 +73,23 @@ def test_compare_holds_one_gamma_unless_each_set_runs_its_own_debate(sample) -> 
     assert np.allclose(given["gamma"], 0.5) and set(given["gamma_source"]) == {"given"}
     # At one γ a looser set never sits further from the proposal than a stricter one.
     assert given.loc["default", "tracking"] < given.loc["conservative", "tracking"]
+
+
+def test_compare_refuses_a_gamma_beside_its_own_debate(sample) -> None:  # type: ignore[no-untyped-def]
+    book, dec = sample
+    with pytest.raises(ValidationError, match=r"its own debate's γ, not at 0\.5"):
+        research.compare(book, dec, SETS, gamma=0.5, debate=True)
+    with pytest.raises(ValidationError, match="disagree"):
+        research.compare(book, dec, SETS, gamma=0.5, risk_aversion=1.0)
+
+
+def test_a_gamma_sweep_applies_the_states_floor(sample) -> None:  # type: ignore[no-untyped-def]
+    book, dec = sample
+    floor = ConstraintSet.load("default").states.sop("ELEVATED").risk_aversion_floor
+    swept = research.sweep(book, dec, "default", "gamma", [0.0, 0.5], state="ELEVATED")
+    assert swept.attrs["parameter"] == "gamma"
+    assert list(swept["value"]) == [0.0, 0.5]
+    assert list(swept["applied"]) == [floor, 0.5] == list(swept["gamma"])
 
 
 @pytest.mark.parametrize(
