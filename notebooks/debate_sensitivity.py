@@ -21,6 +21,7 @@
 # its budget). Everything else is held at the sample's values.
 
 # %%
+# %matplotlib inline
 import dataclasses
 
 import matplotlib.pyplot as plt
@@ -30,7 +31,7 @@ import pandas as pd
 from riskopt.constraints.config import ConstraintSet
 from riskopt.data import SAMPLES
 from riskopt.data.loaders import load_book, load_decisions
-from riskopt.optimizer import rebalance
+from riskopt.optimizer import rebalance, research
 from riskopt.optimizer.debate import compute_features, run_debate
 from riskopt.optimizer.inputs import prepare
 
@@ -80,3 +81,22 @@ outcome = pd.DataFrame({"calm": calm.run.exposures_after, "stressed": stressed.r
 assert outcome.loc["volatility", "stressed"] <= outcome.loc["volatility", "calm"] + 1e-9
 assert stressed.scaled_by_risk_aversion() >= calm.scaled_by_risk_aversion()
 outcome.round(4)
+
+# %% [markdown]
+# ## What the range of γ costs and buys
+#
+# Seven of the grid's `γ`, from its calmest corner to its most stressed, as a frontier:
+# ex-ante volatility against tracking error to the proposal (‖h − h̃‖ in the risk model's
+# metric), limits held fixed under NORMAL. Each step up in `γ` buys less risk for more
+# distance to the proposal; the line never turns back.
+
+# %%
+gammas = np.unique(np.round(np.quantile(grid.to_numpy(), np.linspace(0, 1, 7)), 3))
+line = research.frontier(book, decisions, "default", "gamma", gammas, state="NORMAL")
+assert np.allclose(line["gamma"], line["value"])
+assert (np.diff(line["tracking_error"]) <= 1e-6).all()
+assert (np.diff(line["volatility"]) >= -1e-6).all()
+line[["gamma", "volatility", "tracking_error", "gross", "SCALED_DOWN"]].round(4)
+
+# %%
+research.plot_frontier(line)

@@ -14,13 +14,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import pandas as pd
 import sqlalchemy as sa
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
 from riskopt.data.storage import RiskAction, RiskRun, engine_for
 from riskopt.optimizer.diff import LABEL_ORDER
@@ -78,12 +75,19 @@ def override_table(actions: pd.DataFrame, *, top: int = 3) -> pd.DataFrame:
 
 
 def plot_overrides_over_time(actions: pd.DataFrame, *, save: str | Path | None = None) -> Figure:
-    """Share of each strategy's decisions the gate did not pass unchanged, per run date."""
+    """Share of each strategy's decisions the gate did not pass unchanged, per run date.
+
+    The figure is built outside pyplot, so it leaves the session's backend alone."""
     frame = actions.assign(overridden=actions["action_type"] != "OK")
     daily = frame.groupby(["as_of", "strategy_id"])["overridden"].mean().unstack("strategy_id")
-    fig, ax = plt.subplots(figsize=(8, 4))
-    daily.plot(ax=ax, marker="o")
+    fig = Figure(figsize=(8, 4))
+    ax = fig.add_subplot()
+    for strategy in daily.columns:
+        ax.plot(daily.index, daily[strategy], marker="o", label=str(strategy))
+    if len(daily.columns):
+        ax.legend(title="strategy")
     ax.set_ylim(0, 1)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylabel("share of decisions overridden")
     ax.set_title("Gate overrides by strategy over time")
     fig.tight_layout()
