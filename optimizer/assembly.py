@@ -665,30 +665,23 @@ class Assembler:
         """The assembly with the substitutions made: ``A``, ``b``, ``P``, ``q`` over the
         columns and rows that are left, and where each piece of the answer sits."""
         s = self.structure
-        zero, nonneg, soc, power = rows.zero, rows.nonneg, rows.soc, rows.power
-        offsets = {
-            id(zero): 0,
-            id(nonneg): zero.m,
-            id(soc): zero.m + nonneg.m,
-            id(power): zero.m + nonneg.m + soc.m,
-        }
-        parts = [r.triplets(offsets[id(r)]) for r in (zero, nonneg, soc, power)]
+        cones = (rows.zero, rows.nonneg, rows.soc, rows.power)
+        zero, nonneg, soc, power = cones
+        starts = np.cumsum([0, *(r.m for r in cones)])
+        offsets = {id(r): int(start) for r, start in zip(cones, starts[:-1], strict=True)}
+        parts = [r.triplets(offsets[id(r)]) for r in cones]
         a_rows, a_cols, a_vals = (np.concatenate([part[i] for part in parts]) for i in range(3))
         target, flip, drop = self._substitutions(layout, v, rows)
-        used = target == np.arange(layout.ncols)
-        before_col = np.concatenate([[0], np.cumsum(used)])
+        before_col = np.concatenate([[0], np.cumsum(target == np.arange(layout.ncols))])
         column = before_col[target]
-        kept_row = np.ones(zero.m + nonneg.m + soc.m + power.m, dtype=bool)
+        kept_row = np.ones(int(starts[-1]), dtype=bool)
         kept_row[drop] = False
         before_row = np.concatenate([[0], np.cumsum(kept_row)])
         live = kept_row[a_rows]
-        m_kept, n_kept = int(before_row[-1]), int(before_col[-1])
+        n_kept = int(before_col[-1])
         A = sp.csc_matrix(
-            (
-                a_vals[live] * flip[a_cols[live]],
-                (before_row[a_rows[live]], column[a_cols[live]]),
-            ),
-            shape=(m_kept, n_kept),
+            (a_vals[live] * flip[a_cols[live]], (before_row[a_rows[live]], column[a_cols[live]])),
+            shape=(int(before_row[-1]), n_kept),
         )
 
         def absolute(at: _Rows, span: slice) -> slice:
