@@ -5,6 +5,7 @@ digits) or Parquet (read back as the frames written), logging at the level asked
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -173,3 +174,17 @@ def test_a_dask_batch_logs_at_the_level_asked_and_quiet_prints_only_the_results(
     assert lines[0].startswith("2 books in ") and lines[0].endswith("OPTIMAL 2")
     assert lines[1] == "state: ELEVATED (no state given: the set's default) for 2 books"
     assert lines[2].startswith("outputs written to ")
+
+
+def test_details_json_holds_what_is_the_names_own(sample_result: RebalanceResult) -> None:
+    """Book-level figures (γ, state, exposures) are in the run record once, not in every
+    action's details; what reads the details back still finds its keys."""
+    details = [json.loads(text) for text in sample_result.actions["details_json"]]
+    keys = set().union(*details)
+    assert not keys & {"gamma", "state", "exposures_before", "exposures_after"}
+    assert {"attribution", "confidence", "current_weight", "final_weight"} <= keys
+    assert {"proposed_weight", "reason"} <= keys
+    assert any(d["attribution"] for d in details)  # the per-name causes are kept
+    record = sample_result.run.to_dict()
+    assert record["exposures_after"]["gross"] > 0 and record["state"] == "NORMAL"
+    assert sample_result.scaled_by_risk_aversion() >= 0  # reads attribution back
