@@ -772,11 +772,22 @@ def report(
 @app.command("check-constraints")
 def check_constraints(
     path: Annotated[str, typer.Argument(help="TOML path or shipped name")],
+    state: Annotated[
+        str | None,
+        typer.Option(help="print the set as this state's SOP tightens it (before drawdown)"),
+    ] = None,
 ) -> None:
-    """Validate a constraint set and print it."""
+    """Validate a constraint set and print it as TOML, every default filled in (a file
+    that loads to the same set)."""
+    from riskopt.constraints.states import resolve_state, tightened
+
     with _user_errors():
+        the_state = _check_state(state)
         cs = ConstraintSet.load(path)
-    typer.echo(json.dumps(cs.model_dump(), indent=2))
+        if the_state is not None:
+            cs = tightened(cs, resolve_state(the_state, cs))
+        text = cs.to_toml()
+    typer.echo(text, nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover
