@@ -306,6 +306,28 @@ class PolicyBase(Section):
             node[keys[-1]] = value
         return ConstraintSet.from_dict(raw, source=self.name)
 
+    def to_toml(self) -> str:
+        """The set as a TOML document that :meth:`load` reads back to an equal set: every
+        field, defaults included (the set as resolved), written by ``tomli_w``.
+
+        A field with no value (``None``) is left out, as TOML has no null; it loads as
+        ``None`` again unless its default is a value (``position.max_weight`` set to
+        ``None`` from a database document): such a set cannot be written, and the
+        ``ConfigError`` names each of those keys.
+        """
+        import tomllib
+
+        import tomli_w
+
+        raw = self.model_dump()
+        text = tomli_w.dumps(_toml_ready(raw))
+        lost = _differences(raw, ConstraintSet.from_dict(tomllib.loads(text)).model_dump())
+        if lost:
+            raise ConfigError(
+                self.name, [f"{key}: has no value, which TOML cannot write" for key in lost]
+            )
+        return text
+
     @property
     def preference_penalty(self) -> float:
         """The penalty of the gate's own preferences: one step below the lowest tier."""
@@ -348,6 +370,26 @@ def _parsed_toml(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
     """A set file's TOML, parsed once per version of the file (keyed by its modification
     time and size): a batch of thousands of books names the same set each time."""
     return read_toml(path)
+
+
+def _toml_ready(value: Any) -> Any:
+    """``value`` (a model dump) with what TOML cannot hold removed: ``None`` left out of
+    tables, tuples and sets written as arrays (sets sorted)."""
+    if isinstance(value, dict):
+        return {str(k): _toml_ready(v) for k, v in value.items() if v is not None}
+    if isinstance(value, set | frozenset):
+        return sorted(_toml_ready(v) for v in value)
+    if isinstance(value, list | tuple):
+        return [_toml_ready(v) for v in value]
+    return value
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """The dotted keys at which two model dumps differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = list(a) + [k for k in b if k not in a]
+        return [key for k in keys for key in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [prefix.rstrip(".")]
 
 
 def resolve_set_path(path: str | Path) -> Path:

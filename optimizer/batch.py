@@ -44,6 +44,7 @@ Choices made:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import functools
@@ -63,6 +64,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from riskopt.constraints.config import ConstraintSet
 from riskopt.constraints.states import BlackSwanState
@@ -70,6 +72,7 @@ from riskopt.data.book import Book
 from riskopt.data.config_files import read_config_text
 from riskopt.data.contracts import DECISION_COLUMNS, DecisionsInput, check_decision_columns
 from riskopt.optimizer.fallback import error_line
+from riskopt.optimizer.logs import configure, worker_plugin
 from riskopt.optimizer.rebalance import degraded_result, rebalance, rebalance_summary
 from riskopt.optimizer.result import DEGRADED, FALLBACK, BookSummary, RebalanceResult
 
@@ -223,6 +226,7 @@ def rebalance_many(
     now: dt.datetime | None = None,
     batch_id: str | None = None,
     keep: str = "results",
+    logging_config: dict[str, Any] | None = None,
 ) -> BatchResult:
     """Rebalance every job; one failed book never stops the others.
 
@@ -253,6 +257,11 @@ def rebalance_many(
         written by its worker. Without a store no table is written at all
         (:func:`~riskopt.optimizer.rebalance.rebalance_summary`): a sweep's mode, about a
         quarter less time per book.
+    logging_config
+        A ``logging.config.dictConfig`` dictionary
+        (:func:`~riskopt.optimizer.logs.logging_config`), applied in this process and in
+        every worker process this call starts (its pool or ``LocalCluster``), Dask's
+        ``distributed`` loggers included. ``None``: logging is left as it is.
     """
     job_list = _checked_jobs(jobs, keep, batch_id)
     now = now or dt.datetime.now(dt.UTC)
@@ -262,15 +271,22 @@ def rebalance_many(
         # Bring the schema to head once, here, rather than racing from every worker.
         engine_for(store).dispose()
     workers = max(1, workers or os.cpu_count() or 1)
+    configure(logging_config)
     start = time.perf_counter()
     tally = _Tally(job_list, store, keep, progress)
     try:
-        engine, workers = _run_on(executor, job_list, tally, store, now, keep, workers)
+        # This process's log lines go above the bar rather than through it.
+        with logging_redirect_tqdm(tqdm_class=tqdm) if progress else contextlib.nullcontext():
+            engine, workers = _run_on(
+                executor, job_list, tally, store, now, keep, workers, logging_config
+            )
     finally:
         tally.bar.close()
+    seconds = time.perf_counter() - start
+    log.info("%d books in %.1f s on %s, %d failed", len(job_list), seconds, engine, tally.failures)
     return BatchResult(
         results=tally.finished(),
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
         engine=engine,
         workers=workers,
         errors=tally.errors,
@@ -319,6 +335,13 @@ class _Tally:
                 self.errors[result.run.run_id] = result.run.error
         self.bar.update(1)
         self.bar.set_postfix(failed=self.failures, refresh=False)
+        log.debug(
+            "book %s: %s (%d of %d)",
+            result.run.run_id,
+            result.run.status,
+            self.bar.n,
+            len(self.jobs),
+        )
 
     def lost(self, index: int, err: BaseException) -> None:
         """The task itself failed (a dead worker, an unpicklable job)."""
@@ -339,9 +362,11 @@ def _run_on(
     now: dt.datetime,
     keep: str,
     workers: int,
+    logging_config: dict[str, Any] | None = None,
 ) -> tuple[str, int]:
     """Run every job on ``executor`` (see :func:`rebalance_many`); returns the engine's
-    name and its number of workers."""
+    name and its number of workers. The pool or cluster started here logs as
+    ``logging_config`` says."""
     # What every task runs: one book, or (on Dask) a few, with the batch's settings.
     one = functools.partial(run_job, store=store, now=now, keep=keep)
     few = functools.partial(run_pickled_jobs, store=store, now=now, keep=keep)
@@ -351,14 +376,22 @@ def _run_on(
             done(i, one(job))
         return "serial", 1
     if executor is None or executor == "processes":
-        with ProcessPoolExecutor(max_workers=min(workers, max(1, len(jobs)))) as pool:
+        with ProcessPoolExecutor(
+            max_workers=min(workers, max(1, len(jobs))),
+            initializer=configure,
+            initargs=(logging_config,),
+        ) as pool:
             broken = _drain(pool.submit, one, jobs, done, lost)
         _alone(broken, one, jobs, done, lost)
         return "processes", workers
     if executor == "dask":
         from distributed import Client
 
+        # Importing distributed sets its loggers' levels (INFO): the batch's come after.
+        configure(logging_config)
         with local_cluster(workers) as cluster, Client(cluster) as client:
+            if logging_config is not None:
+                client.register_plugin(worker_plugin(logging_config))
             _drain_dask(client, few, jobs, done, lost, _chunk(len(jobs), workers), 4 * workers)
         return "dask LocalCluster", workers
     if _is_dask_client(executor):

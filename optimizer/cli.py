@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +36,7 @@ from riskopt.optimizer.cli_support import (
     mask_url,
     write_csv,
 )
+from riskopt.optimizer.logs import LOG_LEVELS, configure, logging_config
 from riskopt.optimizer.result import DEGRADED, FALLBACK, RebalanceResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="riskopt: the convex risk gate.")
@@ -50,16 +50,45 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+@dataclasses.dataclass(frozen=True)
+class _Output:
+    """What the global options say about output: the logging and the progress bars."""
+
+    logging_config: dict[str, Any]
+    quiet: bool = False
+
+
 @app.callback()
 def _options(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option(
             "--version", callback=_print_version, is_eager=True, help="print the version and exit"
         ),
     ] = False,
+    log_level: Annotated[
+        str, typer.Option(help="what is logged on stderr: DEBUG, INFO, WARNING or ERROR")
+    ] = "WARNING",
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", help="no progress bar and no log line below ERROR (over --log-level)"
+        ),
+    ] = False,
 ) -> None:
-    pass
+    """Configure logging (``dictConfig``), Dask's loggers included, for every command."""
+    if log_level.upper() not in LOG_LEVELS:
+        _fail(f"--log-level: must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    config = logging_config("ERROR" if quiet else log_level)
+    configure(config)
+    ctx.obj = _Output(config, quiet)
+
+
+def _output(ctx: typer.Context) -> _Output:
+    """The global options' output settings (the defaults where no callback ran)."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, _Output) else _Output(logging_config())
 
 
 def _fail(message: str) -> None:
@@ -80,13 +109,13 @@ def _user_errors() -> Iterator[None]:
 class _Steps:
     """A progress bar over named steps, shown on stderr (hidden when not a terminal)."""
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, names: list[str], *, quiet: bool = False) -> None:
         self.bar = tqdm(
             total=len(names),
             desc=names[0],
             unit="step",
             file=sys.stderr,
-            disable=None,
+            disable=True if quiet else None,
             leave=False,
             mininterval=1.0,
         )
@@ -102,17 +131,50 @@ class _Steps:
         self.bar.close()
 
 
-def _write_outputs(result: RebalanceResult, out: Path, *, store: str | None) -> None:
+def _write_outputs(
+    result: RebalanceResult, out: Path, *, store: str | None, table_format: str = "csv"
+) -> list[str]:
+    """Write a run's tables (as ``table_format``) and ``run.json``; the names written."""
     from riskopt.optimizer.store import store_result
 
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(result.targets, out / "targets.csv")
-    write_csv(result.sleeve_targets, out / "sleeve_targets.csv")
-    write_csv(result.actions, out / "actions.csv")
-    write_csv(result.binding, out / "binding.csv")
+    tables = {
+        "targets": result.targets,
+        "sleeve_targets": result.sleeve_targets,
+        "actions": result.actions,
+        "binding": result.binding,
+    }
+    written = [_write_table(t, out, name, table_format) for name, t in tables.items()]
     (out / "run.json").write_text(json.dumps(result.run.to_dict(), indent=2, default=str) + "\n")
     if store is not None:
         store_result(result, store)
+    return [*written, "run.json"]
+
+
+TABLE_FORMATS = ("csv", "parquet")
+"""The formats ``--format`` takes for the tables a command writes."""
+
+
+def _write_table(frame: pd.DataFrame, out: Path, name: str, table_format: str) -> str:
+    """Write ``frame`` as ``out/<name>.<table_format>``, without its index; the file's name.
+    Parquet keeps every column's type (text, floats, the zoned timestamp) as it is: no
+    spreadsheet runs it, so nothing is neutralised."""
+    path = out / f"{name}.{table_format}"
+    if table_format == "parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        write_csv(frame, path)
+    return path.name
+
+
+def _check_format(table_format: str) -> str:
+    """``--format`` in lower case, if it is one of :data:`TABLE_FORMATS`."""
+    if table_format.lower() not in TABLE_FORMATS:
+        raise ValidationError("format", [f"must be csv or parquet, got {table_format!r}"])
+    return table_format.lower()
+
+
+FORMAT_HELP = "format of the tables written: csv or parquet"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +187,8 @@ class _RunOptions:
     now: dt.datetime | None = None
     strict: bool = False
     store: str | None = None
+    table_format: str = "csv"
+    quiet: bool = False
 
 
 def _run(
@@ -152,12 +216,17 @@ def _run(
             strict=options.strict,
         )
 
-    steps = _Steps(["load inputs", "risk gate", "write outputs"])
+    steps = _Steps(["load inputs", "risk gate", "write outputs"], quiet=options.quiet)
     try:
         decisions = steps.run(0, lambda: load_decisions(decisions_file))
         cs = ConstraintSet.load(constraints)
         result = steps.run(1, lambda: gate(options.state, options.run_id))
-        steps.run(2, lambda: _write_outputs(result, out, store=options.store))
+        written = steps.run(
+            2,
+            lambda: _write_outputs(
+                result, out, store=options.store, table_format=options.table_format
+            ),
+        )
         others = {}
         if drill and options.state not in (None, "NORMAL"):
             others = {s: gate(s, None) for s in STATE_NAMES if s != options.state}
@@ -167,8 +236,7 @@ def _run(
     if others:
         _echo_drill({**others, str(options.state): result})
     typer.echo(
-        f"\noutputs written to {out}/ (targets.csv, sleeve_targets.csv, actions.csv, "
-        "binding.csv, run.json"
+        f"\noutputs written to {out}/ ({', '.join(written)}"
         + (f"; run stored in {mask_url(options.store)})" if options.store else ")")
     )
     return result
@@ -198,6 +266,7 @@ def _check_state(state: str | None) -> str | None:
 
 @app.command()
 def demo(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out/demo"),
     constraints: Annotated[
         str, typer.Option(help="constraint set: a TOML path or a shipped name")
@@ -210,6 +279,7 @@ def demo(
         str,
         typer.Option(help="black-swan state: NORMAL (the demo's own), ELEVATED or EMERGENCY"),
     ] = "NORMAL",
+    table_format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "csv",
 ) -> None:
     """Run the shipped sample book through the gate and print a summary.
 
@@ -219,13 +289,14 @@ def demo(
     Under ``--state ELEVATED`` or ``EMERGENCY`` the summary ends with the drill: the same
     decisions under every state, side by side.
     """
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     with _user_errors():
         out.mkdir(parents=True, exist_ok=True)
         options = _RunOptions(
             risk_aversion=risk_aversion,
             state=_check_state(state),
             store=f"sqlite:///{out / 'riskopt.sqlite'}",
+            table_format=_check_format(table_format),
+            quiet=_output(ctx).quiet,
         )
         result = _run(SAMPLES / "book", SAMPLES / "decisions.csv", constraints, out, options, True)
     raise typer.Exit(exit_code([result.run.status]))
@@ -233,6 +304,7 @@ def demo(
 
 @app.command("rebalance")
 def rebalance_cmd(
+    ctx: typer.Context,
     book: Annotated[Path, typer.Option(help="book directory (see README)")],
     decisions: Annotated[Path, typer.Option(help="decisions CSV or Parquet file")],
     constraints: Annotated[
@@ -266,12 +338,12 @@ def rebalance_cmd(
             "instead of the conservative fallback (DEGRADED)",
         ),
     ] = False,
+    table_format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "csv",
 ) -> None:
     """Run one book's decisions through the gate; write targets, actions and the run.
 
     Exit status: 0 OPTIMAL or RELAXED, 3 FALLBACK, 4 DEGRADED, 2 a usage or input error.
     """
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     with _user_errors():
         if risk_aversion is not None and risk_aversion < 0:
             raise ValidationError("risk_aversion", [f"must be >= 0, got {risk_aversion}"])
@@ -287,6 +359,8 @@ def rebalance_cmd(
             now=_check_now(now),
             strict=strict,
             store=None if store is None else check_store(store),
+            table_format=_check_format(table_format),
+            quiet=_output(ctx).quiet,
         )
         out.mkdir(parents=True, exist_ok=True)
         result = _run(book, decisions, constraints, out, options)
@@ -340,6 +414,7 @@ def synth(
 
 @app.command()
 def batch(
+    ctx: typer.Context,
     jobs: Annotated[
         Path,
         typer.Argument(
@@ -371,20 +446,23 @@ def batch(
             "tables go); writes summary.csv alone",
         ),
     ] = False,
+    table_format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "csv",
 ) -> None:
     """Rebalance many books; a failed book is DEGRADED alone and the batch goes on.
 
     Exit status: the worst book's (0 OPTIMAL or RELAXED, 3 FALLBACK, 4 DEGRADED); 2 when
     the batch cannot start (a bad option, manifest, output folder or store).
     """
-    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     with _user_errors():
         _check_batch_options(scheduler, dask, serial, workers, store, summaries_only)
+        table_format = _check_format(table_format)
         job_list = _batch_jobs(jobs, _check_state(state), store)
         out.mkdir(parents=True, exist_ok=True)
         executor: object = "serial" if serial else "dask" if dask else None
-        result = _run_batch(job_list, executor, scheduler, store, workers, summaries_only)
-        written = _write_batch(result, out, summaries_only)
+        result = _run_batch(
+            job_list, executor, scheduler, store, workers, summaries_only, _output(ctx)
+        )
+        written = _write_batch(result, out, summaries_only, table_format)
     summary = result.summary()
     _echo_batch(result, summary)
     typer.echo(f"outputs written to {out}/ ({', '.join(written)})")
@@ -448,8 +526,11 @@ def _run_batch(
     store: str | None,
     workers: int | None,
     summaries_only: bool,
+    output: _Output | None = None,
 ) -> Any:
-    """Run the jobs on the chosen engine (a Dask scheduler's address connects here)."""
+    """Run the jobs on the chosen engine (a Dask scheduler's address connects here), logging
+    as ``output`` says in the processes started here."""
+    output = output or _Output(logging_config())
     from riskopt.optimizer.batch import rebalance_many
 
     client = None
@@ -465,25 +546,29 @@ def _run_batch(
         return rebalance_many(
             job_list,
             executor,
-            progress=True,
+            progress=not output.quiet,
             store=store,
             workers=workers,
             keep="summaries" if summaries_only else "results",
+            logging_config=output.logging_config,
         )
     finally:
         if client is not None:
             client.close()
 
 
-def _write_batch(result: Any, out: Path, summaries_only: bool) -> list[str]:
+def _write_batch(
+    result: Any, out: Path, summaries_only: bool, table_format: str = "csv"
+) -> list[str]:
     """Write the batch's tables into ``out``; the names of the files written."""
-    write_csv(result.summary(), out / "summary.csv")
+    written = [_write_table(result.summary(), out, "summary", table_format)]
     if summaries_only:
-        return ["summary.csv"]
+        return written
     tables = [r for r in result if isinstance(r, RebalanceResult)]
-    write_csv(pd.concat([r.targets for r in tables], ignore_index=True), out / "targets.csv")
-    write_csv(pd.concat([r.actions for r in tables], ignore_index=True), out / "actions.csv")
-    return ["summary.csv", "targets.csv", "actions.csv"]
+    for name in ("targets", "actions"):
+        frame = pd.concat([getattr(r, name) for r in tables], ignore_index=True)
+        written.append(_write_table(frame, out, name, table_format))
+    return written
 
 
 def _echo_states(summary: pd.DataFrame) -> None:
@@ -687,11 +772,22 @@ def report(
 @app.command("check-constraints")
 def check_constraints(
     path: Annotated[str, typer.Argument(help="TOML path or shipped name")],
+    state: Annotated[
+        str | None,
+        typer.Option(help="print the set as this state's SOP tightens it (before drawdown)"),
+    ] = None,
 ) -> None:
-    """Validate a constraint set and print it."""
+    """Validate a constraint set and print it as TOML, every default filled in (a file
+    that loads to the same set)."""
+    from riskopt.constraints.states import resolve_state, tightened
+
     with _user_errors():
+        the_state = _check_state(state)
         cs = ConstraintSet.load(path)
-    typer.echo(json.dumps(cs.model_dump(), indent=2))
+        if the_state is not None:
+            cs = tightened(cs, resolve_state(the_state, cs))
+        text = cs.to_toml()
+    typer.echo(text, nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

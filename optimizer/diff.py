@@ -699,18 +699,9 @@ def execution_priority(
     return priority
 
 
-def details_json(payload: dict[str, Any], shared: str = "") -> str:
-    """``payload`` as JSON, keys sorted; ``shared`` is the inside of a JSON object common
-    to many rows (encoded once by :func:`shared_json`), appended to each."""
-    text = json.dumps(payload, sort_keys=True, default=_json_default)
-    if not shared:
-        return text
-    return text[:-1] + (", " if len(text) > 2 else "") + shared + "}"
-
-
-def shared_json(payload: dict[str, Any]) -> str:
-    """The inside (without braces) of ``payload``'s JSON object, for :func:`details_json`."""
-    return json.dumps(payload, sort_keys=True, default=_json_default)[1:-1]
+def details_json(payload: dict[str, Any]) -> str:
+    """``payload`` as JSON, keys sorted: one action's ``details_json``."""
+    return json.dumps(payload, sort_keys=True, default=_json_default)
 
 
 def _json_default(value: object) -> object:

@@ -24,7 +24,6 @@ from riskopt.optimizer.diff import (
     label_trades,
     percent_texts,
     reasons,
-    shared_json,
 )
 from riskopt.optimizer.inputs import PreparedInputs
 from riskopt.optimizer.lots import Lots
@@ -324,14 +323,6 @@ def actions_table(
     data, d = prepared.data, prepared.decisions
     pair_labels, tol_t = labelled.pairs, labelled.tol
     pt = data.pair_ticker
-    common = shared_json(
-        {
-            "gamma": run.gamma,
-            "state": run.state,
-            "exposures_before": run.exposures_before,
-            "exposures_after": run.exposures_after,
-        }
-    )
     pair_of_row = d["pair"].to_numpy()
     rejected = pair_of_row < 0  # rejected before the solve: no pair
     changed = np.flatnonzero(~data.has_decision & (np.abs(w_final - data.w0) > tol_t[pt]))
@@ -345,7 +336,6 @@ def actions_table(
         pair_labels,
         pair_reasons,
         w_final,
-        common,
         explained,
         costs=attribution.has_costs,
     )
@@ -354,9 +344,7 @@ def actions_table(
     records = d.loc[rejected].to_dict("records") if rejected.any() else []
     for k, rec in zip(np.flatnonzero(rejected).tolist(), records, strict=True):
         reject = rec["reject_reason"]
-        row = rejected_action(
-            rec, {"reason": f"REJECTED: {reject}", "sanity_reject": reject}, common
-        )
+        row = rejected_action(rec, {"reason": f"REJECTED: {reject}", "sanity_reject": reject})
         for name, column in columns.items():
             column.insert(k, row[name])
     action_id = [f"{run.run_id}-{k:05d}" for k in range(len(columns["ticker"]))]
@@ -426,9 +414,7 @@ ACTION_COLUMNS: dict[str, type] = {
 kind: text columns are built by :func:`string_column`."""
 
 
-def rejected_action(
-    rec: Mapping[Any, Any], details: dict[str, Any], shared: str = ""
-) -> dict[str, Any]:
+def rejected_action(rec: Mapping[Any, Any], details: dict[str, Any]) -> dict[str, Any]:
     """The action row of a decision rejected before the solve."""
     values = (
         rec["ticker"],
@@ -439,7 +425,7 @@ def rejected_action(
         np.nan,
         np.nan,
         details["reason"],
-        details_json(details, shared),
+        details_json(details),
     )
     return dict(zip(ACTION_COLUMNS, values, strict=True))
 
@@ -451,7 +437,6 @@ def _pair_actions(
     labels: np.ndarray,
     texts: list[str],
     w_final: np.ndarray,
-    common: str,
     explained: dict[int, str],
     *,
     costs: bool,
@@ -460,7 +445,8 @@ def _pair_actions(
     ``json.dumps(details, sort_keys=True)`` gives for the keys ``attribution`` (the
     ticker's, encoded once by :func:`attribution_json`), ``confidence``, ``cost_weight``
     (with costs), ``current_weight``, ``final_weight``, ``proposed_weight`` and
-    ``reason``, followed by the run's ``common`` keys."""
+    ``reason``: what is the name's own. The run's (γ, state, exposures) are in its record
+    once, not repeated here."""
     tickers = data.pair_ticker[pairs]
     label = labels[pairs].astype(str).tolist()
     reason = [texts[j] for j in pairs.tolist()]
@@ -475,8 +461,7 @@ def _pair_actions(
         f'{{"attribution": {"[]" if lab == OK else explained[i]}, "confidence": '
         f"{conf}{cost}, "
         f'"current_weight": {cur}, "final_weight": {fin}, '
-        f'"proposed_weight": {pro}, "reason": {encode_json_string(text)}, '
-        f"{common}}}"
+        f'"proposed_weight": {pro}, "reason": {encode_json_string(text)}}}'
         for i, lab, conf, cur, fin, pro, text in zip(
             tickers.tolist(),
             label,

@@ -66,7 +66,7 @@ def test_debate_without_a_state_takes_the_sets_default() -> None:
     ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("state: ELEVATED (no state given: the set's default)")
+    assert result.stdout.startswith("state: ELEVATED (no state given: the set's default)")
     gamma = float(result.output.split("judge: γ = ", 1)[1].split(";", 1)[0])
     assert gamma >= ConstraintSet.load("default").states.ELEVATED.risk_aversion_floor
     calm = runner.invoke(app, [*args, "--state", "normal"])

@@ -58,7 +58,9 @@ DEEP = ("[" + ".".join(["a"] * 10_000) + "]\nx = 1\n").encode()
 BAD: dict[str, Callable[[Path], list[str]]] = {
     "--out is a file": lambda t: _rebalance(t, "--out", str(_file(t, "f", b"x"))),
     "--out unwritable": lambda t: _rebalance(t, "--out", "/proc/riskopt/out"),
-    "--out on a full disk": lambda t: _rebalance(t, "--out", str(_full_disk(t))),
+    "--out on a full disk": lambda t: _rebalance(
+        t, "--state", "NORMAL", "--out", str(_full_disk(t))
+    ),
     "--store malformed": lambda t: _out(t, "--store", f"postgresql://u:{PASSWORD}@h:port/x"),
     "--store not a URL": lambda t: _out(t, "--store", "not a url"),
     "--store dead port": lambda t: _out(
