@@ -103,6 +103,7 @@ class _Steps:
 
 
 def _write_outputs(result: RebalanceResult, out: Path, *, store: str | None) -> None:
+    from riskopt.optimizer.explain import ATTRIBUTION_FILE, attribution_long
     from riskopt.optimizer.store import store_result
 
     out.mkdir(parents=True, exist_ok=True)
@@ -110,6 +111,7 @@ def _write_outputs(result: RebalanceResult, out: Path, *, store: str | None) -> 
     write_csv(result.sleeve_targets, out / "sleeve_targets.csv")
     write_csv(result.actions, out / "actions.csv")
     write_csv(result.binding, out / "binding.csv")
+    write_csv(attribution_long(result.attribution), out / ATTRIBUTION_FILE)  # riskopt explain
     (out / "run.json").write_text(json.dumps(result.run.to_dict(), indent=2, default=str) + "\n")
     if store is not None:
         store_result(result, store)
@@ -168,7 +170,7 @@ def _run(
         _echo_drill({**others, str(options.state): result})
     typer.echo(
         f"\noutputs written to {out}/ (targets.csv, sleeve_targets.csv, actions.csv, "
-        "binding.csv, run.json"
+        "binding.csv, attribution.csv, run.json"
         + (f"; run stored in {mask_url(options.store)})" if options.store else ")")
     )
     return result
@@ -692,6 +694,34 @@ def check_constraints(
     with _user_errors():
         cs = ConstraintSet.load(path)
     typer.echo(json.dumps(cs.model_dump(), indent=2))
+
+
+@app.command("explain")
+def explain_cmd(
+    run: Annotated[
+        str, typer.Argument(help="a run's output folder, or a stored run's id with --db")
+    ],
+    ticker: Annotated[str, typer.Argument(help="the name to explain")],
+    db: Annotated[
+        str | None, typer.Option("--db", help="SQLAlchemy URL of the runtime database")
+    ] = None,
+    chart: Annotated[
+        Path | None, typer.Option(help="write the name's waterfall chart (PNG) here")
+    ] = None,
+) -> None:
+    """Why did a name end where it did: held → proposed → final, and each cause's part."""
+    from riskopt.optimizer.explain import explain, read_folder, read_stored
+
+    with _user_errors():
+        if db is not None:
+            tables = read_stored(check_store(db, must_exist=True), run, ticker)
+        else:
+            tables = read_folder(Path(run))
+        explanation = explain(tables, ticker)
+        typer.echo(explanation.text)
+        if chart is not None:
+            explanation.plot().savefig(chart, dpi=110)
+            typer.echo(f"\nchart written to {chart}")
 
 
 if __name__ == "__main__":  # pragma: no cover
