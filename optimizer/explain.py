@@ -273,6 +273,7 @@ def _described(
     """The causes with their words, group, limit value and multiplier, largest first."""
     entries = {e["constraint"]: e for e in _details_of(tables.actions, ticker)}
     causes = [str(k) for k in contributions.index]
+    words = _described_elsewhere(tables.actions, [k for k in causes if k not in entries])
     group = [entries.get(k, {}).get("group") for k in causes]
     names = set(tables.targets["ticker"].astype(str))
     duals = [
@@ -283,7 +284,7 @@ def _described(
     frame = pd.DataFrame(
         {
             "cause": causes,
-            "description": [_description(k, entries.get(k), gamma) for k in causes],
+            "description": [_description(k, entries.get(k, words.get(k)), gamma) for k in causes],
             "group": group,
             "limit": [_number(entries.get(k, {}).get("limit")) for k in causes],
             "binding": [bool(np.isfinite(d) and d > 0) for d in duals],
@@ -295,6 +296,24 @@ def _described(
     )
     order = np.argsort(-np.abs(values), kind="stable")
     return frame.iloc[order].reset_index(drop=True)
+
+
+def _described_elsewhere(actions: pd.DataFrame, causes: list[str]) -> dict[str, dict[str, Any]]:
+    """Each cause's words where the name's own actions do not list it (an ``OK`` name, a
+    small share): from the first action of the run that does (its description only; the
+    group and value that bound are another name's)."""
+    out: dict[str, dict[str, Any]] = {}
+    texts = actions["details_json"] if len(actions) else pd.Series(dtype=object)
+    if not len(causes) or not len(texts) or not isinstance(texts.iloc[0], str):
+        return out
+    for cause in causes:
+        found = texts[texts.str.contains(f'"constraint": {json.dumps(cause)}', regex=False)]
+        if len(found):
+            entry = next(
+                e for e in json.loads(found.iloc[0])["attribution"] if e["constraint"] == cause
+            )
+            out[cause] = {"description": entry.get("description")}
+    return out
 
 
 def _description(cause: str, entry: dict[str, Any] | None, gamma: float) -> str:
@@ -336,9 +355,10 @@ def _pct(value: float) -> str:
 
 def cause_line(row: Any, move: float, word: str) -> str:
     """One cause in plain words: what it is, its bound and multiplier, its part of the move."""
-    facts = [str(row.description) + (f" {row.group}" if isinstance(row.group, str) else "")]
-    if np.isfinite(row.limit):
-        facts[0] += f" {_pct(row.limit)}"
+    words = "" if row.description == row.cause else str(row.description)
+    words += f" {row.group}" if isinstance(row.group, str) else ""
+    words += f" {_pct(row.limit)}" if np.isfinite(row.limit) else ""
+    facts = [words.strip()] if words.strip() else []
     if row.binding:
         facts.append(f"binding, multiplier {row.multiplier:.4g}")
     share = f" ({row.share:.1%})" if move != 0 else ""
@@ -347,7 +367,7 @@ def cause_line(row: Any, move: float, word: str) -> str:
         part = f"took {size} of the {_pct(abs(move))} {word}{share}"
     else:
         part = f"pushed back {size} against the {_pct(abs(move))} {word}{share}"
-    return f"{row.cause} ({', '.join(facts)}) {part}"
+    return f"{row.cause} ({', '.join(facts)}) {part}" if facts else f"{row.cause} {part}"
 
 
 def explanation_text(e: Explanation) -> str:

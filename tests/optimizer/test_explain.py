@@ -275,3 +275,14 @@ def test_a_fallback_run_names_the_fallback_as_the_cause() -> None:
     assert list(e.frame["cause"]) == ["fallback.derisk_only"]
     assert e.frame["contribution"].iloc[0] == pytest.approx(-0.03, abs=1e-12)
     assert "de-risk-only fallback (no solver succeeded)) took 3.00% of the 3.00% cut" in e.text
+
+
+def test_a_name_the_gate_passed_still_reads_its_causes_in_words(
+    demo_run: RebalanceResult,
+) -> None:
+    t = demo_run.targets
+    moved = (t["target_weight"] - t["proposed_weight"]).abs() > 0
+    e = demo_run.explain(str(t.loc[(t["action_type"] == "OK") & moved, "ticker"].iloc[0]))
+    assert e.label == "OK" and abs(e.frame["contribution"].sum() - e.move) <= TOL
+    limits = e.frame[~e.frame["cause"].isin([NUMERICAL, LOTS, "risk_aversion"])]
+    assert len(limits) and (limits["description"] != limits["cause"]).all()
