@@ -135,6 +135,7 @@ def _write_outputs(
     result: RebalanceResult, out: Path, *, store: str | None, table_format: str = "csv"
 ) -> list[str]:
     """Write a run's tables (as ``table_format``) and ``run.json``; the names written."""
+    from riskopt.optimizer.explain import ATTRIBUTION, attribution_long
     from riskopt.optimizer.store import store_result
 
     out.mkdir(parents=True, exist_ok=True)
@@ -143,6 +144,7 @@ def _write_outputs(
         "sleeve_targets": result.sleeve_targets,
         "actions": result.actions,
         "binding": result.binding,
+        ATTRIBUTION: attribution_long(result.attribution),  # what riskopt explain reads
     }
     written = [_write_table(t, out, name, table_format) for name, t in tables.items()]
     (out / "run.json").write_text(json.dumps(result.run.to_dict(), indent=2, default=str) + "\n")
@@ -788,6 +790,34 @@ def check_constraints(
             cs = tightened(cs, resolve_state(the_state, cs))
         text = cs.to_toml()
     typer.echo(text, nl=False)
+
+
+@app.command("explain")
+def explain_cmd(
+    run: Annotated[
+        str, typer.Argument(help="a run's output folder, or a stored run's id with --db")
+    ],
+    ticker: Annotated[str, typer.Argument(help="the name to explain")],
+    db: Annotated[
+        str | None, typer.Option("--db", help="SQLAlchemy URL of the runtime database")
+    ] = None,
+    chart: Annotated[
+        Path | None, typer.Option(help="write the name's waterfall chart (PNG) here")
+    ] = None,
+) -> None:
+    """Why did a name end where it did: held → proposed → final, and each cause's part."""
+    from riskopt.optimizer.explain import explain, read_folder, read_stored
+
+    with _user_errors():
+        if db is not None:
+            tables = read_stored(check_store(db, must_exist=True), run, ticker)
+        else:
+            tables = read_folder(Path(run))
+        explanation = explain(tables, ticker)
+        typer.echo(explanation.text)
+        if chart is not None:
+            explanation.plot().savefig(chart, dpi=110)
+            typer.echo(f"\nchart written to {chart}")
 
 
 if __name__ == "__main__":  # pragma: no cover

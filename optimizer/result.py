@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,9 @@ import pyarrow as pa
 from riskopt._version import __version__
 from riskopt.constraints.states import describe_state
 from riskopt.optimizer.diff import LABEL_ORDER
+
+if TYPE_CHECKING:
+    from riskopt.optimizer.explain import Explanation
 
 OPTIMAL, RELAXED, FALLBACK, DEGRADED = "OPTIMAL", "RELAXED", "FALLBACK", "DEGRADED"
 
@@ -152,6 +155,16 @@ class RebalanceResult:
     attribution: pd.DataFrame
     debate: Any = None
     """The :class:`DebateResult` when the debate set the risk aversion, else ``None``."""
+
+    def explain(self, ticker: str) -> Explanation:
+        """Why ``ticker`` ended where it did: held → proposed → final for the name and each
+        of its sleeves, and each cause's share of the move with its multiplier and bound
+        (:class:`riskopt.optimizer.explain.Explanation`: ``text``, ``frame``, ``plot()``).
+        Read from this result's tables, never solved again; an unknown ticker raises
+        :class:`~riskopt.optimizer.explain.UnknownTickerError`."""
+        from riskopt.optimizer.explain import explain_result
+
+        return explain_result(self, ticker)
 
     def scaled_by_risk_aversion(self) -> int:
         """Decisions scaled down by risk aversion rather than by a limit."""

@@ -48,7 +48,7 @@ def test_parquet_tables_read_back_as_the_frames_written(
     sample_result: RebalanceResult, tmp_path: Path
 ) -> None:
     written = _write_outputs(sample_result, tmp_path, store=None, table_format="parquet")
-    assert written == [f"{name}.parquet" for name in TABLES] + ["run.json"]
+    assert written == [f"{name}.parquet" for name in (*TABLES, "attribution")] + ["run.json"]
     assert not list(tmp_path.glob("*.csv"))
     for name in TABLES:
         frame = getattr(sample_result, name).reset_index(drop=True)

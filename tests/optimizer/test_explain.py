@@ -1,0 +1,293 @@
+"""Explaining a name: its causes add up to the gate's move from the proposal, from memory,
+from an output folder and from a stored run; the chart has one bar per cause; a name or
+run that is not there is a typed error, and one line with exit status 2 from the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from matplotlib.container import BarContainer
+from typer.testing import CliRunner
+
+from riskopt.data.book import Book
+from riskopt.data.errors import RiskoptError
+from riskopt.optimizer.cli import app
+from riskopt.optimizer.diff import NUMERICAL
+from riskopt.optimizer.explain import (
+    ATTRIBUTION,
+    LOTS,
+    NOISE,
+    NOT_STORED,
+    UNATTRIBUTED,
+    RunNotFoundError,
+    UnknownTickerError,
+    attribution_long,
+    explain,
+    read_folder,
+    read_stored,
+)
+from riskopt.optimizer.rebalance import rebalance
+from riskopt.optimizer.result import RebalanceResult
+from riskopt.optimizer.store import store_result
+from tests.helpers import decisions, hand_book
+
+runner = CliRunner()
+TOL = 1e-9
+"""How closely (weight) the causes must add up to final − proposed."""
+
+
+@pytest.fixture(scope="module")
+def demo_run(sample: tuple[Book, pd.DataFrame]) -> RebalanceResult:
+    """The sample book as ``riskopt demo`` runs it: the default set, NORMAL, γ debated."""
+    book, decisions = sample
+    return rebalance(book, decisions, "default", state="NORMAL")
+
+
+@pytest.fixture(scope="module")
+def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What ``riskopt demo --out`` writes (outputs and the SQLite store)."""
+    out = tmp_path_factory.mktemp("explain") / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _name(result: RebalanceResult, label: str) -> str:
+    """The first name with ``label`` that the gate moved off its proposal."""
+    t = result.targets
+    moved = (t["target_weight"] - t["proposed_weight"]).abs() > 1e-6
+    return str(t.loc[(t["action_type"] == label) & moved, "ticker"].iloc[0])
+
+
+@pytest.mark.parametrize("label", ["CAPPED", "SCALED_DOWN", "REJECTED"])
+def test_causes_add_up_to_the_move(demo_run: RebalanceResult, label: str) -> None:
+    ticker = _name(demo_run, label)
+    e = demo_run.explain(ticker)
+    row = demo_run.targets.loc[ticker]
+    assert e.label == label
+    assert (e.held, e.proposed, e.final) == (
+        row["current_weight"],
+        row["proposed_weight"],
+        row["target_weight"],
+    )
+    frame = e.frame.set_index("cause")
+    assert abs(frame["contribution"].sum() - (e.final - e.proposed)) <= TOL
+    assert abs(frame["share"].sum() - 1.0) <= TOL / abs(e.move)
+    assert UNATTRIBUTED not in frame.index  # the attribution explains all of it
+    # Each limit's part is the attribution's own number, not recomputed.
+    attribution = demo_run.attribution.loc[ticker]
+    limits = frame.index.difference([NUMERICAL, LOTS])
+    assert np.array_equal(frame.loc[limits, "contribution"], attribution[limits])
+    assert (attribution.drop(limits).abs() < NOISE).all()  # the rest is solver tolerance
+    if LOTS in frame.index:
+        assert frame.loc[LOTS, "contribution"] == row["target_weight"] - row["solved_weight"]
+    if NUMERICAL in frame.index:
+        assert frame.loc[NUMERICAL, "description"] == "solver tolerance"
+        assert f"{NUMERICAL} (solver tolerance)" in e.text
+
+
+def test_each_binding_cause_reads_its_multiplier_and_bound(demo_run: RebalanceResult) -> None:
+    ticker = _name(demo_run, "CAPPED")
+    e = demo_run.explain(ticker)
+    binding = demo_run.binding
+    for row in e.frame.itertuples(index=False):
+        rows = binding[binding["constraint"] == row.cause]
+        if row.binding:
+            assert row.multiplier in set(rows["dual"])
+            assert f"binding, multiplier {row.multiplier:.4g}" in e.text
+        else:
+            mine = rows["label"].astype(str).isin([ticker, str(row.group)])
+            assert not mine.any() or row.cause in (NUMERICAL, LOTS)
+    top = e.frame.iloc[0]
+    assert np.isfinite(top["limit"]) and top["binding"]
+    assert f"{top['cause']} ({top['description']}" in e.text
+    assert f"{abs(top['contribution']):.2%} of the {abs(e.move):.2%}" in e.text
+
+
+def test_sleeves_are_the_names_pairs(demo_run: RebalanceResult) -> None:
+    sleeves = demo_run.sleeve_targets
+    ticker = str(sleeves["ticker"].value_counts().index[0])  # the most sleeves on one name
+    e = demo_run.explain(ticker)
+    assert len(e.sleeves) == (sleeves["ticker"] == ticker).sum() > 1
+    assert e.sleeves["target_weight"].sum() == pytest.approx(e.final, abs=1e-12)
+    for s in e.sleeves.itertuples(index=False):
+        assert f"sleeve {s.strategy_id}: held" in e.text
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_every_name_adds_up(demo_run: RebalanceResult, data: st.DataObject) -> None:
+    ticker = data.draw(st.sampled_from(sorted(demo_run.targets["ticker"].astype(str))))
+    e = demo_run.explain(ticker)
+    if not np.isfinite(e.final):  # carried unchanged: no price, nothing to attribute
+        return
+    assert abs(e.frame["contribution"].sum() - e.move) <= TOL
+    assert UNATTRIBUTED not in set(e.frame["cause"])
+
+
+def test_unknown_ticker_is_a_typed_error_with_close_names(demo_run: RebalanceResult) -> None:
+    ticker = _name(demo_run, "CAPPED")
+    with pytest.raises(UnknownTickerError) as err:
+        demo_run.explain(ticker[:-1] + "Z")
+    assert isinstance(err.value, RiskoptError)
+    assert repr(ticker[:-1] + "Z") in str(err.value) and ticker in str(err.value)
+
+
+def test_chart_has_one_bar_per_cause(demo_run: RebalanceResult) -> None:
+    e = demo_run.explain(_name(demo_run, "REJECTED"))
+    fig = e.plot()
+    ax = fig.axes[0]
+    totals, causes = (c for c in ax.containers if isinstance(c, BarContainer))
+    assert len(causes) == len(e.frame) and len(totals) == 3
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["held", "proposed", *e.frame["cause"], "final"]
+    heights = [bar.get_height() for bar in causes]
+    assert np.allclose(heights, e.frame["contribution"], rtol=0, atol=1e-15)
+    assert "%" in ax.yaxis.get_major_formatter()(0.01, 0)
+
+
+def test_import_chooses_no_backend() -> None:
+    code = (
+        "import sys, riskopt.optimizer.explain, riskopt.optimizer.result; "
+        "print('matplotlib.pyplot' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_cli_explains_a_name_from_an_output_folder(
+    demo_folder: Path, demo_run: RebalanceResult
+) -> None:
+    ticker = _name(demo_run, "SCALED_DOWN")
+    chart = demo_folder / "name.png"
+    result = runner.invoke(app, ["explain", str(demo_folder), ticker, "--chart", str(chart)])
+    assert result.exit_code == 0, result.output
+    run_id = json.loads((demo_folder / "run.json").read_text())["run_id"]
+    assert result.output.startswith(f"{ticker} in run {run_id} ")
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The folder holds all the in-memory explanation reads, to the last digits.
+    folder = explain(read_folder(demo_folder), ticker)
+    memory = demo_run.explain(ticker)
+    assert list(folder.frame["cause"]) == list(memory.frame["cause"])
+    assert np.allclose(folder.frame["contribution"], memory.frame["contribution"], atol=1e-12)
+    assert abs(folder.frame["contribution"].sum() - folder.move) <= TOL
+    assert folder.frame["binding"].tolist() == memory.frame["binding"].tolist()
+
+
+def _check_stored(url: str, run_id: str, memory: RebalanceResult, ticker: str) -> str:
+    """The CLI's explanation of a stored run: the causes it lists are the attribution's
+    (those of at least 1%), and what it leaves out is one ``not stored`` row."""
+    result = runner.invoke(app, ["explain", run_id, ticker, "--db", url])
+    assert result.exit_code == 0, result.output
+    stored = explain(read_stored(url, run_id, ticker), ticker).frame.set_index("cause")
+    attribution = memory.attribution.loc[ticker]
+    listed = stored.index.drop(NOT_STORED)
+    assert len(listed) and np.allclose(stored.loc[listed, "contribution"], attribution[listed])
+    move = (
+        memory.targets.loc[ticker, "target_weight"] - memory.targets.loc[ticker, "proposed_weight"]
+    )
+    assert abs(stored["contribution"].sum() - move) <= TOL
+    assert f"{NOT_STORED} (causes under 1% of the move each" in result.output
+    return result.output
+
+
+def test_cli_explains_a_stored_run(demo_folder: Path, demo_run: RebalanceResult) -> None:
+    run_id = json.loads((demo_folder / "run.json").read_text())["run_id"]
+    url = f"sqlite:///{demo_folder / 'riskopt.sqlite'}"
+    out = _check_stored(url, run_id, demo_run, _name(demo_run, "CAPPED"))
+    assert f"in run {run_id} " in out
+
+
+def test_stored_run_on_each_backend(demo_run: RebalanceResult, database_url: str) -> None:
+    store_result(demo_run, database_url)
+    ticker = _name(demo_run, "REJECTED")
+    out = _check_stored(database_url, demo_run.run.run_id, demo_run, ticker)
+    held = demo_run.targets.loc[ticker, "current_weight"]
+    assert f"name: held {held:.2%} →" in out
+
+
+def test_bad_run_or_ticker_is_one_line(
+    demo_folder: Path, demo_run: RebalanceResult, tmp_path: Path
+) -> None:
+    ticker = _name(demo_run, "CAPPED")
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for name in ("run.json", "targets.csv"):
+        (partial / name).write_bytes((demo_folder / name).read_bytes())
+    url = f"sqlite:///{demo_folder / 'riskopt.sqlite'}"
+    cases = {
+        "unknown ticker": ([str(demo_folder), "NOPE1"], "unknown ticker 'NOPE1'"),
+        "close ticker": ([str(demo_folder), ticker.lower()], ticker),
+        "no folder": ([str(tmp_path / "none"), ticker], "no run output folder"),
+        "partial folder": ([str(partial), ticker], "no sleeve_targets.csv"),
+        "unknown run": (["nope", ticker, "--db", url], "no run 'nope' is stored"),
+        "no database": (["x", ticker, "--db", f"sqlite:///{tmp_path / 'no.sqlite'}"], "exist"),
+    }
+    for case, (args, words) in cases.items():
+        result = runner.invoke(app, ["explain", *args])
+        assert result.exit_code == 2, (case, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("riskopt: error: "), case
+        assert words in lines[0], (case, lines[0])
+        assert "Traceback" not in result.output
+
+
+def test_the_output_folder_keeps_the_attribution_small(
+    demo_folder: Path, demo_run: RebalanceResult
+) -> None:
+    rows = pd.read_csv(demo_folder / f"{ATTRIBUTION}.csv")
+    assert len(rows) < 0.5 * (demo_run.attribution.to_numpy() != 0).sum()
+    kept = attribution_long(demo_run.attribution)
+    sums = kept.groupby("ticker")["contribution"].sum()
+    full = demo_run.attribution.sum(axis=1).loc[sums.index]
+    assert np.allclose(sums, full, rtol=0, atol=1e-12)
+    # The file holds those rows, each to the 12 significant digits a CSV number keeps.
+    assert list(rows["ticker"]) == list(kept["ticker"])
+    np.testing.assert_allclose(rows["contribution"], kept["contribution"], rtol=1e-11)
+
+
+def test_a_missing_attribution_file_names_it(demo_folder: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for path in demo_folder.glob("*.csv"):
+        if path.name != f"{ATTRIBUTION}.csv":
+            (copy / path.name).write_bytes(path.read_bytes())
+    (copy / "run.json").write_bytes((demo_folder / "run.json").read_bytes())
+    with pytest.raises(RunNotFoundError, match=f"{ATTRIBUTION}.csv"):
+        read_folder(copy)
+
+
+def test_a_fallback_run_names_the_fallback_as_the_cause() -> None:
+    book = hand_book(
+        {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0},
+        {("s1", "AAA"): 0.09, ("s1", "BBB"): -0.02},
+        adv_shares=20_000,
+    )
+    dec = decisions(
+        [("D1", "s1", "AAA", 0.12), ("D2", "s1", "BBB", 0.0), ("D3", "s1", "CCC", 0.03)]
+    )
+    result = rebalance(book, dec, "default", state="NORMAL", solvers=["OSQP"], risk_aversion=0.0)
+    assert result.status == "FALLBACK"
+    e = result.explain("CCC")
+    assert list(e.frame["cause"]) == ["fallback.derisk_only"]
+    assert e.frame["contribution"].iloc[0] == pytest.approx(-0.03, abs=1e-12)
+    assert "de-risk-only fallback (no solver succeeded)) took 3.00% of the 3.00% cut" in e.text
+
+
+def test_a_name_the_gate_passed_still_reads_its_causes_in_words(
+    demo_run: RebalanceResult,
+) -> None:
+    t = demo_run.targets
+    moved = (t["target_weight"] - t["proposed_weight"]).abs() > 0
+    e = demo_run.explain(str(t.loc[(t["action_type"] == "OK") & moved, "ticker"].iloc[0]))
+    assert e.label == "OK" and abs(e.frame["contribution"].sum() - e.move) <= TOL
+    limits = e.frame[~e.frame["cause"].isin([NUMERICAL, LOTS, "risk_aversion"])]
+    assert len(limits) and (limits["description"] != limits["cause"]).all()
