@@ -102,7 +102,10 @@ class _Steps:
         self.bar.close()
 
 
-def _write_outputs(result: RebalanceResult, out: Path, *, store: str | None) -> None:
+def _write_outputs(
+    result: RebalanceResult, out: Path, *, store: str | None, book: Path | None = None
+) -> None:
+    from riskopt.optimizer.report_html import write_result_report
     from riskopt.optimizer.store import store_result
 
     out.mkdir(parents=True, exist_ok=True)
@@ -111,6 +114,7 @@ def _write_outputs(result: RebalanceResult, out: Path, *, store: str | None) -> 
     write_csv(result.actions, out / "actions.csv")
     write_csv(result.binding, out / "binding.csv")
     (out / "run.json").write_text(json.dumps(result.run.to_dict(), indent=2, default=str) + "\n")
+    write_result_report(result, out / "report.html", book)
     if store is not None:
         store_result(result, store)
 
@@ -157,7 +161,7 @@ def _run(
         decisions = steps.run(0, lambda: load_decisions(decisions_file))
         cs = ConstraintSet.load(constraints)
         result = steps.run(1, lambda: gate(options.state, options.run_id))
-        steps.run(2, lambda: _write_outputs(result, out, store=options.store))
+        steps.run(2, lambda: _write_outputs(result, out, store=options.store, book=book_dir))
         others = {}
         if drill and options.state not in (None, "NORMAL"):
             others = {s: gate(s, None) for s in STATE_NAMES if s != options.state}
@@ -168,7 +172,7 @@ def _run(
         _echo_drill({**others, str(options.state): result})
     typer.echo(
         f"\noutputs written to {out}/ (targets.csv, sleeve_targets.csv, actions.csv, "
-        "binding.csv, run.json"
+        "binding.csv, run.json, report.html"
         + (f"; run stored in {mask_url(options.store)})" if options.store else ")")
     )
     return result
@@ -385,6 +389,7 @@ def batch(
         executor: object = "serial" if serial else "dask" if dask else None
         result = _run_batch(job_list, executor, scheduler, store, workers, summaries_only)
         written = _write_batch(result, out, summaries_only)
+        written += _write_batch_reports(result, job_list, out, 1 if serial else workers)
     summary = result.summary()
     _echo_batch(result, summary)
     typer.echo(f"outputs written to {out}/ ({', '.join(written)})")
@@ -484,6 +489,18 @@ def _write_batch(result: Any, out: Path, summaries_only: bool) -> list[str]:
     write_csv(pd.concat([r.targets for r in tables], ignore_index=True), out / "targets.csv")
     write_csv(pd.concat([r.actions for r in tables], ignore_index=True), out / "actions.csv")
     return ["summary.csv", "targets.csv", "actions.csv"]
+
+
+def _write_batch_reports(
+    result: Any, job_list: list[Any], out: Path, workers: int | None
+) -> list[str]:
+    """Each book's HTML report in its own folder and the batch's ``index.html`` (with
+    ``--summaries-only``, the index alone: ``riskopt report --run`` draws a stored book)."""
+    from riskopt.optimizer.report_html import write_batch_reports
+
+    write_batch_reports(result.results, [j.book for j in job_list], out, workers=workers)
+    pages = any(isinstance(r, RebalanceResult) for r in result)
+    return ["index.html", "<run id>/report.html"] if pages else ["index.html"]
 
 
 def _echo_states(summary: pd.DataFrame) -> None:
@@ -655,10 +672,24 @@ def report(
     png: Annotated[Path | None, typer.Option(help="write the chart over time here")] = Path(
         "overrides.png"
     ),
+    run: Annotated[
+        str | None,
+        typer.Option("--run", help="one stored run: write its HTML report instead (see --html)"),
+    ] = None,
+    html: Annotated[Path, typer.Option(help="with --run: where the run's HTML report goes")] = Path(
+        "report.html"
+    ),
 ) -> None:
-    """How often and how strongly the gate overrides each strategy: a table and a chart."""
+    """How often and how strongly the gate overrides each strategy: a table and a chart.
+
+    With ``--run RUN_ID``, the HTML report of that one stored run instead (as ``rebalance``
+    writes beside its outputs).
+    """
     from riskopt.optimizer.report import decision_actions, override_table, plot_overrides_over_time
 
+    if run is not None:
+        _run_report(db, run, html, since)
+        return
     with _user_errors():
         if since is not None:
             try:
@@ -682,6 +713,19 @@ def report(
         if png is not None:
             plot_overrides_over_time(actions, save=png)
             typer.echo(f"\nchart written to {png}")
+
+
+def _run_report(db: str, run_id: str, html: Path, since: str | None) -> None:
+    """``report --run``: one stored run's HTML report, with the book of its date where the
+    database holds it."""
+    from riskopt.optimizer.report_html import stored_report, write_report
+
+    with _user_errors():
+        if since is not None:
+            raise ValidationError("since", ["applies to the history report, not to --run"])
+        check_store(db, must_exist=True)
+        path = write_report(stored_report(db, run_id), html)
+    typer.echo(f"report of run {run_id} written to {path}")
 
 
 @app.command("check-constraints")
