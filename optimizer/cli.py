@@ -389,7 +389,9 @@ def batch(
         executor: object = "serial" if serial else "dask" if dask else None
         result = _run_batch(job_list, executor, scheduler, store, workers, summaries_only)
         written = _write_batch(result, out, summaries_only)
-        written += _write_batch_reports(result, job_list, out, 1 if serial else workers)
+        written += _write_batch_reports(
+            result, job_list, out, 1 if serial else workers, summaries_only
+        )
     summary = result.summary()
     _echo_batch(result, summary)
     typer.echo(f"outputs written to {out}/ ({', '.join(written)})")
@@ -492,15 +494,16 @@ def _write_batch(result: Any, out: Path, summaries_only: bool) -> list[str]:
 
 
 def _write_batch_reports(
-    result: Any, job_list: list[Any], out: Path, workers: int | None
+    result: Any, job_list: list[Any], out: Path, workers: int | None, summaries_only: bool
 ) -> list[str]:
-    """Each book's HTML report in its own folder and the batch's ``index.html`` (with
-    ``--summaries-only``, the index alone: ``riskopt report --run`` draws a stored book)."""
+    """Each book's HTML report in its own folder and the batch's ``index.html``; none
+    with ``--summaries-only`` (the tables are in the store: ``riskopt report --run``)."""
     from riskopt.optimizer.report_html import write_batch_reports
 
+    if summaries_only:
+        return []
     write_batch_reports(result.results, [j.book for j in job_list], out, workers=workers)
-    pages = any(isinstance(r, RebalanceResult) for r in result)
-    return ["index.html", "<run id>/report.html"] if pages else ["index.html"]
+    return ["index.html", "<run id>/report.html"]
 
 
 def _echo_states(summary: pd.DataFrame) -> None:

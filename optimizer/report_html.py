@@ -487,8 +487,11 @@ def _binding_section(data: ReportData) -> str:
     if grouped.empty:
         return '<h2>Binding limits</h2><p class="note">No limit binds.</p>'
     rows = [
-        [r.constraint, r.kind, r.tier, int(r.rows), f"{r.dual:.4g}"]
-        for r in grouped.itertuples(index=False)
+        [name, kind, tier, count, f"{dual:.4g}"]
+        for name, kind, tier, count, dual in zip(
+            *(grouped[c].tolist() for c in ("constraint", "kind", "tier", "rows", "dual")),
+            strict=True,
+        )
     ]
     return (
         "<h2>Binding limits</h2><p>Multiplier λ: what one more unit of the limit would be "
