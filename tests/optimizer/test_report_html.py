@@ -24,7 +24,9 @@ from riskopt.optimizer.batch import Job, rebalance_many
 from riskopt.optimizer.rebalance import rebalance
 from riskopt.optimizer.report_html import (
     ReportData,
+    factor_exposures,
     folder_name,
+    group_exposures,
     portfolio_exposures,
     render,
     stored_report,
@@ -134,6 +136,31 @@ def test_stored_run_reads_back_alike(demo: tuple[Book, RebalanceResult], tmp_pat
     for label, n in result.label_counts().items():
         assert _cell(page, f"labels-{label}") == str(n)
     assert "The multipliers are not stored with a run" in page
+    assert stored.book is None and "No sector breakdown" in page
+
+
+def test_stored_run_with_its_book_breaks_down_alike(
+    demo: tuple[Book, RebalanceResult], sample: tuple[Book, pd.DataFrame], tmp_path: Path
+) -> None:
+    """With the book of the run's date in the database, a stored run's sector, country and
+    factor exposures (before from held shares, price and NAV) are the in-memory run's."""
+    from riskopt.data.database import seed_book
+
+    book, result = demo
+    url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
+    seed_book(url, book, sample[1], pipeline_run_id="demo")
+    store_result(result, url)
+    stored = stored_report(url, result.run.run_id)
+    fresh = ReportData.of(result, book)
+    assert stored.book is not None
+    for column in ("sector", "country"):
+        pd.testing.assert_frame_equal(
+            group_exposures(stored, column), group_exposures(fresh, column), atol=1e-9
+        )
+    pd.testing.assert_frame_equal(factor_exposures(stored), factor_exposures(fresh), atol=1e-9)
+    assert portfolio_exposures(stored).at["volatility", "proposed"] == pytest.approx(
+        portfolio_exposures(fresh).at["volatility", "proposed"]
+    )
 
 
 def test_batch_index_links_each_book(sample: tuple[Book, pd.DataFrame], tmp_path: Path) -> None:
