@@ -375,6 +375,13 @@ def batch(
             "tables go); writes summary.csv alone",
         ),
     ] = False,
+    reports: Annotated[
+        bool,
+        typer.Option(
+            help="write each book's report.html and the batch's index.html (about a "
+            "second a book, drawn by --workers processes)"
+        ),
+    ] = True,
 ) -> None:
     """Rebalance many books; a failed book is DEGRADED alone and the batch goes on.
 
@@ -389,9 +396,8 @@ def batch(
         executor: object = "serial" if serial else "dask" if dask else None
         result = _run_batch(job_list, executor, scheduler, store, workers, summaries_only)
         written = _write_batch(result, out, summaries_only)
-        written += _write_batch_reports(
-            result, job_list, out, 1 if serial else workers, summaries_only
-        )
+        if reports and not summaries_only:
+            written += _write_batch_reports(result, job_list, out, 1 if serial else workers)
     summary = result.summary()
     _echo_batch(result, summary)
     typer.echo(f"outputs written to {out}/ ({', '.join(written)})")
@@ -494,14 +500,11 @@ def _write_batch(result: Any, out: Path, summaries_only: bool) -> list[str]:
 
 
 def _write_batch_reports(
-    result: Any, job_list: list[Any], out: Path, workers: int | None, summaries_only: bool
+    result: Any, job_list: list[Any], out: Path, workers: int | None
 ) -> list[str]:
-    """Each book's HTML report in its own folder and the batch's ``index.html``; none
-    with ``--summaries-only`` (the tables are in the store: ``riskopt report --run``)."""
+    """Each book's HTML report in its own folder and the batch's ``index.html``."""
     from riskopt.optimizer.report_html import write_batch_reports
 
-    if summaries_only:
-        return []
     write_batch_reports(result.results, [j.book for j in job_list], out, workers=workers)
     return ["index.html", "<run id>/report.html"]
 

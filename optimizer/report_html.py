@@ -163,6 +163,8 @@ def portfolio_exposures(data: ReportData) -> pd.DataFrame:
     proposed = data.weights["proposed"].fillna(0.0).to_numpy()
     model = _risk_model(data)
     computed = exposures(proposed, *model) if model else exposures(proposed, None, None, None)
+    if data.weights.empty:  # no targets (a run stopped before its book): nothing was proposed
+        computed = {}
     table = pd.DataFrame(
         {
             "before": pd.Series(run.get("exposures_before") or {}, dtype=float),
@@ -332,16 +334,23 @@ def _label_chart(counts: pd.DataFrame, key: str) -> str:
 
 
 def _debate_chart(turns: pd.DataFrame, gamma: float, key: str) -> str:
-    """Each analyst's proposed γ per round, and the judge's γ."""
-    fig, ax = _axes(3.2)
+    """Each analyst's proposed γ, grouped by round, against the judge's γ."""
     analysts = turns[turns["round"].notna()]
-    for speaker, rows in analysts.groupby("speaker", sort=False):
-        ax.plot(rows["round"].astype(int), rows["risk_aversion"], marker="o", label=str(speaker))
+    table = analysts.pivot_table(
+        index="round", columns="speaker", values="risk_aversion", aggfunc="last", sort=False
+    )
+    fig, ax = _axes(3.2)
+    position = np.arange(len(table))
+    width = 0.8 / max(len(table.columns), 1)
+    for k, speaker in enumerate(table.columns):
+        offset = position + (k - (len(table.columns) - 1) / 2) * width
+        ax.bar(offset, table[speaker].to_numpy(dtype=float), width, label=str(speaker))
     ax.axhline(gamma, color="#222", linestyle="--", linewidth=1, label=f"judge γ = {gamma:.3g}")
+    ax.set_xticks(position, [f"round {int(r)}" for r in table.index])
     ax.set_ylabel("proposed γ")
-    rounds = sorted(analysts["round"].astype(int).unique())
-    ax.set_xticks(rounds, [f"round {r}" for r in rounds])
-    ax.set_title("risk debate: proposed risk aversion", loc="left", fontsize=11)
+    ax.set_title("risk debate: each analyst's risk aversion", loc="left", fontsize=11)
+    ax.grid(axis="y", color="#ddd", linewidth=0.6)
+    ax.set_axisbelow(True)
     _legend(fig, ax, 4)
     return _svg(fig, key)
 
@@ -437,6 +446,8 @@ def _exposure_section(data: ReportData) -> str:
         [key, *((_pct(table.at[key, s]), f"exposure-{key}-{s}") for s in STAGES)]
         for key in table.index
     ]
+    if table.isna().all().all():
+        return '<h2>Exposures</h2><p class="note">No exposure: the run has no book.</p>'
     parts = [
         "<h2>Exposures</h2>",
         _table(["", *STAGES], rows, numeric=(1, 2, 3)),
@@ -553,7 +564,7 @@ def _override_section(data: ReportData) -> str:
         "proposed",
         "final",
         "|override|",
-        "attribution (share)",
+        "attribution (share of the push)",
         "reason",
     ]
     return "<h2>Largest overrides</h2>" + _table(header, rows, numeric=(4, 5, 6))
@@ -574,7 +585,7 @@ def _debate_section(run: dict[str, Any]) -> str:
         for t in turns.to_dict("records")
     ]
     return (
-        f"<h2>Risk debate</h2><p>The judge set γ = {gamma:.3g}: {_e(gamma_meaning(gamma))}.</p>"
+        f"<h2>Risk debate</h2><p>The judge's verdict: {_e(gamma_meaning(gamma))}.</p>"
         + _chart("debate", _debate_chart(turns, gamma, "c6"))
         + _table(["round", "speaker", "γ", "argument"], rows, numeric=(2,))
     )

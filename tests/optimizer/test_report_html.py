@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from riskopt.data.book import Book
 from riskopt.optimizer.batch import Job, rebalance_many
@@ -178,6 +180,36 @@ def test_batch_index_links_each_book(sample: tuple[Book, pd.DataFrame], tmp_path
             in text
         )
     assert folder_name("acct/0") == "acct_0" and folder_name("../x") == "_x"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(min_size=1, max_size=40), st.text(max_size=60))
+def test_any_text_is_escaped_and_any_run_id_stays_in_its_folder(run_id: str, error: str) -> None:
+    """Whatever a run id or an error says, the index shows it as text (no tag, no URL of
+    its own making) and the run's folder is one plain name inside the batch's folder."""
+    import datetime as dt
+
+    from riskopt.optimizer.report_html import render_index
+    from riskopt.optimizer.result import RunInfo
+
+    name = folder_name(run_id)
+    assert re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", name)
+    run = RunInfo(
+        run_id=run_id,
+        as_of=dt.date(2026, 11, 20),
+        created_at=dt.datetime(2026, 11, 20, tzinfo=dt.UTC),
+        status="DEGRADED",
+        constraint_set="-",
+        solver=None,
+        solver_chain=[],
+        gamma=0.0,
+        error=error or None,
+    )
+    page = render_index([run], {0: f"{name}/report.html"})
+    assert len(re.findall(r"<a\b", page)) == 1 and "<script" not in page.lower()
+    assert f">{html.escape(run_id, quote=True)}</a>" in page
+    if error:
+        assert html.escape(error, quote=True) in page
 
 
 # --- in a browser ----------------------------------------------------------------------
