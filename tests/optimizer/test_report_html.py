@@ -169,7 +169,7 @@ def test_batch_index_links_each_book(sample: tuple[Book, pd.DataFrame], tmp_path
     book, decisions = sample
     jobs = [Job(book, decisions, "default", state="NORMAL", run_id=f"acct/{i}") for i in range(2)]
     batch = rebalance_many(jobs, "serial")
-    index = write_batch_reports(batch.results, [book, book], tmp_path, workers=1)
+    index = write_batch_reports(batch.results, [book, book], tmp_path, workers=2)  # a pool
     text = index.read_text()
     for run in (r.run for r in batch):
         page = tmp_path / folder_name(run.run_id) / "report.html"
