@@ -91,7 +91,7 @@ def stored_report(url: str, run_id: str) -> ReportData:
     book of its date where the database holds one (else no group breakdowns)."""
     import sqlalchemy as sa
 
-    from riskopt.data.errors import BookLoadError, StoreError
+    from riskopt.data.errors import StoreError
     from riskopt.data.storage import RiskAction, RiskRun, TargetPosition, engine_for
 
     engine = engine_for(url)
@@ -112,15 +112,29 @@ def stored_report(url: str, run_id: str) -> ReportData:
     if row is None:
         raise StoreError(f"no run {run_id!r} in the database")
     record = row[0] if isinstance(row[0], dict) else json.loads(row[0])
-    try:
-        from riskopt.data.database import load_book
-
-        book: Book | None = load_book(url, record["as_of"])
-    except BookLoadError:
-        book = None
+    book = _stored_book(url, record["as_of"], targets)
     return ReportData(
         record, _stored_weights(targets, book), _stored_decisions(actions), None, book
     )
+
+
+def _stored_book(url: str, as_of: str, targets: pd.DataFrame) -> Book | None:
+    """The database's book of the run's date, where it is this run's: every target's name
+    priced in it and held in the shares the run started from (several books stored on one
+    date would otherwise lend one another their sectors and prices)."""
+    from riskopt.data.database import load_book
+    from riskopt.data.errors import RiskoptError
+
+    try:
+        book = load_book(url, as_of)
+    except RiskoptError:
+        return None
+    tickers = targets["ticker"].astype(str)
+    held = book.positions.groupby(book.positions["ticker"].astype(str))["quantity"].sum()
+    held = held.reindex(tickers).fillna(0.0).to_numpy(dtype=float)
+    priced = tickers.isin(book.market.index.astype(str)).all()
+    same = np.allclose(held, targets["current_position"].to_numpy(dtype=float), rtol=0, atol=1e-6)
+    return book if priced and same else None
 
 
 def _stored_weights(targets: pd.DataFrame, book: Book | None) -> pd.DataFrame:

@@ -163,6 +163,21 @@ def test_stored_run_with_its_book_breaks_down_alike(
     assert portfolio_exposures(stored).at["volatility", "proposed"] == pytest.approx(
         portfolio_exposures(fresh).at["volatility", "proposed"]
     )
+    # Another book's run on the same date (here: one holding differs) borrows nothing.
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "update target_positions set current_position = current_position + 1 "
+                "where ticker = :t"
+            ),
+            {"t": str(result.targets["ticker"].iloc[0])},
+        )
+    engine.dispose()
+    other = stored_report(url, result.run.run_id)
+    assert other.book is None and group_exposures(other, "sector") is None
 
 
 def test_batch_index_links_each_book(sample: tuple[Book, pd.DataFrame], tmp_path: Path) -> None:
