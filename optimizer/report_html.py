@@ -130,10 +130,11 @@ def _stored_book(url: str, as_of: str, targets: pd.DataFrame) -> Book | None:
     except RiskoptError:
         return None
     tickers = targets["ticker"].astype(str)
-    held = book.positions.groupby(book.positions["ticker"].astype(str))["quantity"].sum()
-    held = held.reindex(tickers).fillna(0.0).to_numpy(dtype=float)
+    by_ticker = book.positions.groupby(book.positions["ticker"].astype(str))["quantity"].sum()
+    held = by_ticker.reindex(tickers).fillna(0.0).to_numpy(dtype=float)
     priced = tickers.isin(book.market.index.astype(str)).all()
-    same = np.allclose(held, targets["current_position"].to_numpy(dtype=float), rtol=0, atol=1e-6)
+    start = targets["current_position"].to_numpy(dtype=float)
+    same = np.allclose(held, start, rtol=0, atol=1e-6)
     return book if priced and same else None
 
 
@@ -254,9 +255,9 @@ def _causes(details: str) -> str:
     items = []
     for entry in (parsed.get("attribution") or [])[:4]:
         where = f" [{entry['group']}]" if entry.get("group") not in (None, "portfolio") else ""
-        items.append(
-            f"{entry.get('description') or entry['constraint']}{where} {entry['share']:.0%}"
-        )
+        share = entry.get("share")
+        amount = f" {share:.0%}" if isinstance(share, int | float) else ""
+        items.append(f"{entry.get('description') or entry.get('constraint')}{where}{amount}")
     return "; ".join(items)
 
 
@@ -395,6 +396,11 @@ def _pct(value: Any, digits: int = 2) -> str:
     if value is None or not np.isfinite(float(value)):
         return "–"
     return f"{float(value):.{digits}%}"
+
+
+def _text(value: Any) -> str:
+    """A table's text cell: empty for a missing value (a rejected row without a ticker)."""
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
 
 
 def _e(value: Any) -> str:
@@ -558,9 +564,9 @@ def _override_section(data: ReportData) -> str:
         return '<h2>Largest overrides</h2><p class="note">Every decision passed unchanged.</p>'
     rows = [
         [
-            r.decision_id,
-            r.ticker,
-            r.strategy_id,
+            _text(r.decision_id),
+            _text(r.ticker),
+            _text(r.strategy_id),
             r.action_type,
             _pct(r.proposed_weight, 3),
             _pct(r.final_weight, 3),
