@@ -114,9 +114,9 @@ def _write_outputs(
     write_csv(result.actions, out / "actions.csv")
     write_csv(result.binding, out / "binding.csv")
     (out / "run.json").write_text(json.dumps(result.run.to_dict(), indent=2, default=str) + "\n")
-    write_result_report(result, out / "report.html", book)
     if store is not None:
         store_result(result, store)
+    write_result_report(result, out / "report.html", book)  # last: the run is stored first
 
 
 @dataclasses.dataclass(frozen=True)
