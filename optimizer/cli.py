@@ -132,10 +132,17 @@ class _Steps:
 
 
 def _write_outputs(
-    result: RebalanceResult, out: Path, *, store: str | None, table_format: str = "csv"
+    result: RebalanceResult,
+    out: Path,
+    *,
+    store: str | None,
+    table_format: str = "csv",
+    book: Path | None = None,
 ) -> list[str]:
-    """Write a run's tables (as ``table_format``) and ``run.json``; the names written."""
+    """Write a run's tables (as ``table_format``), ``run.json`` and ``report.html``; the
+    names written."""
     from riskopt.optimizer.explain import ATTRIBUTION, attribution_long
+    from riskopt.optimizer.report_html import write_result_report
     from riskopt.optimizer.store import store_result
 
     out.mkdir(parents=True, exist_ok=True)
@@ -150,7 +157,8 @@ def _write_outputs(
     (out / "run.json").write_text(json.dumps(result.run.to_dict(), indent=2, default=str) + "\n")
     if store is not None:
         store_result(result, store)
-    return [*written, "run.json"]
+    write_result_report(result, out / "report.html", book)  # last: the run is stored first
+    return [*written, "run.json", "report.html"]
 
 
 TABLE_FORMATS = ("csv", "parquet")
@@ -226,7 +234,7 @@ def _run(
         written = steps.run(
             2,
             lambda: _write_outputs(
-                result, out, store=options.store, table_format=options.table_format
+                result, out, store=options.store, table_format=options.table_format, book=book_dir
             ),
         )
         others = {}
@@ -449,6 +457,13 @@ def batch(
         ),
     ] = False,
     table_format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "csv",
+    reports: Annotated[
+        bool,
+        typer.Option(
+            help="write each book's report.html and the batch's index.html (about a "
+            "second a book, drawn by --workers processes)"
+        ),
+    ] = True,
 ) -> None:
     """Rebalance many books; a failed book is DEGRADED alone and the batch goes on.
 
@@ -465,6 +480,8 @@ def batch(
             job_list, executor, scheduler, store, workers, summaries_only, _output(ctx)
         )
         written = _write_batch(result, out, summaries_only, table_format)
+        if reports and not summaries_only:
+            written += _write_batch_reports(result, job_list, out, 1 if serial else workers)
     summary = result.summary()
     _echo_batch(result, summary)
     typer.echo(f"outputs written to {out}/ ({', '.join(written)})")
@@ -571,6 +588,16 @@ def _write_batch(
         frame = pd.concat([getattr(r, name) for r in tables], ignore_index=True)
         written.append(_write_table(frame, out, name, table_format))
     return written
+
+
+def _write_batch_reports(
+    result: Any, job_list: list[Any], out: Path, workers: int | None
+) -> list[str]:
+    """Each book's HTML report in its own folder and the batch's ``index.html``."""
+    from riskopt.optimizer.report_html import write_batch_reports
+
+    write_batch_reports(result.results, [j.book for j in job_list], out, workers=workers)
+    return ["index.html", "<run id>/report.html"]
 
 
 def _echo_states(summary: pd.DataFrame) -> None:
@@ -742,10 +769,24 @@ def report(
     png: Annotated[Path | None, typer.Option(help="write the chart over time here")] = Path(
         "overrides.png"
     ),
+    run: Annotated[
+        str | None,
+        typer.Option("--run", help="one stored run: write its HTML report instead (see --html)"),
+    ] = None,
+    html: Annotated[Path, typer.Option(help="with --run: where the run's HTML report goes")] = Path(
+        "report.html"
+    ),
 ) -> None:
-    """How often and how strongly the gate overrides each strategy: a table and a chart."""
+    """How often and how strongly the gate overrides each strategy: a table and a chart.
+
+    With ``--run RUN_ID``, the HTML report of that one stored run instead (as ``rebalance``
+    writes beside its outputs).
+    """
     from riskopt.optimizer.report import decision_actions, override_table, plot_overrides_over_time
 
+    if run is not None:
+        _run_report(db, run, html, since)
+        return
     with _user_errors():
         if since is not None:
             try:
@@ -769,6 +810,19 @@ def report(
         if png is not None:
             plot_overrides_over_time(actions, save=png)
             typer.echo(f"\nchart written to {png}")
+
+
+def _run_report(db: str, run_id: str, html: Path, since: str | None) -> None:
+    """``report --run``: one stored run's HTML report, with the book of its date where the
+    database holds it."""
+    from riskopt.optimizer.report_html import stored_report, write_report
+
+    with _user_errors():
+        if since is not None:
+            raise ValidationError("since", ["applies to the history report, not to --run"])
+        check_store(db, must_exist=True)
+        path = write_report(stored_report(db, run_id), html)
+    typer.echo(f"report of run {run_id} written to {path}")
 
 
 @app.command("check-constraints")

@@ -48,7 +48,8 @@ def test_parquet_tables_read_back_as_the_frames_written(
     sample_result: RebalanceResult, tmp_path: Path
 ) -> None:
     written = _write_outputs(sample_result, tmp_path, store=None, table_format="parquet")
-    assert written == [f"{name}.parquet" for name in (*TABLES, "attribution")] + ["run.json"]
+    expected = [f"{name}.parquet" for name in (*TABLES, "attribution")]
+    assert written == [*expected, "run.json", "report.html"]
     assert not list(tmp_path.glob("*.csv"))
     for name in TABLES:
         frame = getattr(sample_result, name).reset_index(drop=True)
@@ -113,11 +114,8 @@ def test_format_option_on_demo_and_batch(tmp_path: Path) -> None:
     args = ["batch", str(jobs), "--serial", "--out", str(out), "--format", "PARQUET"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == [
-        "actions.parquet",
-        "summary.parquet",
-        "targets.parquet",
-    ]
+    tables = sorted(p.name for p in out.iterdir() if p.is_file() and p.name != "index.html")
+    assert tables == ["actions.parquet", "summary.parquet", "targets.parquet"]
     summary = pd.read_parquet(out / "summary.parquet")
     assert list(summary["status"]) == ["OPTIMAL"] * 2
     assert summary["gross_after"].dtype == np.float64
