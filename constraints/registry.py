@@ -12,6 +12,7 @@ from riskopt.constraints.factors import FactorBands
 from riskopt.constraints.family import Family
 from riskopt.constraints.groups import GroupCaps
 from riskopt.constraints.liquidity import LiquidityLimits
+from riskopt.constraints.minimum import MinimumSizes
 from riskopt.constraints.position import PositionCaps
 from riskopt.constraints.restricted import RestrictedList
 from riskopt.constraints.risk import VolatilityLimit
@@ -35,5 +36,6 @@ FAMILIES: tuple[Family, ...] = (
     TradeLimit(),
     TurnoverLimits(),
     OnlyTrim(),
+    MinimumSizes(),
 )
 """Every family the gate applies, in report order."""
