@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from riskopt.constraints.base import HardBound, Limit, pair_hull
+from riskopt.constraints.base import HardBound, Limit, LinearLimit, pair_hull
 from riskopt.constraints.minimum import Minimums, minimums
 from riskopt.optimizer.assemble import Assembled, Box
 from riskopt.optimizer.inputs import PreparedInputs
@@ -174,14 +174,13 @@ def propose(
     free = ~fixed.mask & ~left
     bad = (bad_trade | bad_holding) & free
     values, admissible = candidates(prepared, base.box, lots, mins)
+    admissible &= own_rows_hold(base.limits, values, lots)
     distance = np.where(admissible, np.abs(values - lots.h[:, None]), np.inf)
     how = np.argmin(distance, axis=1)  # the first on a tie: HOLD, then CLOSE
     possible = np.isfinite(distance.min(axis=1))
     chosen = bad & possible
     value = np.where(chosen, values[np.arange(data.n), how], np.nan)
-    # Closing a name whose trade is too small is the minimum holding's doing (its held
-    # position is under it too); otherwise the holding's where it is too small.
-    kind = np.where(chosen, np.where(bad_holding | (how == CLOSE), 1, 0), -1)
+    kind = np.where(chosen, np.where(bad_holding, 1, 0), -1)
     new = Fixed(value, kind, np.where(chosen, how, -1), lots.h.copy())
     if mins.max_names is not None:
         new = new.with_(beyond_max_names(lots.h, fixed, new, mins.max_names, admissible[:, CLOSE]))
@@ -199,10 +198,11 @@ def candidates(
     to_shares, lot = data.nav / data.price, data.lot_size
     current = prepared.current_shares
     sign = np.where(lots.h != 0, np.sign(lots.h), np.sign(data.h_tilde))
-    # The smallest whole-lot position from the current one at or above the minimum.
+    # The smallest whole-lot position (from the current one) at or above the minimum: a
+    # buy up to it, or a sale down to it from a larger holding.
     toward = sign * current
     k = np.ceil((mins.holding * to_shares - toward) / lot - EPS_LOTS)
-    raised = sign * (toward + np.maximum(k, 0.0) * lot) / to_shares
+    raised = sign * (toward + k * lot) / to_shares
     values = np.column_stack([h0, np.zeros(data.n), raised])
     zero_pairs = (box.w_lo <= 0) & (box.w_hi >= 0)
     all_zero = np.bincount(pt, weights=~zero_pairs, minlength=data.n) == 0
@@ -229,11 +229,28 @@ def candidates(
     return values, admissible
 
 
+def own_rows_hold(limits: list[Limit], values: np.ndarray, lots: Lots) -> np.ndarray:
+    """Per name and value (N × 3), whether the name's own policy rows (per-name caps,
+    liquidity, restricted) end no further past their limit there than at its target:
+    no other name can make up for them, so a value that breaks one is not admissible."""
+    ok = np.ones(values.shape, dtype=bool)
+    for limit in limits:
+        if not isinstance(limit, LinearLimit) or limit.A is not None or limit.on == "w":
+            continue
+        if limit.preference:
+            continue
+        at_target = limit.residual(lots.h, lots.w)
+        for j in range(values.shape[1]):
+            ok[:, j] &= limit.residual(values[:, j], lots.w) <= at_target + BREACH_TOL
+    return ok
+
+
 def beyond_max_names(
     h: np.ndarray, fixed: Fixed, new: Fixed, max_names: int, closable: np.ndarray
 ) -> Fixed:
     """The smallest held names beyond ``max_names`` closed (after this round's other
-    fixes); names fixed in an earlier round are kept, as are those that cannot close."""
+    fixes, and those of earlier rounds: a name not traded may still be closed); names
+    that cannot close are kept."""
     after = np.where(fixed.mask, fixed.value, np.where(new.mask, new.value, h))
     held = after != 0
     excess = int(held.sum()) - max_names
@@ -241,7 +258,7 @@ def beyond_max_names(
     out = Fixed.none(n)
     if excess <= 0:
         return out
-    can = held & closable & ~fixed.mask
+    can = held & closable
     order = np.flatnonzero(can)[np.argsort(np.abs(after[can]), kind="stable")][:excess]
     out.value[order] = 0.0
     out.kind[order] = 2
@@ -323,9 +340,12 @@ def notes(fixed: Fixed, mins: Minimums, h0: np.ndarray) -> dict[int, str]:
                 f"{mins.max_names} held"
             )
         elif kind == "trade":
+            what = {HOLD: "not made", CLOSE: "closed instead"}.get(
+                how, f"set to {fixed.value[i]:.3%} instead"
+            )
             out[i] = (
                 f"minimum.trade: a trade of {abs(before - h0[i]):.3%} of NAV, under the "
-                f"minimum {mins.trade:.3%}, not made"
+                f"minimum {mins.trade:.3%}, {what}"
             )
         else:
             what = {
