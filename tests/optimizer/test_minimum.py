@@ -300,3 +300,15 @@ def test_with_a_market_factor_the_gap_stays_within_the_stated_bound(
     kind: str, value: float, seed: int
 ) -> None:
     assert -1e-3 < _gap(kind, value, seed, factor=1.0) <= GAP_BOUND
+
+
+def test_closing_a_name_held_by_two_sleeves_closes_both() -> None:
+    book = hand_book(
+        {"A": 10, "B": 20}, {("s1", "A"): 0.02, ("s1", "B"): 0.0005, ("s2", "B"): 0.0003}
+    )
+    dec = decisions([("1", "s1", "A", 0.02), ("2", "s1", "B", 0.0007)])
+    result = rebalance(book, dec, _with(holding=0.002), risk_aversion=0.0, state="NORMAL")
+    sleeves = result.sleeve_targets.set_index(["strategy_id", "ticker"])
+    assert sleeves.loc[("s1", "B"), "target_position"] == 0
+    assert sleeves.loc[("s2", "B"), "target_position"] == 0
+    assert "minimum.holding: closed" in result.targets.loc["B", "risk_reasoning_summary"]
