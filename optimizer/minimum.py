@@ -368,17 +368,26 @@ def still_breaking(
     fixed: Fixed,
     left: np.ndarray,
 ) -> list[str]:
-    """The run's alerts for the names left breaking a minimum, and why."""
+    """The run's alerts for the names left breaking a minimum, and why: fixing it took a
+    policy row further past its limit, no value its limits allow meets both minimums, or
+    the rounds ran out."""
     bad_trade, bad_holding = breaking(prepared, lots, mins)
+    values, admissible = candidates(prepared, base.box, lots, mins)
+    possible = (admissible & own_rows_hold(base.limits, values, lots)).any(axis=1)
+    reason = np.where(
+        left,
+        "fixing it takes a limit further past",
+        np.where(
+            possible,
+            f"not settled in {mins.rounds} re-solves",
+            "no value its limits allow meets the minimums",
+        ),
+    )
     tickers = prepared.data.tickers.astype(str)
     alerts = []
     for what, bad in (("minimum.trade", bad_trade), ("minimum.holding", bad_holding)):
         if bad.any():
-            why = np.where(
-                left[bad],
-                "fixing it takes a limit further past",
-                "no value in its hard limits meets both minimums, or the rounds ran out",
-            )
+            why = reason[bad]
             listed = [f"{t} ({w})" for t, w in zip(tickers[bad], why, strict=True)][:10]
             more = f" and {int(bad.sum()) - 10} more" if bad.sum() > 10 else ""
             alerts.append(f"{what}: left breaking it: {', '.join(listed)}{more}")
