@@ -11,7 +11,8 @@ cannot hold them; this stage enforces them by a heuristic (README, "Minimum size
    its hard limits allow: ``h0`` (not traded, every sleeve at ``w0``), ``0`` (closed,
    every sleeve at 0) or the smallest whole-lot size at or above the minimum holding
    (raised, only within the hull between held and proposed: the gate never extends a
-   proposal). Ties go to ``h0``, then ``0``.
+   proposal). Ties go to ``h0``, then ``0``. A name with no such value that breaks both
+   minimums is at least not traded (its holding is under the minimum either way).
 3. Beyond ``max_names`` held names, the smallest (after step 2) are closed.
 4. The program is solved again with those names fixed (their boxes shut, in the cached
    program: no recompile) and rounded to lots. If the re-solve fails or takes any policy
@@ -168,19 +169,24 @@ def propose(
 ) -> Fixed:
     """This round's new fixes: each free name that breaks a minimum at the value nearest
     its target among those admissible (module docstring, step 2), then the smallest held
-    names beyond ``max_names`` closed (step 3)."""
+    names beyond ``max_names`` closed (step 3). A name with no admissible value that
+    breaks both minimums is at least not traded, where its own rows allow: its holding
+    was under the minimum either way."""
     data = prepared.data
     bad_trade, bad_holding = breaking(prepared, lots, mins)
     free = ~fixed.mask & ~left
     bad = (bad_trade | bad_holding) & free
     values, admissible = candidates(prepared, base.box, lots, mins)
-    admissible &= own_rows_hold(base.limits, values, lots)
+    own = own_rows_hold(base.limits, values, lots)
+    admissible &= own
     distance = np.where(admissible, np.abs(values - lots.h[:, None]), np.inf)
     how = np.argmin(distance, axis=1)  # the first on a tie: HOLD, then CLOSE
     possible = np.isfinite(distance.min(axis=1))
     chosen = bad & possible
+    how = np.where(chosen, how, HOLD)
+    chosen |= bad & bad_trade & bad_holding & own[:, HOLD]
     value = np.where(chosen, values[np.arange(data.n), how], np.nan)
-    kind = np.where(chosen, np.where(bad_holding, 1, 0), -1)
+    kind = np.where(chosen, np.where(bad_holding & possible, 1, 0), -1)
     new = Fixed(value, kind, np.where(chosen, how, -1), lots.h.copy())
     if mins.max_names is not None:
         new = new.with_(beyond_max_names(lots.h, fixed, new, mins.max_names, admissible[:, CLOSE]))
