@@ -5,6 +5,7 @@ bound README.md states (equal to it where the objective is separable)."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 from pathlib import Path
@@ -28,8 +29,8 @@ from riskopt.optimizer.result import RebalanceResult
 from tests.helpers import decisions, hand_book
 
 ROOT = Path(__file__).resolve().parents[2]
-GAP_BOUND = 0.02
-"""The worst objective gap README.md states for a minimum (benchmarks/minimum_gap.py)."""
+GAP_BOUND = {"trade": 0.194, "holding": 0.025, "max_names": 3.19}
+"""The worst objective gap README.md states for each minimum (benchmarks/minimum_gap.py)."""
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -308,32 +309,58 @@ def test_minimums_that_do_not_bind_change_nothing(
 
 
 def _gap(kind: str, value: float, seed: int, *, factor: float) -> float:
+    """The heuristic's objective above the exhaustive best, as a share of the best (on a
+    book where the minimum moved the answer)."""
     book, dec = GAP.small_book(np.random.default_rng(seed), 6, factor=factor)
     cache = ProgramCache(2)
     plain = GAP.run(book, dec, _with(), cache)
     heuristic = GAP.run(book, dec, _with(**{kind: value}), cache)
     assert heuristic.solution.solved is not None
+    assert heuristic.notes, "the minimum does not bind on this book"
     best, _ = GAP.exhaustive(plain.assembled, kind, value, cache)
     return float((heuristic.solution.solved.objective - best) / max(abs(best), 1e-12))
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@functools.cache
+def _separable_seeds() -> tuple[int, ...]:
+    """Three books without a factor on which no policy row binds and no preference row
+    exists (no held name proposed larger): each name's objective is then its own
+    quadratic, all of one curvature."""
+    seeds = []
+    for seed in range(100):
+        book, dec = GAP.small_book(np.random.default_rng(seed), 6, factor=0.0)
+        plain = GAP.run(book, dec, _with(), ProgramCache(1))
+        solved = plain.solution.solved
+        assert solved is not None
+        if any(limit.preference for limit in plain.assembled.limits):
+            continue
+        if any(np.any(d > 1e-7) for d in solved.duals):
+            continue
+        seeds.append(seed)
+        if len(seeds) == 3:
+            return tuple(seeds)
+    raise AssertionError("fewer than three separable books in 100 seeds")
+
+
+@pytest.mark.parametrize("k", [0, 1, 2])
 @pytest.mark.parametrize(("kind", "value"), [("holding", 0.004), ("max_names", 4)])
 def test_on_a_separable_book_the_heuristic_is_the_exhaustive_optimum(
-    kind: str, value: float, seed: int
+    kind: str, value: float, k: int
 ) -> None:
-    """No factor and equal specific risks: each name's objective is its own quadratic of
-    one curvature, so closing the smallest names (max_names) and the nearer of 0 and the
-    minimum (holding) are optimal; whole-lot raising costs a hair."""
-    assert abs(_gap(kind, value, seed, factor=0.0)) < 1e-3
+    """Each name's objective its own quadratic ``a (h − h*)²`` of one curvature ``a``:
+    closing costs ``a h*²``, so closing the smallest is optimal (max_names), and between 0
+    and the minimum the nearer to ``h*`` is (holding); whole-lot raising costs a hair."""
+    assert abs(_gap(kind, value, _separable_seeds()[k], factor=0.0)) < 1e-3
 
 
-@pytest.mark.parametrize("seed", [4, 5, 6])
-@pytest.mark.parametrize(("kind", "value"), [("trade", 0.002), ("holding", 0.004)])
+@pytest.mark.parametrize("seed", [4, 6, 7, 19])
+@pytest.mark.parametrize(
+    ("kind", "value"), [("trade", 0.002), ("holding", 0.004), ("max_names", 4)]
+)
 def test_with_a_market_factor_the_gap_stays_within_the_stated_bound(
     kind: str, value: float, seed: int
 ) -> None:
-    assert -1e-3 < _gap(kind, value, seed, factor=1.0) <= GAP_BOUND
+    assert -1e-3 < _gap(kind, value, seed, factor=1.0) <= GAP_BOUND[kind]
 
 
 def test_closing_a_name_held_by_two_sleeves_closes_both() -> None:
