@@ -13,6 +13,7 @@ from riskopt.constraints.factors import FactorBands
 from riskopt.constraints.family import Family
 from riskopt.constraints.groups import GroupCaps
 from riskopt.constraints.liquidity import LiquidityLimits
+from riskopt.constraints.minimum import MinimumSizes
 from riskopt.constraints.position import PositionCaps
 from riskopt.constraints.restricted import RestrictedList
 from riskopt.constraints.risk import VolatilityLimit
@@ -37,5 +38,6 @@ FAMILIES: tuple[Family, ...] = (
     TurnoverLimits(),
     TradingCosts(),
     OnlyTrim(),
+    MinimumSizes(),
 )
 """Every family the gate applies, in report order."""

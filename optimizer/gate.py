@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -43,6 +43,7 @@ from riskopt.optimizer.diff import Attribution, Cause, attribute
 from riskopt.optimizer.fallback import conservative_for, degraded_result, one_line
 from riskopt.optimizer.inputs import PreparedInputs, prepare
 from riskopt.optimizer.lots import Lots, round_lots
+from riskopt.optimizer.minimum import apply_minimums
 from riskopt.optimizer.program import ProgramCache
 from riskopt.optimizer.result import (
     DEGRADED,
@@ -135,9 +136,16 @@ def gate(
     )
     assembled = assemble(data, policy.cs, aversion)
     t_prepared = time.perf_counter()
-    solution = solve(assembled, solvers=options.solvers, cache=options.cache)
-    t_solved = time.perf_counter()
+    # One cache for the solve and the minimum sizes' re-solves: those change values only.
+    cache = options.cache if options.cache is not None else ProgramCache(1)
+    solution = solve(assembled, solvers=options.solvers, cache=cache)
     lots = round_lots(policy.prepared, assembled.box, solution.h, solution.w, assembled.limits)
+    minimum = apply_minimums(
+        policy.prepared, assembled, solution, lots, solvers=options.solvers, cache=cache
+    )
+    assembled, solution, lots = minimum.assembled, minimum.solution, minimum.lots
+    policy.alerts.extend(minimum.alerts)
+    t_solved = time.perf_counter()
     verdict = label_and_attribute(assembled, solution, lots, degraded=policy.degraded)
     run = run_record(loaded, policy, assembled, solution, lots, verdict, run_id=run_id)
     run.timings.update(
@@ -147,7 +155,9 @@ def gate(
             "solver": solution.solved.solve_seconds if solution.solved is not None else 0.0,
         }
     )
-    return Gated(policy.prepared, run, assembled, solution, lots, verdict, t_start, t_solved)
+    return Gated(
+        policy.prepared, run, assembled, solution, lots, verdict, t_start, t_solved, minimum.notes
+    )
 
 
 def load_inputs(
@@ -264,11 +274,17 @@ def calmer_optimum(
         book, data, policy.cs, policy.resolved, calm.risk_aversion, calm.name_risk_aversion
     )
     assembled = assemble(data, policy.cs, aversion)
-    solution = solve(assembled, solvers=calm.solvers, cache=calm.cache)
+    cache = calm.cache if calm.cache is not None else ProgramCache(1)
+    solution = solve(assembled, solvers=calm.solvers, cache=cache)
     if solution.solved is None and data.n:
         return None
-    # In the calmer run's execution order, the order its exposures were always summed in.
     lots = round_lots(policy.prepared, assembled.box, solution.h, solution.w, assembled.limits)
+    # The calmer run's answer after its minimum sizes, as that run would give it.
+    minimum = apply_minimums(
+        policy.prepared, assembled, solution, lots, solvers=calm.solvers, cache=cache
+    )
+    solution, lots = minimum.solution, minimum.lots
+    # In the calmer run's execution order, the order its exposures were always summed in.
     first = np.argsort(priority_of(policy.prepared, lots, policy.resolved.state))
     return pd.Index(data.tickers[first].astype(str)), solution.h[first]
 
@@ -424,6 +440,8 @@ class Gated:
     verdict: Verdict
     started: float
     solved_at: float
+    notes: dict[int, str] = field(default_factory=dict)
+    """Per name index, what the minimum sizes did to it (:mod:`riskopt.optimizer.minimum`)."""
 
     def _finished(self) -> None:
         """Close the run's timings: what came after the solve, and the total."""
@@ -457,6 +475,7 @@ def build_tables(gated: Gated) -> RebalanceResult:
         attribution=verdict.attribution,
         lots=gated.lots,
         h_solved=gated.solution.h,
+        notes=gated.notes,
     )
     binding = (
         binding_table(a.limits, a.bounds, solved, a.data) if solved is not None else empty_binding()

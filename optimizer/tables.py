@@ -158,11 +158,15 @@ def diff_tables(
     attribution: Attribution,
     lots: Lots,
     h_solved: np.ndarray | None = None,
+    notes: Mapping[int, str] | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """The targets, sleeves and actions tables of a labelled run, each row explained."""
+    """The targets, sleeves and actions tables of a labelled run, each row explained
+    (``notes``: per name index, a sentence its reasons end with)."""
     pair_reasons, ticker_labels, ticker_texts = _explained(
         prepared.data, labelled, attribution, lots
     )
+    if notes:
+        pair_reasons, ticker_texts = _with_notes(prepared.data, notes, pair_reasons, ticker_texts)
     return {
         "targets": targets_table(prepared, run, lots, h_solved, ticker_labels, ticker_texts),
         "sleeves": sleeves_table(prepared, labelled.pairs, lots),
@@ -205,6 +209,20 @@ def _explained(
         sentences,
     )
     return pair_reasons, ticker_labels, ticker_texts
+
+
+def _with_notes(
+    data: ProgramData, notes: Mapping[int, str], pair_reasons: list[str], texts: np.ndarray
+) -> tuple[list[str], np.ndarray]:
+    """Each noted name's reason, and its pairs', followed by its note (what the minimum
+    sizes did to it)."""
+    texts = texts.copy()
+    pair_reasons = pair_reasons[:]
+    for i, note in notes.items():
+        texts[i] = f"{texts[i]}; {note}"
+    for p in np.flatnonzero(np.isin(data.pair_ticker, list(notes))).tolist():
+        pair_reasons[p] = f"{pair_reasons[p]}; {notes[int(data.pair_ticker[p])]}"
+    return pair_reasons, texts
 
 
 def targets_table(
