@@ -13,7 +13,8 @@ cannot hold them; this stage enforces them by a heuristic (README, "Minimum size
    (raised, only within the hull between held and proposed: the gate never extends a
    proposal). Ties go to ``h0``, then ``0``. A name with no such value that breaks both
    minimums is at least not traded (its holding is under the minimum either way).
-3. Beyond ``max_names`` held names, the smallest (after step 2) are closed.
+3. Beyond ``max_names`` held names, those whose closing costs the tracking term least
+   (after step 2) are closed.
 4. The program is solved again with those names fixed (their boxes shut, in the cached
    program: no recompile) and rounded to lots. If the re-solve fails or takes any policy
    row further past its limit than the first solve did, the round is undone, and the
@@ -32,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from riskopt.constraints.base import HardBound, Limit, LinearLimit, pair_hull
+from riskopt.constraints.base import HardBound, Limit, LinearLimit, ProgramData, pair_hull
 from riskopt.constraints.minimum import Minimums, minimums
 from riskopt.optimizer.assemble import Assembled, Box
 from riskopt.optimizer.inputs import PreparedInputs
@@ -189,8 +190,42 @@ def propose(
     kind = np.where(chosen, np.where(bad_holding & possible, 1, 0), -1)
     new = Fixed(value, kind, np.where(chosen, how, -1), lots.h.copy())
     if mins.max_names is not None:
-        new = new.with_(beyond_max_names(lots.h, fixed, new, mins.max_names, admissible[:, CLOSE]))
+        cost = closing_cost(data, base, lots.w)
+        extra = beyond_max_names(lots.h, fixed, new, mins.max_names, admissible[:, CLOSE], cost)
+        new = new.with_(extra)
     return new
+
+
+def closing_cost(data: ProgramData, base: Assembled, w: np.ndarray) -> np.ndarray:
+    """Per name, what closing it alone adds to the objective at pair weights ``w``: the
+    tracking term over its sleeves, the preference rows that hold a growing proposal at
+    its holding (one row per pair), and the risk term it takes away. Small for a name its
+    proposal sells down, large for one a proposal adds to."""
+    per_pair = base.c * (data.w_tilde**2 - (w - data.w_tilde) ** 2)
+    h = np.asarray(data.M @ w)
+    for limit, rho in zip(base.limits, base.rho, strict=True):
+        if not (isinstance(limit, LinearLimit) and limit.preference and limit.on == "w"):
+            continue
+        a = limit.A
+        if a is None or not (np.diff(a.indptr) == 1).all():  # only rows of one pair
+            continue
+        added = limit.residual(np.zeros(data.n), np.zeros(data.p)) - limit.residual(h, w)
+        per_pair = per_pair + np.bincount(a.indices, weights=rho * added, minlength=data.p)
+    return np.bincount(data.pair_ticker, weights=per_pair, minlength=data.n) + _risk_change(
+        data, base, h
+    )
+
+
+def _risk_change(data: ProgramData, base: Assembled, h: np.ndarray) -> np.ndarray:
+    """Per name, the change of the risk term when that name alone goes to zero."""
+    gamma = base.aversion.gamma * base.risk_scale
+    if gamma == 0 or data.specific_var is None:
+        return np.zeros(data.n)
+    change = -base.aversion.gamma_i * data.specific_var * h * h
+    if data.loadings is not None and data.factor_cov is not None:
+        bf = data.loadings @ data.factor_cov
+        change += -2.0 * h * (bf @ (data.loadings.T @ h)) + h * h * (bf * data.loadings).sum(1)
+    return gamma * change
 
 
 def candidates(
@@ -252,11 +287,16 @@ def own_rows_hold(limits: list[Limit], values: np.ndarray, lots: Lots) -> np.nda
 
 
 def beyond_max_names(
-    h: np.ndarray, fixed: Fixed, new: Fixed, max_names: int, closable: np.ndarray
+    h: np.ndarray,
+    fixed: Fixed,
+    new: Fixed,
+    max_names: int,
+    closable: np.ndarray,
+    cost: np.ndarray,
 ) -> Fixed:
-    """The smallest held names beyond ``max_names`` closed (after this round's other
-    fixes, and those of earlier rounds: a name not traded may still be closed); names
-    that cannot close are kept."""
+    """The held names beyond ``max_names`` that cost the tracking term least to close
+    (after this round's other fixes, and those of earlier rounds: a name not traded may
+    still be closed), the smallest first on a tie; names that cannot close are kept."""
     after = np.where(fixed.mask, fixed.value, np.where(new.mask, new.value, h))
     held = after != 0
     excess = int(held.sum()) - max_names
@@ -265,7 +305,8 @@ def beyond_max_names(
     if excess <= 0:
         return out
     can = held & closable
-    order = np.flatnonzero(can)[np.argsort(np.abs(after[can]), kind="stable")][:excess]
+    ranked = np.lexsort((np.abs(after[can]), cost[can]))  # cheapest, then smallest
+    order = np.flatnonzero(can)[ranked][:excess]
     out.value[order] = 0.0
     out.kind[order] = 2
     out.how[order] = CLOSE
@@ -342,7 +383,7 @@ def notes(fixed: Fixed, mins: Minimums, h0: np.ndarray) -> dict[int, str]:
         kind, how, before = KINDS[fixed.kind[i]], fixed.how[i], fixed.before[i]
         if kind == "max_names":
             out[i] = (
-                f"minimum.max_names: closed, among the smallest names beyond the "
+                f"minimum.max_names: closed, among the names cheapest to close beyond the "
                 f"{mins.max_names} held"
             )
         elif kind == "trade":

@@ -29,7 +29,7 @@ from riskopt.optimizer.result import RebalanceResult
 from tests.helpers import decisions, hand_book
 
 ROOT = Path(__file__).resolve().parents[2]
-GAP_BOUND = {"trade": 0.194, "holding": 0.025, "max_names": 3.19}
+GAP_BOUND = {"trade": 0.194, "holding": 0.025, "max_names": 0.0001}
 """The worst objective gap README.md states for each minimum (benchmarks/minimum_gap.py)."""
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -160,14 +160,18 @@ def test_min_holding_closes_or_raises_to_the_nearer_end_within_the_proposal() ->
     assert "minimum" not in t.loc["D", "risk_reasoning_summary"]  # risk aversion closed it
 
 
-def test_max_names_closes_the_smallest() -> None:
+def test_max_names_closes_the_names_cheapest_to_close() -> None:
+    """B (held 0.04%, proposed 0.06%) is smaller than E (opened at 0.16%), but closing B
+    would trade a growing proposal below its holding, which the preference row charges
+    far more than E's tracking: D and E close, not D and B."""
     book, dec = _book()
     result = rebalance(book, dec, _with(max_names=3), risk_aversion=0.0, state="NORMAL")
     t = result.targets
     assert int((t["target_position"] != 0).sum()) == 3
-    assert set(t.index[t["target_position"] != 0]) == {"A", "C", "E"}
-    assert "minimum.max_names" in t.loc["D", "risk_reasoning_summary"]
-    assert t.loc["D", "action_type"] == "REJECTED"
+    assert set(t.index[t["target_position"] != 0]) == {"A", "B", "C"}
+    for name in ("D", "E"):
+        assert "minimum.max_names" in t.loc[name, "risk_reasoning_summary"]
+        assert t.loc[name, "action_type"] == "REJECTED"
 
 
 @pytest.mark.parametrize(
