@@ -465,6 +465,7 @@ def reasons(
     has_proposal: np.ndarray,
     rows: np.ndarray,
     sentences: dict[int, str] | None = None,
+    whole: list[str] | None = None,
 ) -> list[str]:
     """One plain-words sentence per row (``rows`` index the attribution's names): the
     label, the cause that pushed the name furthest the way it moved with the value that
@@ -474,7 +475,8 @@ def reasons(
     ``texts`` are each row's proposed, final and current weight as
     :func:`percent_texts`. ``sentences`` holds each name's explanation once written;
     pass the same dict to the calls for pairs and for tickers of one run so that a name
-    is explained once."""
+    is explained once. ``whole`` (per row, or empty) says, for a sleeve that shares its
+    name with others, that the causes act on the name as a whole, and how it moved."""
     rows = np.asarray(rows, dtype=int)
     labels_l = [str(x) for x in np.asarray(labels).tolist()]
     p_pct, f_pct, c_pct = texts
@@ -496,7 +498,8 @@ def reasons(
     for k in todo:
         label = labels_l[k]
         lead = label if label != REJECTED else "REJECTED, no trade toward the proposal,"
-        out[k] = f"{lead} by {sentence[int(rows[k])]}: {moves[k]}"
+        scope = whole[k] if whole is not None else ""
+        out[k] = f"{lead} by {sentence[int(rows[k])]}{scope}: {moves[k]}"
     return out
 
 

@@ -195,7 +195,16 @@ def _explained(
         percent_texts(data.w0, like=on_pairs(data.h0, c_text)),
     )
     sentences: dict[int, str] = {}  # each name explained once, for its pairs and itself
-    pair_reasons = reasons(pair_labels, attribution, pair_texts, data.has_decision, pt, sentences)
+    shared = np.bincount(pt, minlength=data.n)[pt] > 1
+    whole = [
+        f" on the name as a whole (held {c_text[i]} → final {f_text[i]}); this sleeve"
+        if many
+        else ""
+        for i, many in zip(pt.tolist(), shared.tolist(), strict=True)
+    ]
+    pair_reasons = reasons(
+        pair_labels, attribution, pair_texts, data.has_decision, pt, sentences, whole
+    )
     ticker_labels = label_trades(h_tilde - data.h0, h_final - data.h0, tol_t, name_scope_t)
     ticker_texts = ticker_reasons(
         data,

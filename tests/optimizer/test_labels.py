@@ -595,3 +595,23 @@ def test_reasons_read_as_each_name_written_alone(seed: int, n: int) -> None:
             continue
         lead = label if label != REJECTED else "REJECTED, no trade toward the proposal,"
         assert out[k] == f"{lead} by {_sentence_one_by_one(attribution, i)}: {move}"
+
+
+def test_a_sleeve_sharing_its_name_is_told_the_causes_act_on_the_name() -> None:
+    """Two sleeves on one name capped at 3%: the cap is on the name's total, so each
+    sleeve's reason says the causes act on the name as a whole and how the name moved,
+    then the sleeve's own move; a sleeve alone on its name reads as before."""
+    cs = ConstraintSet.from_dict({"name": "cap", "position": {"max_weight": 0.03}})
+    dec = decisions(
+        [("D1", "s1", "AAA", 0.03), ("D2", "s2", "AAA", 0.02), ("D3", "s1", "BBB", 0.05)]
+    )
+    result = rebalance(
+        hand_book({"AAA": 100.0, "BBB": 50.0}), dec, cs, risk_aversion=0.0, state="NORMAL"
+    )
+    reasons = result.actions.set_index("decision_id")["reason"]
+    for shared in ("D1", "D2"):
+        assert (
+            "on the name as a whole (held 0.00% → final 3.00%); this sleeve: held"
+            in (reasons[shared])
+        ), reasons[shared]
+    assert "as a whole" not in reasons["D3"] and reasons["D3"].startswith("CAPPED by")
