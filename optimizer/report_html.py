@@ -38,7 +38,7 @@ STAGES = ("before", "proposed", "after")
 PORTFOLIO_KEYS = ("gross", "net", "long", "short", "volatility")
 STATUS_MEANING = {
     "OPTIMAL": "every limit holds",
-    "RELAXED": "some policy limit could not be met within the hard limits (see the breaches)",
+    "RELAXED": "some policy limit gave way to the hard limits or to a higher tier (see the breaches)",
     "FALLBACK": "the solvers failed; the de-risk-only fallback set the targets",
     "DEGRADED": "the inputs could not be used; no new risk was taken",
 }
@@ -535,7 +535,10 @@ def _breach_section(run: dict[str, Any]) -> str:
     breaches = run.get("breaches") or []
     if not breaches:
         return '<h2>Breaches</h2><p class="note" id="breaches-none">No policy limit is left breached.</p>'
-    parts = ["<h2>Breaches by tier</h2><p>Limits that could not be met within the hard limits.</p>"]
+    parts = [
+        "<h2>Breaches by tier</h2><p>Limits that gave way to the hard limits or to a limit "
+        "of a higher tier.</p>"
+    ]
     frame = pd.DataFrame(breaches)
     for tier, rows in frame.groupby("tier", sort=True):
         parts.append(f"<h3>tier {_e(tier)}: {len(rows)} breached</h3>")

@@ -248,7 +248,7 @@ class RebalanceResult:
                 )
         if run.breaches:
             lines.append("")
-            lines.append("breaches left (limits that could not be met within the hard limits)")
+            lines.append("breaches left (limits that gave way to the hard limits or a higher tier)")
             lines.extend(_breach_line(b) for b in run.breaches[:10])
             if len(run.breaches) > 10:
                 lines.append(f"  ... {len(run.breaches) - 10} more")
