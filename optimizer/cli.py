@@ -153,6 +153,13 @@ def _write_outputs(
         "binding": result.binding,
         ATTRIBUTION: attribution_long(result.attribution),  # what riskopt explain reads
     }
+    if result.run.status == DEGRADED:
+        # No targets at all, not an empty table a downstream system could read as "hold
+        # nothing": the book is held, and the rejected decisions say why.
+        tables = {"actions": result.actions}
+    for name in ("targets", "sleeve_targets", "actions", "binding", ATTRIBUTION):
+        for fmt in TABLE_FORMATS:  # no table of a former run left beside this one's
+            (out / f"{name}.{fmt}").unlink(missing_ok=True)
     written = [_write_table(t, out, name, table_format) for name, t in tables.items()]
     (out / "run.json").write_text(json.dumps(result.run.to_dict(), indent=2, default=str) + "\n")
     if store is not None:

@@ -431,6 +431,12 @@ def read_folder(folder: Path) -> RunTables:
     missing file is a :class:`RunNotFoundError` naming it."""
     if not folder.is_dir():
         raise RunNotFoundError(f"no run output folder at {folder}")
+    run_file = folder / "run.json"
+    if run_file.is_file() and json.loads(run_file.read_text()).get("status") == "DEGRADED":
+        raise RunNotFoundError(
+            f"the run in {folder} is DEGRADED: it made no targets (the book was held), so "
+            "there is no move to explain; its run.json says why"
+        )
     suffix = ".parquet" if (folder / "targets.parquet").is_file() else ".csv"
     needed = ["targets", "sleeve_targets", "actions", "binding", ATTRIBUTION]
     for name in ["run.json", *(f"{table}{suffix}" for table in needed)]:

@@ -128,6 +128,19 @@ def _breach_line(b: dict[str, Any]) -> str:
     )
 
 
+def _degraded_summary(result: RebalanceResult) -> str:
+    """A DEGRADED run's summary: no targets, the book held, and why."""
+    run = result.run
+    lines = [
+        f"run {run.run_id}  status DEGRADED: no targets; the current book is held as it is",
+        f"why: {run.error or (run.alerts[0] if run.alerts else 'the book could not be read')}",
+        "",
+        "decisions by label",
+    ]
+    lines.extend(f"  {label:<12}{count:>6}" for label, count in result.label_counts().items())
+    return "\n".join(lines)
+
+
 def gamma_meaning(gamma: float) -> str:
     """What the run's risk aversion does on its own, in words a portfolio manager reads."""
     if gamma <= 0:
@@ -207,9 +220,32 @@ class RebalanceResult:
             ["decision_id", "ticker", "strategy_id", "action_type", "override", "reason"]
         ]
 
+    def _limit_lines(self) -> list[str]:
+        """The summary's binding constraints and breaches."""
+        lines: list[str] = []
+        if len(self.binding):
+            lines.append("")
+            lines.append(
+                "binding constraints (multiplier λ; for per-name limits, names binding and largest λ)"
+            )
+            for row in binding_by_family(self.binding).itertuples(index=False):
+                lines.append(
+                    f"  {row.constraint:<30} {row.kind:<7} tier {row.tier!s:<5} names {row.rows:>4}  λ {row.dual:.3g}"
+                )
+        breaches = self.run.breaches
+        if breaches:
+            lines.append("")
+            lines.append("breaches left (limits that gave way to the hard limits or a higher tier)")
+            lines.extend(_breach_line(b) for b in breaches[:10])
+            if len(breaches) > 10:
+                lines.append(f"  ... {len(breaches) - 10} more")
+        return lines
+
     def summary(self, *, top: int = 5) -> str:
         """A plain-text summary for a terminal."""
         run = self.run
+        if run.status == DEGRADED:
+            return _degraded_summary(self)
         lines = [
             f"run {run.run_id}  as of {run.as_of}  set {run.constraint_set}",
             f"state: {describe_state(run.state, run.state_source)}",
@@ -237,21 +273,7 @@ class RebalanceResult:
         lines.append("decisions by label")
         for label, count in self.label_counts().items():
             lines.append(f"  {label:<12}{count:>6}")
-        if len(self.binding):
-            lines.append("")
-            lines.append(
-                "binding constraints (multiplier λ; for per-name limits, names binding and largest λ)"
-            )
-            for row in binding_by_family(self.binding).itertuples(index=False):
-                lines.append(
-                    f"  {row.constraint:<30} {row.kind:<7} tier {row.tier!s:<5} names {row.rows:>4}  λ {row.dual:.3g}"
-                )
-        if run.breaches:
-            lines.append("")
-            lines.append("breaches left (limits that gave way to the hard limits or a higher tier)")
-            lines.extend(_breach_line(b) for b in run.breaches[:10])
-            if len(run.breaches) > 10:
-                lines.append(f"  ... {len(run.breaches) - 10} more")
+        lines.extend(self._limit_lines())
         overrides = self.largest_overrides(top)
         if len(overrides):
             lines.append("")

@@ -48,7 +48,7 @@ def _file(tmp: Path, name: str, content: bytes) -> Path:
 def _full_disk(tmp: Path) -> Path:
     out = tmp / "full"
     out.mkdir()
-    (out / "targets.csv").symlink_to("/dev/full")
+    (out / "run.json").symlink_to("/dev/full")  # tables of a former run are removed first
     return out
 
 
@@ -327,3 +327,30 @@ def test_the_cli_neutralises_formulas_in_what_it_writes(tmp_path: Path) -> None:
             assert "\n=" not in text and ",=" not in text and ",@" not in text, name
     actions = pd.read_csv(tmp_path / "out" / "actions.csv", dtype=str)
     assert "'=cmd|' /C calc'!A0" in set(actions["decision_id"])
+
+
+def test_a_degraded_run_writes_no_targets_and_cannot_be_explained(tmp_path: Path) -> None:
+    """A volatility in percent runs DEGRADED: no targets file (an empty one could be read
+    as "hold nothing"), no former run's tables left beside it, and explain says why."""
+
+    book = tmp_path / "book"
+    shutil.copytree(SAMPLES / "book", book)
+    market = pd.read_csv(book / "market.csv")
+    market.loc[0, "volatility"] = 30.0
+    market.to_csv(book / "market.csv", index=False)
+    out = tmp_path / "out"
+    runner.invoke(app, ["demo", "--out", str(out)])
+    assert (out / "targets.csv").is_file()
+    args = ["--book", str(book), "--decisions", str(SAMPLES / "decisions.csv")]
+    result = runner.invoke(app, ["rebalance", *args, "--out", str(out), "--state", "NORMAL"])
+    assert result.exit_code == 4
+    assert "DEGRADED: no targets; the current book is held as it is" in result.stdout
+    assert "given in percent?" in result.stdout
+    assert sorted(p.name for p in out.iterdir() if p.suffix != ".sqlite") == [
+        "actions.csv",
+        "report.html",
+        "run.json",
+    ]
+    explained = runner.invoke(app, ["explain", str(out), "COM00044"])
+    assert explained.exit_code == 2 and "is DEGRADED: it made no targets" in explained.output
+    assert "Traceback" not in explained.output
