@@ -21,6 +21,7 @@ from riskopt.constraints.errors import ConfigError
 from riskopt.constraints.registry import FAMILIES
 from riskopt.data.book import Book
 from riskopt.data.contracts import MARKET_SCHEMA, DecisionsInput, check_decision_columns
+from riskopt.data.errors import ValidationError
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ def triage_decisions(decisions: DecisionsInput, book: Book, cs: ConstraintSet) -
     conf = d["confidence"].to_numpy(dtype=float)
     mark(~((conf > 0) & (conf <= 1)), "confidence must be in (0, 1]")
     limit = cs.sanity.max_abs_target_weight
+    _refuse_percent(target, limit)
     mark(np.abs(target) > limit, f"absurd size: |target_weight| above {limit:.0%} of NAV")
     valid = reason == None  # noqa: E711 - elementwise
     dup_pair = np.zeros(len(d), dtype=bool)
@@ -91,6 +93,27 @@ def triage_decisions(decisions: DecisionsInput, book: Book, cs: ConstraintSet) -
         mark(dup_pair, text)
     d["reject_reason"] = pd.Series(reason, index=d.index, dtype=object)
     return d
+
+
+PERCENT_SHARE = 1 / 3
+"""A decisions table with at least three rows, and this share of its non-zero rows or
+more, above the absurd-size cap was written in percent (0.05 for 5% of NAV, not 5)."""
+
+
+def _refuse_percent(target: np.ndarray, limit: float) -> None:
+    """Refuse weights given in percent, rather than reject the large rows as absurd and
+    trade the others a hundred times too large."""
+    sizes = np.abs(target[np.isfinite(target) & (target != 0)])
+    above = int((sizes > limit).sum())
+    if above >= 3 and above >= PERCENT_SHARE * len(sizes):
+        raise ValidationError(
+            "decisions",
+            [
+                f"target_weight: {above} of {len(sizes)} weights are above "
+                f"{limit:.0%} of NAV (the absurd-size cap): weights are fractions of NAV "
+                "(0.05 for 5%), given in percent?"
+            ],
+        )
 
 
 class _Pairs(NamedTuple):

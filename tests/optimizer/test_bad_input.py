@@ -148,3 +148,17 @@ def test_holdings_beyond_what_liquidity_can_fix_give_a_relaxed_run() -> None:
     # The name the gate moved without a decision gets its own action.
     auto = result.actions[result.actions["decision_id"].isna()]
     assert list(auto["ticker"]) == ["AAA"]
+
+
+def test_weights_in_percent_are_refused_not_traded_a_hundredfold() -> None:
+    """Weights written in percent: most rows above the absurd-size cap. One such row is
+    rejected alone; a third of the rows or more is a typed error naming the unit."""
+    prices = {f"N{i}": 10.0 for i in range(6)}
+    book = hand_book(prices)
+    in_percent = decisions([(f"D{i}", "s", f"N{i}", w) for i, w in enumerate([4, 3, 0.5, 2, 1, 5])])
+    with pytest.raises(ValidationError, match=r"6 of 6 weights are above 25% of NAV.*percent\?"):
+        rebalance(book, in_percent, "default", state="NORMAL")
+    one_absurd = decisions([(f"D{i}", "s", f"N{i}", w) for i, w in enumerate([4, 0.03, 0.05])])
+    result = rebalance(book, one_absurd, "default", state="NORMAL")
+    reasons = result.actions.set_index("decision_id")["reason"]
+    assert "absurd size" in reasons["D0"] and "absurd" not in reasons["D1"]

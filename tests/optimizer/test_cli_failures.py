@@ -332,7 +332,6 @@ def test_the_cli_neutralises_formulas_in_what_it_writes(tmp_path: Path) -> None:
 def test_a_degraded_run_writes_no_targets_and_cannot_be_explained(tmp_path: Path) -> None:
     """A volatility in percent runs DEGRADED: no targets file (an empty one could be read
     as "hold nothing"), no former run's tables left beside it, and explain says why."""
-
     book = tmp_path / "book"
     shutil.copytree(SAMPLES / "book", book)
     market = pd.read_csv(book / "market.csv")
