@@ -151,7 +151,7 @@ def _write_outputs(
         "sleeve_targets": result.sleeve_targets,
         "actions": result.actions,
         "binding": result.binding,
-        ATTRIBUTION: attribution_long(result.attribution),  # what riskopt explain reads
+        ATTRIBUTION: attribution_long(result.attribution, _lots_moved(result)),  # for explain
     }
     if result.run.status == DEGRADED:
         # No targets at all, not an empty table a downstream system could read as "hold
@@ -166,6 +166,15 @@ def _write_outputs(
         store_result(result, store)
     write_result_report(result, out / "report.html", book)  # last: the run is stored first
     return [*written, "run.json", "report.html"]
+
+
+def _lots_moved(result: RebalanceResult) -> pd.Series | None:
+    """What rounding to whole lots moved each name (final − solved weight)."""
+    targets = result.targets
+    if not {"target_weight", "solved_weight"} <= set(targets.columns):
+        return None
+    moved = targets["target_weight"] - targets["solved_weight"]
+    return pd.Series(moved.to_numpy(dtype=float), index=targets["ticker"].astype(str).to_numpy())
 
 
 TABLE_FORMATS = ("csv", "parquet")

@@ -156,11 +156,14 @@ def explain_result(result: RebalanceResult, ticker: str) -> Explanation:
     return explain(tables, ticker)
 
 
-def attribution_long(attribution: pd.DataFrame) -> pd.DataFrame:
+def attribution_long(attribution: pd.DataFrame, lots: pd.Series | None = None) -> pd.DataFrame:
     """The attribution frame (names × causes) as rows of (ticker, cause, contribution):
     what the output folder keeps of it. Terms under :data:`NOISE` (limits that do not
     bind) are added to the name's solver-tolerance term, so the rows still add up to each
-    name's deviation, in a tenth of the rows."""
+    name's deviation, in a tenth of the rows; ``lots`` (final − solved weight by ticker),
+    where given, is one more cause, so that they add up to final − proposed."""
+    if lots is not None and len(attribution.columns):
+        attribution = attribution.assign(**{LOTS: lots.reindex(attribution.index).fillna(0.0)})
     values = attribution.to_numpy(dtype=float, copy=True)
     if NUMERICAL in attribution.columns and values.size:
         numerical = list(attribution.columns).index(NUMERICAL)

@@ -245,10 +245,14 @@ def test_the_output_folder_keeps_the_attribution_small(
 ) -> None:
     rows = pd.read_csv(demo_folder / f"{ATTRIBUTION}.csv")
     assert len(rows) < 0.5 * (demo_run.attribution.to_numpy() != 0).sum()
-    kept = attribution_long(demo_run.attribution)
+    targets = demo_run.targets
+    lots = targets["target_weight"] - targets["solved_weight"]
+    kept = attribution_long(demo_run.attribution, lots)
     sums = kept.groupby("ticker")["contribution"].sum()
-    full = demo_run.attribution.sum(axis=1).loc[sums.index]
-    assert np.allclose(sums, full, rtol=0, atol=1e-12)
+    # With the lots rows, each name's rows add up to its final − proposed weight.
+    moved = (targets["target_weight"] - targets["proposed_weight"]).loc[sums.index]
+    assert np.allclose(sums, moved, rtol=0, atol=1e-12)
+    assert (kept["cause"] == "lots").sum() > 0
     # The file holds those rows, each to the 12 significant digits a CSV number keeps.
     assert list(rows["ticker"]) == list(kept["ticker"])
     np.testing.assert_allclose(rows["contribution"], kept["contribution"], rtol=1e-11)
