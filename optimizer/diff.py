@@ -78,6 +78,29 @@ class Attribution:
     """Per cause, the limit value that applies to each name (for reasons)."""
     group: dict[str, np.ndarray] = field(default_factory=dict)
     """Per group-level cause, the group (sector, factor, sleeve...) that binds each name."""
+    pair_contributions: np.ndarray | None = None
+    """Per (strategy, ticker) pair, the same causes' parts of its own deviation ``w − w̃``
+    (P × causes, adding up exactly): a cause on the name splits among its sleeves as the
+    tracking weights do, a sleeve's own cause (its budget, its box) stays with it."""
+    pair_deviation: np.ndarray | None = None
+    pair_rows: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] = field(
+        default_factory=lambda: ({}, {})
+    )
+    """Per cause over sleeves' rows, each pair's own limit value and row (its sleeve's
+    budget, not the one that pushes its name hardest)."""
+
+    def for_pairs(self, pair_ticker: np.ndarray) -> Attribution | None:
+        """The attribution of each pair's own move, or ``None`` where it was not made."""
+        if self.pair_contributions is None or self.pair_deviation is None:
+            return None
+        values, groups = self.pair_rows
+        return Attribution(
+            self.causes,
+            self.pair_contributions,
+            self.pair_deviation,
+            {k: np.asarray(v)[pair_ticker] for k, v in self.limit_value.items()} | values,
+            {k: np.asarray(v, dtype=object)[pair_ticker] for k, v in self.group.items()} | groups,
+        )
 
     def frame(self, tickers: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame(
@@ -153,7 +176,7 @@ def attribute(
     terms.add_risk(h, gamma, gamma_i, risk_scale)
     if costs:
         terms.add_costs(h, kappa, impact)
-    return terms.settle(h - data.h_tilde)
+    return terms.settle(h - data.h_tilde, w - data.w_tilde)
 
 
 class _Terms:
@@ -170,6 +193,10 @@ class _Terms:
         self.kink_cap: list[np.ndarray] = []
         self.kink_lo: list[np.ndarray] = []
         self.kink_hi: list[np.ndarray] = []
+        self.pair_parts: list[np.ndarray | None] = []
+        self.pair_kinks: list[tuple[np.ndarray, tuple[float, float]] | None] = []
+        self.pair_group: dict[str, np.ndarray] = {}
+        self.pair_limit_value: dict[str, np.ndarray] = {}
         self.limit_value: dict[str, np.ndarray] = {}
         self.group: dict[str, np.ndarray] = {}
 
@@ -179,7 +206,14 @@ class _Terms:
         force: np.ndarray,
         cap: np.ndarray | None = None,
         span: tuple[float, float] = (-1.0, 1.0),
+        pair: np.ndarray | None = None,
+        pair_cap: np.ndarray | None = None,
     ) -> None:
+        """One cause: its ticker-equivalent ``force`` (with ``pair``, its force on each
+        pair, already in ``force`` through :meth:`on_tickers`, and ``pair_cap`` its room
+        at each pair's kink)."""
+        self.pair_parts.append(pair)
+        self.pair_kinks.append(None if pair_cap is None else (pair_cap, span))
         self.causes.append(cause)
         self.forces.append(force)
         self.kink_cap.append(np.zeros(self.n) if cap is None else cap)
@@ -206,7 +240,9 @@ class _Terms:
             cause = Cause(
                 b.name, b.description, "name", value_label="max trade" if trade_cap else ""
             )
-            self.add(cause, upper - lower + self.on_tickers(pair_upper - pair_lower))
+            on_pair = pair_upper - pair_lower
+            paired = on_pair if on_pair.any() else None
+            self.add(cause, upper - lower + self.on_tickers(on_pair), pair=paired)
             if trade_cap:
                 self.limit_value[b.name] = b.detail["max_trade_weight"]
 
@@ -239,9 +275,11 @@ class _Terms:
             pushes = (A, rows, push)
         force = weight * slope
         cap = np.where(kink, weight_abs, 0.0)
+        pair = pair_cap = None
         if reads_pairs(limit.on):
+            pair, pair_cap = force, cap
             force, cap = self.on_tickers(force), self.on_tickers(cap)
-        self.add(cause, force, cap, span)
+        self.add(cause, force, cap, span, pair=pair, pair_cap=pair_cap)
         self._limit_values(limit, pushes)
 
     def _limit_values(
@@ -262,6 +300,11 @@ class _Terms:
         A, rows, push = pushes
         if reads_pairs(limit.on):
             owner, top = _ticker_argmax(A, rows, push, self.data)
+            own, own_top = _argmax_by_column(rows, A.indices, push, self.data.p)
+            labels = np.asarray(limit.labels, dtype=object)[own].copy()
+            labels[own_top <= 0] = None
+            self.pair_group[limit.name] = labels  # each sleeve's own row
+            self.pair_limit_value[limit.name] = np.where(own_top > 0, sign * limit.rhs[own], np.nan)
         else:
             owner, top = _argmax_by_column(rows, A.indices, push, self.n)
         has = top > 0
@@ -312,18 +355,22 @@ class _Terms:
         kink = np.abs(x) <= KINK_EPS
         force = np.where(kink, 0.0, weight * limit.slope(x))
         cap = np.where(kink, weight * limit.linear, 0.0)
+        pair = pair_cap = None
         if reads_pairs(limit.on):
+            pair, pair_cap = force, cap
             force, cap = self.on_tickers(force), self.on_tickers(cap)
-        self.add(cause, force, cap)
+        self.add(cause, force, cap, pair=pair, pair_cap=pair_cap)
         self._limit_values(limit, (A, rows, push))
 
-    def settle(self, deviation: np.ndarray) -> Attribution:
+    def settle(
+        self, deviation: np.ndarray, pair_deviation: np.ndarray | None = None
+    ) -> Attribution:
         """The attribution: the KKT residual filled from the kinked terms whose
         subdifferential admits its sign, in proportion to their admissible room (at most
         all of it); what is left is the solver's tolerance."""
         H, n = self.H, self.n
         g = -deviation / H
-        F = np.column_stack(self.forces)
+        F = F0 = np.column_stack(self.forces)
         caps = np.column_stack(self.kink_cap)
         lo_fracs = np.column_stack(self.kink_lo)
         hi_fracs = np.column_stack(self.kink_hi)
@@ -336,7 +383,79 @@ class _Terms:
         causes = (*self.causes, Cause(NUMERICAL, "solver tolerance", "portfolio"))
         F = np.column_stack([F, leftover])
         contributions = -F * H[:, None]
-        return Attribution(causes, contributions, deviation, self.limit_value, self.group)
+        pairs = None
+        if pair_deviation is not None:
+            pairs = self._on_pairs(F0, contributions, pair_deviation)
+            pairs = np.column_stack([pairs, pair_deviation - pairs.sum(axis=1)])
+            sole = np.bincount(self.data.pair_ticker, minlength=n)[self.data.pair_ticker] == 1
+            pairs[sole] = contributions[self.data.pair_ticker[sole]]  # its name's, exactly
+        return Attribution(
+            causes,
+            contributions,
+            deviation,
+            self.limit_value,
+            self.group,
+            pairs,
+            pair_deviation,
+            (self.pair_limit_value, self.pair_group),
+        )
+
+    def _on_pairs(
+        self, F0: np.ndarray, contributions: np.ndarray, deviation: np.ndarray
+    ) -> np.ndarray:
+        """Each cause's part of each pair's deviation (the solver-tolerance column aside):
+        ``−(force on the name + force on the pair) / 2c_p``, then the kinks' fill solved
+        per pair (:meth:`_pair_fills`)."""
+        pt, inv2c = self.data.pair_ticker, self.inv2c
+        force = F0[pt].copy()
+        for k, pair in enumerate(self.pair_parts):
+            if pair is not None:
+                force[:, k] += pair - self.on_tickers(pair)[pt]
+        left = -deviation / inv2c - force.sum(axis=1)  # force still owed at each pair
+        force += self._pair_fills(left, F0, contributions)
+        return -force * inv2c[:, None]
+
+    def _pair_fills(
+        self, left: np.ndarray, F0: np.ndarray, contributions: np.ndarray
+    ) -> np.ndarray:
+        """The kinks' forces at each pair. A kink on the name acts on all its sleeves
+        alike: where a sleeve has no kink of its own, the name's fill is what that sleeve
+        still owes; else it is what :meth:`settle` gave the name. A sleeve's own kinks
+        (its budget where it sits at zero) take what is left at the pair, within their
+        room; the rest is the solver's tolerance."""
+        pt, n = self.data.pair_ticker, self.n
+        ticker_k = np.array([pair is None for pair in self.pair_parts])
+        fills = np.zeros((len(pt), len(self.pair_parts)))
+        pair_room = self._rooms_at_pairs(left)
+        free = pair_room.sum(axis=1) <= KINK_EPS * np.abs(left)  # no kink of their own
+        settled = (-contributions[:, :-1] / self.H[:, None] - F0)[:, ticker_k].sum(axis=1)
+        owed = np.bincount(pt[free], weights=left[free], minlength=n)
+        count = np.bincount(pt[free], minlength=n)
+        phi = np.where(count > 0, owed / np.maximum(count, 1), settled)
+        caps = np.column_stack(self.kink_cap)[:, ticker_k]
+        lo = np.column_stack(self.kink_lo)[:, ticker_k]
+        hi = np.column_stack(self.kink_hi)[:, ticker_k]
+        room = np.where(phi[:, None] > 0, hi * caps, -lo * caps)
+        total = room.sum(axis=1)
+        share = np.minimum(np.divide(np.abs(phi), total, out=np.zeros(n), where=total > 0), 1)
+        name_fill = np.sign(phi)[:, None] * room * share[:, None]
+        fills[:, ticker_k] = name_fill[pt]
+        rest = left - name_fill.sum(axis=1)[pt]
+        pair_room = self._rooms_at_pairs(rest)
+        total = pair_room.sum(axis=1)
+        frac = np.minimum(np.divide(np.abs(rest), total, out=np.zeros(len(pt)), where=total > 0), 1)
+        fills[:, ~ticker_k] = np.sign(rest)[:, None] * pair_room[:, ~ticker_k] * frac[:, None]
+        return fills
+
+    def _rooms_at_pairs(self, left: np.ndarray) -> np.ndarray:
+        """Each cause's room at each pair's own kink, the way ``left`` asks (P × causes;
+        zero for causes on the name)."""
+        out = np.zeros((len(left), len(self.pair_kinks)))
+        for k, kink in enumerate(self.pair_kinks):
+            if kink is not None:
+                cap, (lo, hi) = kink
+                out[:, k] = np.where(left > 0, hi * cap, -lo * cap)
+        return out
 
 
 def _limit_weights(
@@ -476,7 +595,7 @@ def reasons(
     :func:`percent_texts`. ``sentences`` holds each name's explanation once written;
     pass the same dict to the calls for pairs and for tickers of one run so that a name
     is explained once. ``whole`` (per row, or empty) says, for a sleeve that shares its
-    name with others, that the causes act on the name as a whole, and how it moved."""
+    name with others, how the name as a whole moved."""
     rows = np.asarray(rows, dtype=int)
     labels_l = [str(x) for x in np.asarray(labels).tolist()]
     p_pct, f_pct, c_pct = texts
@@ -499,7 +618,7 @@ def reasons(
         label = labels_l[k]
         lead = label if label != REJECTED else "REJECTED, no trade toward the proposal,"
         scope = whole[k] if whole is not None else ""
-        out[k] = f"{lead} by {sentence[int(rows[k])]}{scope}: {moves[k]}"
+        out[k] = f"{lead} by {sentence[int(rows[k])]}: {moves[k]}{scope}"
     return out
 
 

@@ -187,15 +187,16 @@ def _long(attribution: pd.DataFrame) -> pd.DataFrame:
 
 
 def _details_of(actions: pd.DataFrame, ticker: str) -> list[dict[str, Any]]:
-    """``ticker``'s attribution entries from its actions' ``details_json`` (the name's
-    pairs share them): the first non-empty list."""
+    """``ticker``'s attribution entries from its actions' ``details_json``: each action
+    lists its own sleeve's causes, so the name's are their sums, cause by cause."""
     mine = actions.loc[actions["ticker"].astype(str) == ticker, "details_json"]
+    by_cause: dict[str, dict[str, Any]] = {}
     for raw in mine.tolist():
         details = raw if isinstance(raw, dict) else json.loads(raw) if isinstance(raw, str) else {}
-        entries = details.get("attribution") or []
-        if entries:
-            return list(entries)
-    return []
+        for entry in details.get("attribution") or []:
+            seen = by_cause.setdefault(entry["constraint"], {**entry, "contribution": 0.0})
+            seen["contribution"] += float(entry["contribution"])
+    return list(by_cause.values())
 
 
 def _check_ticker(targets: pd.DataFrame, ticker: str, run_id: str) -> None:

@@ -197,14 +197,19 @@ def _explained(
     sentences: dict[int, str] = {}  # each name explained once, for its pairs and itself
     shared = np.bincount(pt, minlength=data.n)[pt] > 1
     whole = [
-        f" on the name as a whole (held {c_text[i]} → final {f_text[i]}); this sleeve"
-        if many
-        else ""
+        f"; the name as a whole: held {c_text[i]} → final {f_text[i]}" if many else ""
         for i, many in zip(pt.tolist(), shared.tolist(), strict=True)
     ]
-    pair_reasons = reasons(
-        pair_labels, attribution, pair_texts, data.has_decision, pt, sentences, whole
-    )
+    # Each sleeve by the causes of its own move where they were made (a sleeve alone on
+    # its name has its name's), else by its name's.
+    own = attribution.for_pairs(pt)
+    if own is None:
+        pair_reasons = reasons(
+            pair_labels, attribution, pair_texts, data.has_decision, pt, sentences, whole
+        )
+    else:
+        rows = np.arange(data.p)
+        pair_reasons = reasons(pair_labels, own, pair_texts, data.has_decision, rows, {}, whole)
     ticker_labels = label_trades(h_tilde - data.h0, h_final - data.h0, tol_t, name_scope_t)
     ticker_texts = ticker_reasons(
         data,
@@ -354,7 +359,13 @@ def actions_table(
     rejected = pair_of_row < 0  # rejected before the solve: no pair
     changed = np.flatnonzero(~data.has_decision & (np.abs(w_final - data.w0) > tol_t[pt]))
     acted = np.concatenate([pair_of_row[~rejected].astype(int), changed])
-    explained = attribution_json(attribution, np.unique(pt[acted[pair_labels[acted] != OK]]))
+    own = attribution.for_pairs(pt)
+    moved = acted[pair_labels[acted] != OK]
+    if own is None:  # the name's causes, keyed by pair
+        by_name = attribution_json(attribution, np.unique(pt[moved]))
+        explained = {int(p): by_name[int(pt[p])] for p in np.unique(moved).tolist()}
+    else:
+        explained = attribution_json(own, np.unique(moved))
     decision_ids = d["decision_id"].to_numpy(dtype=object)[~rejected].tolist()
     columns = _pair_actions(
         data,
@@ -470,7 +481,7 @@ def _pair_actions(
 ) -> dict[str, list[Any]]:
     """The action rows of ``pairs``, column by column. Each ``details_json`` is what
     ``json.dumps(details, sort_keys=True)`` gives for the keys ``attribution`` (the
-    ticker's, encoded once by :func:`attribution_json`), ``confidence``, ``cost_weight``
+    pair's own, encoded once by :func:`attribution_json`), ``confidence``, ``cost_weight``
     (with costs), ``current_weight``, ``final_weight``, ``proposed_weight`` and
     ``reason``: what is the name's own. The run's (γ, state, exposures) are in its record
     once, not repeated here."""
@@ -485,12 +496,12 @@ def _pair_actions(
     confidence[decided] = json_numbers(data.confidence[pairs][decided].tolist())
     cost = ', "cost_weight": true' if costs else ""
     details = [
-        f'{{"attribution": {"[]" if lab == OK else explained[i]}, "confidence": '
+        f'{{"attribution": {"[]" if lab == OK else explained[j]}, "confidence": '
         f"{conf}{cost}, "
         f'"current_weight": {cur}, "final_weight": {fin}, '
         f'"proposed_weight": {pro}, "reason": {encode_json_string(text)}}}'
-        for i, lab, conf, cur, fin, pro, text in zip(
-            tickers.tolist(),
+        for j, lab, conf, cur, fin, pro, text in zip(
+            pairs.tolist(),
             label,
             confidence.tolist(),
             json_numbers(current),

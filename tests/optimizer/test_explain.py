@@ -188,9 +188,15 @@ def _check_stored(url: str, run_id: str, memory: RebalanceResult, ticker: str) -
     result = runner.invoke(app, ["explain", run_id, ticker, "--db", url])
     assert result.exit_code == 0, result.output
     stored = explain(read_stored(url, run_id, ticker), ticker).frame.set_index("cause")
-    attribution = memory.attribution.loc[ticker]
     listed = stored.index.drop(NOT_STORED)
-    assert len(listed) and np.allclose(stored.loc[listed, "contribution"], attribution[listed])
+    # Each action lists its own sleeve's causes: the name's are their sums.
+    actions = memory.actions[memory.actions["ticker"] == ticker]
+    sums: dict[str, float] = {}
+    for raw in actions["details_json"].dropna():
+        for entry in json.loads(raw)["attribution"]:
+            sums[entry["constraint"]] = sums.get(entry["constraint"], 0.0) + entry["contribution"]
+    assert len(listed) and set(listed) == set(sums)
+    assert np.allclose(stored.loc[listed, "contribution"], [sums[c] for c in listed])
     move = (
         memory.targets.loc[ticker, "target_weight"] - memory.targets.loc[ticker, "proposed_weight"]
     )

@@ -597,21 +597,33 @@ def test_reasons_read_as_each_name_written_alone(seed: int, n: int) -> None:
         assert out[k] == f"{lead} by {_sentence_one_by_one(attribution, i)}: {move}"
 
 
-def test_a_sleeve_sharing_its_name_is_told_the_causes_act_on_the_name() -> None:
-    """Two sleeves on one name capped at 3%: the cap is on the name's total, so each
-    sleeve's reason says the causes act on the name as a whole and how the name moved,
-    then the sleeve's own move; a sleeve alone on its name reads as before."""
-    cs = ConstraintSet.from_dict({"name": "cap", "position": {"max_weight": 0.03}})
+def test_each_sleeve_is_explained_by_the_causes_of_its_own_move() -> None:
+    """Two sleeves on one name, each cut by its own budget: each sleeve's causes add up to
+    its own final − proposed (not the name's), name its own budget, and the reason ends
+    with how the name as a whole moved; a sleeve alone on its name reads as before."""
+    cs = ConstraintSet.from_dict(
+        {
+            "name": "budget",
+            "strategies": {
+                "s1": {"max_gross": 0.02, "tier": 1},
+                "s2": {"max_gross": 0.02, "tier": 1},
+            },
+        }
+    )
     dec = decisions(
-        [("D1", "s1", "AAA", 0.03), ("D2", "s2", "AAA", 0.02), ("D3", "s1", "BBB", 0.05)]
+        [("D1", "s1", "AAA", 0.03), ("D2", "s2", "AAA", 0.02), ("D3", "s2", "BBB", 0.01)]
     )
     result = rebalance(
         hand_book({"AAA": 100.0, "BBB": 50.0}), dec, cs, risk_aversion=0.0, state="NORMAL"
     )
-    reasons = result.actions.set_index("decision_id")["reason"]
-    for shared in ("D1", "D2"):
-        assert (
-            "on the name as a whole (held 0.00% → final 3.00%); this sleeve: held"
-            in (reasons[shared])
-        ), reasons[shared]
-    assert "as a whole" not in reasons["D3"] and reasons["D3"].startswith("CAPPED by")
+    actions = result.actions.set_index("decision_id")
+    for decision, sleeve in (("D1", "s1"), ("D2", "s2")):
+        details = json.loads(actions.loc[decision, "details_json"])
+        moved = details["final_weight"] - details["proposed_weight"]
+        assert moved < -0.001, decision  # both sleeves are cut
+        parts = sum(entry["contribution"] for entry in details["attribution"])
+        assert parts == pytest.approx(moved, abs=1e-5), decision
+        groups = {e.get("group") for e in details["attribution"] if "strategies" in e["constraint"]}
+        assert groups == {sleeve}, (decision, groups)
+        assert "; the name as a whole: held 0.00% → final" in actions.loc[decision, "reason"]
+    assert "as a whole" not in actions.loc["D3", "reason"]
