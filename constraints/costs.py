@@ -32,13 +32,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field
 
 from riskopt.constraints.base import CostBudget, Limit, ProgramData
-from riskopt.constraints.family import Family, Section, Tier
-from riskopt.constraints.sop import STATES
+from riskopt.constraints.family import Family, Section, Tier, strategy_rows, zero_cap_problems
 
 if TYPE_CHECKING:
     from riskopt.constraints.config import ConstraintSet
@@ -106,12 +104,9 @@ class TradingCosts(Family):
         self, cfg: CostsConfig, data: ProgramData, kappa: np.ndarray, lam: np.ndarray
     ) -> list[Limit]:
         """Each strategy's budget over its own pairs, each pair costed as its name."""
-        strategy = data.pair_strategy.astype(str)
-        present = sorted(set(strategy) & set(cfg.strategies))
+        present, rows = strategy_rows(data, cfg.strategies)
         if not present:
             return []
-        row = pd.Index(present).get_indexer(strategy)
-        pairs = np.flatnonzero(row >= 0)
         return [
             CostBudget(
                 name="costs.strategies",
@@ -121,9 +116,7 @@ class TradingCosts(Family):
                 tier=cfg.tier,
                 scope="portfolio",
                 description="sleeve trading-cost budget",
-                A=sp.csr_matrix(
-                    (np.ones(len(pairs)), (row[pairs], pairs)), shape=(len(present), data.p)
-                ),
+                A=rows,
                 linear=kappa[data.pair_ticker],
                 impact=lam[data.pair_ticker],
                 on="pair_trade",
@@ -140,10 +133,4 @@ class TradingCosts(Family):
         cfg: CostsConfig = cs.costs
         zero = ["costs.max_bps"] if cfg.max_bps == 0 else []
         zero += [f"costs.strategies.{s}" for s, cap in cfg.strategies.items() if cap == 0]
-        return [
-            f"{key}: 0 forbids the forced de-risking of states.{state} "
-            f"({sop.forced_derisk:g} of gross)"
-            for key in zero
-            for state in STATES
-            if (sop := cs.states.sop(state)).forced_derisk > 0
-        ]
+        return zero_cap_problems(cs, zero)

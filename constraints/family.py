@@ -19,7 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict
 
 from riskopt.constraints.base import HardBound, Limit, ProgramData
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from riskopt.constraints.config import ConstraintSet, StateSOP
 
 Tier = int
+STATES = ("NORMAL", "ELEVATED", "EMERGENCY")
+"""The black-swan states, calmest first."""
 """A priority tier: 1 is the highest, the last to give way."""
 
 
@@ -63,6 +67,28 @@ def not_in_book(key: str, names: Any, known: set[str], what: str) -> list[str]:
         return []
     more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
     return [f"{key}: {what} not in the book: {', '.join(missing[:10])}{more}"]
+
+
+def strategy_rows(data: ProgramData, named: Any) -> tuple[list[str], sp.csr_matrix]:
+    """The strategies of ``named`` the book has, sorted, and a row per strategy summing
+    its own pairs (``len × P``)."""
+    strategy = data.pair_strategy.astype(str)
+    present = sorted(set(strategy) & set(named))
+    row = pd.Index(present).get_indexer(strategy)
+    pairs = np.flatnonzero(row >= 0)
+    a = sp.csr_matrix((np.ones(len(pairs)), (row[pairs], pairs)), shape=(len(present), data.p))
+    return present, a
+
+
+def zero_cap_problems(cs: ConstraintSet, keys: list[str]) -> list[str]:
+    """``KEY: 0 forbids the forced de-risking of states.S`` for each zero cap on what a
+    rebalance trades, against each state that must trade to de-risk."""
+    return [
+        f"{key}: 0 forbids the forced de-risking of states.{state} ({sop.forced_derisk:g} of gross)"
+        for key in keys
+        for state in STATES
+        if (sop := cs.states.sop(state)).forced_derisk > 0
+    ]
 
 
 class Family:

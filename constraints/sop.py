@@ -13,13 +13,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from riskopt.constraints.base import HardBound, Limit, LinearLimit, ProgramData, toward_zero_box
-from riskopt.constraints.family import Family
+from riskopt.constraints.family import STATES, Family
 from riskopt.constraints.liquidity import reduce_only_bound
 
 if TYPE_CHECKING:
     from riskopt.constraints.config import ConstraintSet
-
-STATES = ("NORMAL", "ELEVATED", "EMERGENCY")
 
 
 class StateRestrictions(Family):

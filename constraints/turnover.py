@@ -23,13 +23,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field
 
 from riskopt.constraints.base import Limit, LinearLimit, ProgramData
-from riskopt.constraints.family import Family, Section, Tier
-from riskopt.constraints.sop import STATES
+from riskopt.constraints.family import Family, Section, Tier, strategy_rows, zero_cap_problems
 
 if TYPE_CHECKING:
     from riskopt.constraints.config import ConstraintSet
@@ -75,12 +73,9 @@ class TurnoverLimits(Family):
 
     def _sleeves(self, cfg: TurnoverConfig, data: ProgramData) -> list[Limit]:
         """The strategies' rows: each sums the absolute trades of its own pairs."""
-        strategy = data.pair_strategy.astype(str)
-        present = sorted(set(strategy) & set(cfg.strategies))
+        present, rows = strategy_rows(data, cfg.strategies)
         if not present:
             return []
-        row = pd.Index(present).get_indexer(strategy)
-        pairs = np.flatnonzero(row >= 0)
         return [
             LinearLimit(
                 name="turnover.strategies",
@@ -93,9 +88,7 @@ class TurnoverLimits(Family):
                 tier=cfg.tier,
                 scope="portfolio",
                 description="sleeve turnover cap",
-                A=sp.csr_matrix(
-                    (np.ones(len(pairs)), (row[pairs], pairs)), shape=(len(present), data.p)
-                ),
+                A=rows,
             )
         ]
 
@@ -109,10 +102,4 @@ class TurnoverLimits(Family):
         cfg: TurnoverConfig = self.own(cs)
         zero = ["turnover.max"] if cfg.max == 0 else []
         zero += [f"turnover.strategies.{s}" for s, cap in cfg.strategies.items() if cap == 0]
-        return [
-            f"{key}: 0 forbids the forced de-risking of states.{state} "
-            f"({sop.forced_derisk:g} of gross)"
-            for key in zero
-            for state in STATES
-            if (sop := cs.states.sop(state)).forced_derisk > 0
-        ]
+        return zero_cap_problems(cs, zero)
