@@ -222,7 +222,7 @@ class LabelConfig(Section):
     lot_tol: float = Field(1.0, ge=0)
 
 
-SolverName = Literal["CLARABEL", "CLARABEL_CVXPY", "SCS", "OSQP", "ECOS", "PIQP"]
+SolverName = Literal["STRUCTURED", "CLARABEL", "CLARABEL_CVXPY", "SCS", "OSQP", "ECOS", "PIQP"]
 SOLVERS: tuple[str, ...] = get_args(SolverName)
 """The solvers a chain may name (in any case: ``"clarabel"`` is ``"CLARABEL"``)."""
 

@@ -192,9 +192,18 @@ def _cones(data: Assembly) -> list[Any]:
     return cones
 
 
-def _solved(data: Assembly, solution: Any, *, solve_seconds: float, setup_seconds: float) -> Solved:
-    """Clarabel's ``solution`` of ``data`` read back: weights, slacks in weight, and
-    multipliers in the unscaled objective's units."""
+def _solved(
+    data: Assembly,
+    solution: Any,
+    *,
+    solve_seconds: float,
+    setup_seconds: float,
+    solver: str = "CLARABEL",
+    residual: float | None = None,
+) -> Solved:
+    """Clarabel's ``solution`` of ``data`` (or one with its fields) read back: weights,
+    slacks in weight, and multipliers in the unscaled objective's units. ``residual``
+    is the solver's own measure where it has one (else Clarabel's is read)."""
     x = np.asarray(solution.x)
     z = np.asarray(solution.z)
     scale = OBJECTIVE_SCALE
@@ -213,10 +222,12 @@ def _solved(data: Assembly, solution: Any, *, solve_seconds: float, setup_second
         else:
             full_dual[kept] = dual(rows)
         duals.append(full_dual)
-    within = _accepted(solution) or _residual(solution) <= CHAIN_TOLERANCE
+    if residual is None:
+        residual = 0.0 if _accepted(solution) else _residual(solution)
+    within = residual <= CHAIN_TOLERANCE
     return Solved(
         status=OPTIMAL if within else OPTIMAL_INACCURATE,
-        solver="CLARABEL",
+        solver=solver,
         w=x[data.w].copy(),
         h=x[data.h].copy(),
         slacks=slacks,
@@ -227,7 +238,7 @@ def _solved(data: Assembly, solution: Any, *, solve_seconds: float, setup_second
         solve_seconds=solve_seconds,
         setup_seconds=setup_seconds,
         iterations=int(solution.iterations),
-        residual=_residual(solution),
+        residual=residual if residual > 0.0 else _residual(solution),
         pair_upper_dual=data.on_pairs(dual(data.pair_upper)),
         pair_lower_dual=data.on_pairs(dual(data.pair_lower)),
     )
@@ -264,13 +275,14 @@ def _clarabel_solver(
     *,
     refine: bool,
     method: str = "qdldl",
-    tolerance: float = TOLERANCE,
+    tolerance: float | None = None,
 ) -> Any:
     """Clarabel set up for ``data``, not yet run, factoring with ``method`` (QDLDL where
     this build of Clarabel has no faer)."""
     settings = clarabel.DefaultSettings()
     settings.verbose = False
     settings.max_iter = max_iters
+    tolerance = TOLERANCE if tolerance is None else tolerance
     settings.tol_gap_abs = tolerance
     settings.tol_gap_rel = tolerance
     settings.tol_feas = tolerance

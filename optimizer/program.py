@@ -46,6 +46,8 @@ from riskopt.optimizer.structure import (
     Structure,
     Values,
 )
+from riskopt.optimizer.structured_program import NAME as STRUCTURED
+from riskopt.optimizer.structured_program import StructuredProgram
 
 __all__ = [
     "ACCEPTED_TOLERANCE",
@@ -92,6 +94,7 @@ class GateProgram:
         :meth:`Values.of` a book's inputs; concurrent callers pass ``values`` instead)."""
         self.solves = 0
         self._direct: ClarabelProgram | None = None
+        self._structured: StructuredProgram | None = None
         self._cvxpy: CvxpyProgram | None = None
         self._lock = threading.Lock()
 
@@ -130,7 +133,11 @@ class GateProgram:
             raise ValueError("no values: pass values or set program.values first")
         with self._lock:
             self.solves += 1
-            if solver == "CLARABEL" and via == "direct":
+            if solver == STRUCTURED and via == "direct":
+                if self._structured is None:
+                    self._structured = StructuredProgram(self.structure)
+                direct: ClarabelProgram | StructuredProgram = self._structured
+            elif solver == "CLARABEL" and via == "direct":
                 if self._direct is None:
                     self._direct = ClarabelProgram(self.structure, reuse_solver=self.reuse_solver)
                 direct = self._direct

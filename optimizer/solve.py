@@ -28,6 +28,8 @@ from riskopt.optimizer.program import OPTIMAL as SOLVER_OPTIMAL
 
 log = logging.getLogger("riskopt")
 
+DIRECT = ("CLARABEL", "STRUCTURED")
+"""Solvers the gate runs on its own assembly (not through cvxpy)."""
 VIA_CVXPY = {"CLARABEL_CVXPY": ("CLARABEL", "cvxpy")}
 """Chain names that run a solver on cvxpy's compile of the program: Clarabel there
 rescues books whose direct solve ends inaccurate (benchmarks/README.md, "Solver chain")."""
@@ -141,7 +143,7 @@ def solve_chain(
     for solver in solvers:
         name = solver if isinstance(solver, str) else str(solver.name())
         target, via = _route(solver)
-        if isinstance(target, str) and target != "CLARABEL" and target not in _installed_solvers():
+        if isinstance(target, str) and target not in DIRECT and target not in _installed_solvers():
             chain.append({"solver": name, "outcome": "not installed"})
             continue
         try:
