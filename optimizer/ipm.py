@@ -356,8 +356,9 @@ def solve(pr: Problem, kkt: Kkt, *, eps: float = EPS, max_iters: int = MAX_ITERS
             break
         if it == max_iters:
             break
-        try:
-            step = _step(pr, kkt, point, res, e)
+        try:  # a step at the cone's edge may overflow: it is caught as not finite
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                step = _step(pr, kkt, point, res, e)
         except (ArithmeticError, np.linalg.LinAlgError, ValueError):
             step = None
         if step is None:

@@ -115,8 +115,10 @@ class _Unknowns:
     """Per second-order cone, its two correction unknowns."""
     n_local: int
     total: int
-    buckets: list[tuple[int, np.ndarray]]
-    """Per group size ``s``: the unknowns of its groups, shape ``(groups, s)``."""
+    gstart: np.ndarray
+    """Where each group's unknowns start (and, last, ``n_local``)."""
+    sign: np.ndarray
+    """Per group unknown, its pivot's sign: + for a column, − for a row."""
 
 
 def _group_of_rows(rows: sp.csr_matrix, which: np.ndarray, group: np.ndarray) -> np.ndarray:
@@ -157,12 +159,10 @@ def _unknowns(pr: Problem, roles: _Roles) -> _Unknowns:
     nxt += soc.size
     if nxt - n_local > COUPLING_CAP:
         raise Unstructured(f"{nxt - n_local} coupling unknowns (at most {COUPLING_CAP})")
-    sizes = size[item_group[order]]
-    buckets = []
-    for s in np.unique(sizes):
-        at = np.flatnonzero(sizes == s)
-        buckets.append((int(s), at.reshape(-1, int(s))))
-    return _Unknowns(col, eq, aug, soc, n_local, nxt, buckets)
+    ordered = item_group[order]
+    gstart = np.concatenate([[0], np.flatnonzero(np.diff(ordered)) + 1, [n_local]])
+    sign = np.where(order < len(cols), 1.0, -1.0)
+    return _Unknowns(col, eq, aug, soc, n_local, nxt, gstart.astype(np.int64), sign)
 
 
 def _both(r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -175,6 +175,11 @@ class StructuredKkt:
     dense Schur complement of its coupling unknowns (module docstring)."""
 
     def __init__(self, pr: Problem) -> None:
+        # numba loads here, not with the package: a process that never takes this
+        # solver never pays its import.
+        from riskopt.optimizer import structured_kernels
+
+        self._kernels = structured_kernels
         self.pr = pr
         self.roles = roles = _roles(pr)
         self.u = u = _unknowns(pr, roles)
@@ -220,31 +225,32 @@ class StructuredKkt:
             dyn_c.append(np.array([t0, t1, t0, t1]))
         rows_all = np.concatenate([x[0] for x in parts] + dyn_r)
         cols_all = np.concatenate([x[1] for x in parts] + dyn_c)
-        self._static_values = np.concatenate([x[2] for x in parts])
-        keys, self._inverse = np.unique(rows_all * u.total + cols_all, return_inverse=True)
+        static_values = np.concatenate([x[2] for x in parts])
+        keys, inverse = np.unique(rows_all * u.total + cols_all, return_inverse=True)
+        count = len(static_values)
+        self._static_data = np.bincount(inverse[:count], static_values, minlength=len(keys))
+        self._dynamic_at = inverse[count:]
         self._entry_r, self._entry_c = keys // u.total, keys % u.total
         self._place()
 
     def _place(self) -> None:
-        """Where each entry of the reduced system goes: a group's block, the groups'
-        coupling columns, or the coupling block."""
+        """The reduced system's CSR pattern (its entries are sorted by row, then column),
+        each group's place among the factors, and the coupling block's entries."""
         u, r, c = self.u, self._entry_r, self._entry_c
         nl = u.n_local
-        self._ll = []
-        bucket_of = np.full(nl, -1)
-        slot = np.zeros(nl, dtype=int)
-        offset = np.zeros(nl, dtype=int)
-        for b, (s, at) in enumerate(u.buckets):
-            bucket_of[at] = b
-            slot[at] = np.arange(at.shape[0])[:, None]
-            offset[at] = np.arange(s)[None, :]
-        in_ll = (r < nl) & (c < nl)
-        for b in range(len(u.buckets)):
-            mask = in_ll & (bucket_of[np.minimum(r, nl - 1)] == b)
-            at = np.flatnonzero(mask)
-            self._ll.append((at, slot[r[at]], offset[r[at]], offset[c[at]]))
-        self._lq = np.flatnonzero((r < nl) & (c >= nl))
+        self._indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=u.total))])
+        self._indices = c.astype(np.int64)
+        sizes = np.diff(u.gstart)
+        self._offset = np.concatenate([[0], np.cumsum(sizes * sizes)]).astype(np.int64)
+        self._factors = np.zeros(int(self._offset[-1]))
+        self._pivots = np.zeros(nl, dtype=np.int64)
         self._qq = np.flatnonzero((r >= nl) & (c >= nl))
+        self._lq = np.flatnonzero((r < nl) & (c >= nl))
+        rows = np.unique(r[self._lq])
+        self._touched = np.full(nl, -1, dtype=np.int64)
+        self._touched[rows] = np.arange(len(rows))
+        self._n_touched = len(rows)
+        self._lq_at = (self._touched[r[self._lq]], c[self._lq] - nl)
 
     def _weights(self, w: Scaling) -> np.ndarray:
         """Per row of ``G``, the weight of its reduced term: ``1/d²`` on the orthant,
@@ -273,27 +279,35 @@ class StructuredKkt:
         dynamic = [-1.0 / omega - DELTA]
         for gu, gv, eta2, beta in corr:
             dynamic += [gu, gu, gv, gv, np.array([0.0, eta2 / 2, eta2 / 2, eta2 * beta])]
-        values = np.concatenate([self._static_values, *dynamic])
-        data = np.bincount(self._inverse, weights=values, minlength=len(self._entry_r))
-        self._inv = []
-        for (s, at), (where, slot, oi, oj) in zip(self.u.buckets, self._ll, strict=True):
-            block = np.zeros((at.shape[0], s, s))
-            block[slot, oi, oj] = data[where]
-            self._inv.append(np.linalg.inv(block))
+        data = self._static_data.copy()
+        data[self._dynamic_at] += np.concatenate(dynamic)  # each at an entry of its own
         nl, nq = self.u.n_local, self.u.total - self.u.n_local
-        klq = np.zeros((nl, nq))
-        klq[self._entry_r[self._lq], self._entry_c[self._lq] - nl] = data[self._lq]
-        kqq = np.zeros((nq, nq))
-        kqq[self._entry_r[self._qq] - nl, self._entry_c[self._qq] - nl] = data[self._qq]
-        self._klq = klq
-        self._v = self._groups_solve(klq)
-        self._lu = sla.lu_factor(kqq - klq.T @ self._v, check_finite=True)
+        schur = np.zeros((nq, nq))
+        schur[self._entry_r[self._qq] - nl, self._entry_c[self._qq] - nl] = data[self._qq]
+        coupling = np.zeros((self._n_touched, nq))
+        coupling[self._lq_at] = data[self._lq]
+        solved = np.zeros_like(coupling)
+        self._data = data
+        self._kernels.factor_groups(
+            self.u.gstart,
+            self._indptr,
+            self._indices,
+            data,
+            nl,
+            self._pivots,
+            self._factors,
+            self._offset,
+            self._touched,
+            coupling,
+            solved,
+        )
+        schur -= coupling.T @ solved
+        self._lu = sla.lu_factor(schur, check_finite=True)
 
     def _groups_solve(self, x: np.ndarray) -> np.ndarray:
-        """``K_LL⁻¹ x`` group by group (``x`` a vector or a matrix of columns)."""
-        out = np.empty_like(x)
-        for (_, at), inv in zip(self.u.buckets, self._inv, strict=True):
-            out[at] = np.matmul(inv, x[at]) if x.ndim > 1 else np.einsum("gij,gj->gi", inv, x[at])
+        """``K_LL⁻¹ x`` group by group."""
+        out = np.array(x, dtype=float)
+        self._kernels.solve_groups(self.u.gstart, self._pivots, self._factors, self._offset, out)
         return out
 
     def _solve_once(
@@ -312,8 +326,12 @@ class StructuredKkt:
             start += size
         nl = u.n_local
         y_l = self._groups_solve(rhs[:nl])
-        x_q = sla.lu_solve(self._lu, rhs[nl:] - self._klq.T @ y_l)
-        sol = np.concatenate([y_l - self._v @ x_q, x_q])
+        coupled = np.empty(u.total - nl)
+        self._kernels.coupling_t_times(self._indptr, self._indices, self._data, nl, y_l, coupled)
+        x_q = sla.lu_solve(self._lu, rhs[nl:] - coupled)
+        back = np.empty(nl)
+        self._kernels.coupling_times(self._indptr, self._indices, self._data, nl, x_q, back)
+        sol = np.concatenate([y_l - self._groups_solve(back), x_q])
         dx, dy, dz = sol[u.col], sol[u.eq], sol[u.aug]
         start = pr.cones.nonneg
         for k, ((_, v), size) in enumerate(zip(self._soc_scaling, pr.cones.soc, strict=True)):

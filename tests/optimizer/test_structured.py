@@ -42,6 +42,7 @@ def _interior(v: np.ndarray) -> np.ndarray:
     return out
 
 
+@SETTINGS
 @given(arrays(float, 10, elements=finite), arrays(float, 10, elements=finite))
 def test_the_scaling_maps_z_and_s_to_the_same_point(s: np.ndarray, z: np.ndarray) -> None:
     """Nesterov–Todd: ``W z = W⁻¹ s = λ``, and ``W⁻¹`` undoes ``W``."""
@@ -52,6 +53,7 @@ def test_the_scaling_maps_z_and_s_to_the_same_point(s: np.ndarray, z: np.ndarray
     np.testing.assert_allclose(w.apply(w.apply(s, CONES), CONES, inverse=True), s, atol=1e-9)
 
 
+@SETTINGS
 @given(arrays(float, 10, elements=finite), arrays(float, 10, elements=finite))
 def test_jordan_solve_inverts_the_product_and_the_step_stops_at_the_boundary(
     u: np.ndarray, d: np.ndarray
@@ -219,6 +221,7 @@ def test_a_program_outside_the_structure_goes_to_clarabel_and_says_why(
     assert chain[1] == {"solver": "CLARABEL", "outcome": "optimal"}
 
 
+@SETTINGS
 @given(st.integers(0, 2**31 - 1))
 def test_the_structured_newton_step_equals_the_whole_factored_one(seed: int) -> None:
     """For any interior scaling, the groups-and-Schur solve of the Newton system gives
