@@ -9,6 +9,8 @@ by a :class:`Kkt` given in: :class:`SparseKkt` factors it whole (the reference),
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -335,11 +337,29 @@ def _measure(
     return _Measure(pcost, dcost, r_prim, r_dual, min(gap, relgap)), (rx, ry, rz)
 
 
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """BLAS held to one thread, as Clarabel is: the dense products here are small, and
+    OpenBLAS's threads, woken for each, made a solve five to ten times slower in a
+    process where another library had started them and the cores were busy
+    (measurements: ``benchmarks/README.md``); a batch already runs a book per core."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def solve(pr: Problem, kkt: Kkt, *, eps: float = EPS, max_iters: int = MAX_ITERS) -> Answer:
     """Mehrotra's predictor–corrector from :func:`_start` until the residuals and the gap
     meet ``eps`` (``Solved``); stopped by ``max_iters`` or a failed step, the last point
     is ``AlmostSolved`` where it meets :data:`ACCEPTABLE`, else ``MaxIterations`` or
     ``NumericalError``."""
+    with _one_blas_thread():
+        return _iterate(pr, kkt, eps=eps, max_iters=max_iters)
+
+
+def _iterate(pr: Problem, kkt: Kkt, *, eps: float, max_iters: int) -> Answer:
+    """:func:`solve`'s iterations."""
     point = _start(pr, kkt)
     e = unit(pr.cones)
     status, it = "MaxIterations", 0

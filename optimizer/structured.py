@@ -35,7 +35,7 @@ DELTA = 1e-12
 """Static regularization: ``+δ`` on the columns, ``−δ`` on the equality rows."""
 REFINE = 10
 """Refinement steps at most, each against the exact (unregularized) system."""
-REFINE_TOLERANCE = 1e-14
+REFINE_TOLERANCE = 1e-13
 """Refinement stops once the residual is this small relative to the right-hand side."""
 
 
