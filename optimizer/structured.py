@@ -245,12 +245,10 @@ class StructuredKkt:
         self._factors = np.zeros(int(self._offset[-1]))
         self._pivots = np.zeros(nl, dtype=np.int64)
         self._qq = np.flatnonzero((r >= nl) & (c >= nl))
-        self._lq = np.flatnonzero((r < nl) & (c >= nl))
-        rows = np.unique(r[self._lq])
+        rows = np.unique(r[(r < nl) & (c >= nl)])  # the groups' rows with coupling entries
         self._touched = np.full(nl, -1, dtype=np.int64)
         self._touched[rows] = np.arange(len(rows))
         self._n_touched = len(rows)
-        self._lq_at = (self._touched[r[self._lq]], c[self._lq] - nl)
 
     def _weights(self, w: Scaling) -> np.ndarray:
         """Per row of ``G``, the weight of its reduced term: ``1/d²`` on the orthant,
@@ -284,8 +282,7 @@ class StructuredKkt:
         nl, nq = self.u.n_local, self.u.total - self.u.n_local
         schur = np.zeros((nq, nq))
         schur[self._entry_r[self._qq] - nl, self._entry_c[self._qq] - nl] = data[self._qq]
-        coupling = np.zeros((self._n_touched, nq))
-        coupling[self._lq_at] = data[self._lq]
+        coupling = np.zeros((self._n_touched, nq))  # filled by the kernel
         solved = np.zeros_like(coupling)
         self._data = data
         self._kernels.factor_groups(

@@ -77,9 +77,10 @@ def factor_groups(
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     """Each group's LU into ``factors`` (row-major from ``offset[g]``; its pivots from
-    ``gstart[g]`` in ``pivots``), and ``out = K_LL⁻¹ K_LQ`` on the rows that touch a
+    ``gstart[g]`` in ``pivots``), ``K_LQ`` into ``coupling`` on the rows that touch a
     coupling unknown (``touched[r]``: the row of ``r`` in ``coupling`` and ``out``, -1
-    for none): the groups' inverses are needed only where ``K_LQ`` has entries."""
+    for none), and ``out = K_LL⁻¹ K_LQ`` on those rows: the groups' inverses are needed
+    only where ``K_LQ`` has entries."""
     widest = np.max(gstart[1:] - gstart[:-1]) if len(gstart) > 1 else 0
     column = np.empty((widest, 1))
     for g in range(len(gstart) - 1):
@@ -92,6 +93,8 @@ def factor_groups(
                 c = indices[p]
                 if c < n_local:
                     block[r - a, c - a] = data[p]
+                else:
+                    coupling[touched[r], c - n_local] = data[p]
         _lu(block, pivots[a:b])
         unit = column[:s]
         for j in range(s):
