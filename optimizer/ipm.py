@@ -230,6 +230,14 @@ class Problem:
     col_scale: np.ndarray
     row_scale: np.ndarray
     cost: float
+    _at: sp.csr_matrix | None = None
+
+    def transposed(self, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """``Eᵀy + Gᵀz`` (``[E; G]ᵀ`` built once: SciPy's ``.T`` makes a new matrix
+        object each time, which on a small book cost more than the product)."""
+        if self._at is None:
+            self._at = sp.vstack([self.E, self.G], format="csr").T.tocsr()
+        return self._at @ np.concatenate([y, z])
 
     @classmethod
     def of(
@@ -280,7 +288,7 @@ def _residuals(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``Px``, and the dual, equality and cone residuals."""
     px = pr.P @ x
-    rx = px + pr.q + pr.E.T @ y + pr.G.T @ z
+    rx = px + pr.q + pr.transposed(y, z)
     return px, rx, pr.E @ x - pr.b_e, pr.G @ x + s - pr.h
 
 
@@ -480,7 +488,7 @@ class SparseKkt:
         pr = self.pr
         assert self._w2 is not None
         return np.concatenate(
-            [pr.P @ dx + pr.E.T @ dy + pr.G.T @ dz, pr.E @ dx, pr.G @ dx - self._w2 @ dz]
+            [pr.P @ dx + pr.transposed(dy, dz), pr.E @ dx, pr.G @ dx - self._w2 @ dz]
         )
 
     def solve(

@@ -344,7 +344,7 @@ class StructuredKkt:
         pr, w = self.pr, self._scaling
         assert w is not None
         w2 = w.apply(w.apply(dz, pr.cones), pr.cones)
-        return pr.P @ dx + pr.E.T @ dy + pr.G.T @ dz, pr.E @ dx, pr.G @ dx - w2
+        return pr.P @ dx + pr.transposed(dy, dz), pr.E @ dx, pr.G @ dx - w2
 
     def solve(
         self, rx: np.ndarray, ry: np.ndarray, rz: np.ndarray
