@@ -31,7 +31,7 @@ from riskopt.constraints.states import (
 from riskopt.data.book import Book
 from riskopt.data.contracts import DecisionsInput
 from riskopt.data.errors import BookLoadError, ValidationError
-from riskopt.data.loaders import load_book
+from riskopt.data.loaders import book_date, load_book
 from riskopt.optimizer.assemble import (
     Assembled,
     NameGamma,
@@ -174,6 +174,7 @@ def load_inputs(
                 f"portfolio state could not be loaded: {one_line(err)}",
                 run_id=run_id,
                 store=store,
+                as_of=book_date(book),
             )
     if not isinstance(book, Book):
         raise ValidationError(
