@@ -117,6 +117,10 @@ class Explanation:
     sleeves: pd.DataFrame
     frame: pd.DataFrame
     reason: str = ""
+    rejected: tuple[str, ...] = ()
+    """Each decision on the name that the gate refused before the solve (a bad row: an
+    unknown ticker, no price, an absurd size...), in words with its reason: it took no
+    part in the run, so no cause of the move below is about it."""
 
     @property
     def move(self) -> float:
@@ -138,7 +142,6 @@ class Explanation:
 
 def explain_result(result: RebalanceResult, ticker: str) -> Explanation:
     """:meth:`RebalanceResult.explain`: ``ticker`` explained from the run in memory."""
-    _check_ticker(result.targets, ticker, result.run.run_id)
     row = result.attribution.loc[[ticker]] if ticker in result.attribution.index else None
     contributions = _long(row) if row is not None else _long(pd.DataFrame())
     tables = RunTables(
@@ -205,8 +208,12 @@ def _check_ticker(targets: pd.DataFrame, ticker: str, run_id: str) -> None:
 
 
 def explain(tables: RunTables, ticker: str) -> Explanation:
-    """``ticker`` explained from a run's tables (:class:`RunTables`)."""
+    """``ticker`` explained from a run's tables (:class:`RunTables`); a name the run has no
+    target for is explained by its decisions rejected before the solve, if it has any."""
     run_id = str(tables.run.get("run_id", ""))
+    rejected = rejected_before_solve(tables.actions, ticker)
+    if rejected and ticker not in set(tables.targets["ticker"].astype(str)):
+        return _only_rejected(tables, ticker, rejected)
     _check_ticker(tables.targets, ticker, run_id)
     targets = tables.targets
     row = targets.loc[targets["ticker"].astype(str) == ticker].iloc[0]
@@ -230,6 +237,48 @@ def explain(tables: RunTables, ticker: str) -> Explanation:
         sleeves=sleeves.reset_index(drop=True),
         frame=frame,
         reason=str(row.get("risk_reasoning_summary", "") or ""),
+        rejected=tuple(rejected),
+    )
+
+
+def rejected_before_solve(actions: pd.DataFrame, ticker: str) -> list[str]:
+    """Each decision on ``ticker`` that the gate refused before the solve, in words: its
+    id, strategy and proposed weight (where the source keeps it) and the reason."""
+    if not len(actions):
+        return []
+    mine = actions.loc[actions["ticker"].astype(str) == ticker]
+    out = []
+    for rec in mine.to_dict("records"):
+        raw = rec.get("details_json")
+        details = raw if isinstance(raw, dict) else json.loads(raw) if isinstance(raw, str) else {}
+        reason = details.get("sanity_reject")
+        if not reason:
+            continue
+        proposed = _number(rec.get("proposed_weight"))
+        weight = f", proposed {_pct(proposed)}" if np.isfinite(proposed) else ""
+        out.append(
+            f"decision {rec.get('decision_id')} ({rec.get('strategy_id')}{weight}) was rejected "
+            f"before the solve: {reason}; it took no part in the run"
+        )
+    return out
+
+
+def _only_rejected(tables: RunTables, ticker: str, rejected: list[str]) -> Explanation:
+    """A name with no target (not in the book): only its rejected decisions to tell."""
+    nan = math.nan
+    return Explanation(
+        ticker=ticker,
+        run_id=str(tables.run.get("run_id", "")),
+        status=str(tables.run.get("status", "")),
+        gamma=float(tables.run.get("gamma") or 0.0),
+        label="REJECTED",
+        held=nan,
+        proposed=nan,
+        solved=nan,
+        final=nan,
+        sleeves=tables.sleeves.iloc[0:0],
+        frame=pd.DataFrame(columns=FRAME_COLUMNS),
+        rejected=tuple(rejected),
     )
 
 
@@ -377,17 +426,22 @@ def cause_line(row: Any, move: float, word: str) -> str:
 def explanation_text(e: Explanation) -> str:
     """The explanation's text (:attr:`Explanation.text`)."""
     word = "cut" if abs(e.final) < abs(e.proposed) else "move"
-    lines = [
-        f"{e.ticker} in run {e.run_id} ({e.status}, γ = {e.gamma:.3g}): {e.label}",
-        f"  name: held {_pct(e.held)} → proposed {_pct(e.proposed)} → final {_pct(e.final)}",
-    ]
+    untargeted = bool(e.rejected) and e.sleeves.empty and not np.isfinite(e.final)
+    lines = [f"{e.ticker} in run {e.run_id} ({e.status}, γ = {e.gamma:.3g}): {e.label}"]
+    if not untargeted:
+        lines.append(
+            f"  name: held {_pct(e.held)} → proposed {_pct(e.proposed)} → final {_pct(e.final)}"
+        )
     for s in e.sleeves.itertuples(index=False):
         lines.append(
             f"  sleeve {s.strategy_id}: held {_pct(_number(s.current_weight))} → proposed "
             f"{_pct(_number(s.proposed_weight))} → final {_pct(_number(s.target_weight))} "
             f"({s.action_type})"
         )
-    if e.move == 0 and e.frame.empty:
+    lines.extend(f"  {line}" for line in e.rejected)
+    if untargeted:
+        lines.append("  the run has no target for it: nothing held or traded")
+    elif e.move == 0 and e.frame.empty:
         lines.append("  the gate left the proposal as it was")
     else:
         lines.append(f"  causes of the {word} final − proposed = {_pct(e.move)}:")
@@ -540,7 +594,9 @@ def _stored_targets(targets: pd.DataFrame, actions: pd.DataFrame) -> pd.DataFram
 
 
 def _stored_sleeves(actions: pd.DataFrame) -> pd.DataFrame:
-    """One row per stored action on the name (its pair's weights and label)."""
+    """One row per stored action on the name (its pair's weights and label), but those of
+    decisions rejected before the solve, which have no pair."""
+    actions = actions.loc[~actions["details_json"].map(lambda d: bool(d.get("sanity_reject")))]
     details = actions["details_json"]
     return pd.DataFrame(
         {

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from riskopt.data.book import Book
 from riskopt.data.errors import RiskoptError
-from riskopt.optimizer.cli import app
+from riskopt.optimizer.cli import _write_outputs, app
 from riskopt.optimizer.diff import NUMERICAL
 from riskopt.optimizer.explain import (
     ATTRIBUTION,
@@ -301,3 +301,39 @@ def test_a_name_the_gate_passed_still_reads_its_causes_in_words(
     assert e.label == "OK" and abs(e.frame["contribution"].sum() - e.move) <= TOL
     limits = e.frame[~e.frame["cause"].isin([NUMERICAL, LOTS, "risk_aversion"])]
     assert len(limits) and (limits["description"] != limits["cause"]).all()
+
+
+def test_a_decision_rejected_before_the_solve_is_named_with_its_reason(tmp_path: Path) -> None:
+    """A bad row takes no part in the solve; explaining its name says so and why, in memory,
+    from an output folder and from a stored run, and a name the book lacks is explained by
+    its rejection instead of being an unknown ticker."""
+    book = hand_book({"AAA": 100.0, "BBB": 50.0}, {("s1", "AAA"): 0.02})
+    dec = decisions(
+        [
+            ("D1", "s1", "AAA", 0.03),
+            ("D2", "s2", "AAA", 0.9),  # absurd size
+            ("D3", "s1", "ZZZ", 0.01),  # not in the market data
+        ]
+    )
+    result = rebalance(book, dec, "default", state="NORMAL", risk_aversion=0.0)
+    text = result.explain("AAA").text
+    assert "decision D2 (s2, proposed 90.00%) was rejected before the solve: absurd size" in text
+    assert "it took no part in the run" in text and "sleeve s1:" in text
+    unknown = result.explain("ZZZ")
+    assert unknown.label == "REJECTED" and unknown.frame.empty
+    assert "decision D3 (s1, proposed 1.00%) was rejected before the solve: unknown ticker" in (
+        unknown.text
+    )
+    assert "name: held" not in unknown.text
+    with pytest.raises(UnknownTickerError):
+        result.explain("YYY")
+    url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
+    store_result(result, url)
+    stored = explain(read_stored(url, result.run.run_id, "AAA"), "AAA")
+    assert "decision D2 (s2) was rejected before the solve: absurd size" in stored.text
+    assert list(stored.sleeves["strategy_id"]) == ["s1"]
+    out = tmp_path / "out"
+    _write_outputs(result, out, store=None)
+    shown = runner.invoke(app, ["explain", str(out), "ZZZ"])
+    assert shown.exit_code == 0, shown.output
+    assert "decision D3 (s1, proposed 1.00%) was rejected before the solve" in shown.output
