@@ -627,3 +627,51 @@ def test_each_sleeve_is_explained_by_the_causes_of_its_own_move() -> None:
         assert groups == {sleeve}, (decision, groups)
         assert "; the name as a whole: held 0.00% → final" in actions.loc[decision, "reason"]
     assert "as a whole" not in actions.loc["D3", "reason"]
+
+
+SEVERITY = {"OK": 0, "SCALED_DOWN": 1, "CAPPED": 2, "REJECTED": 3}
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.sampled_from(list(SEVERITY))), min_size=1, max_size=30
+    ),
+    st.lists(st.sampled_from(list(SEVERITY)), min_size=6, max_size=6),
+)
+def test_a_names_label_is_its_most_severe_sleeves_or_its_own(
+    pairs: list[tuple[int, str]], own: list[str]
+) -> None:
+    """REJECTED > CAPPED > SCALED_DOWN > OK: a name never reads milder than any sleeve of
+    it, nor than its own trade; the sleeve named is one that carries that label."""
+    from riskopt.optimizer.tables import name_labels
+
+    pairs = sorted(pairs)
+    pair_ticker = np.array([t for t, _ in pairs])
+    pair_labels = np.array([label for _, label in pairs])
+    labels, worst = name_labels(np.array(own), pair_labels, pair_ticker)
+    for i in range(6):
+        mine = [SEVERITY[label] for t, label in pairs if t == i]
+        assert SEVERITY[labels[i]] == max([SEVERITY[own[i]], *mine])
+        if mine and max(mine) == SEVERITY[labels[i]]:
+            assert pair_ticker[worst[i]] == i and pair_labels[worst[i]] == labels[i]
+
+
+def test_no_name_reads_milder_than_a_sleeve_on_the_sample_book(sample) -> None:  # type: ignore[no-untyped-def]
+    book, dec = sample
+    result = rebalance(book, dec, "default", state="EMERGENCY")
+    targets = result.targets.set_index("ticker")
+    sleeves = result.sleeve_targets
+    worst = sleeves["action_type"].map(SEVERITY).groupby(sleeves["ticker"]).max()
+    name = targets["action_type"].map(SEVERITY).reindex(worst.index)
+    assert (name >= worst).all()
+    # Where every sleeve is milder, the name's own trade leads, and its reason is its own.
+    led = targets.loc[(name > worst).reindex(targets.index, fill_value=False)]
+    assert not led["risk_reasoning_summary"].str.contains(" as its sleeve ").any()
+    by_sleeve = targets["risk_reasoning_summary"].str.contains(" as its sleeve ", regex=False)
+    assert by_sleeve.any()  # the sample has names whose sleeve sets their label
+    for ticker, text in targets.loc[by_sleeve, "risk_reasoning_summary"].items():
+        label, _, rest = text.partition(" as its sleeve ")
+        assert label == targets.loc[ticker, "action_type"]
+        strategy = rest.split(" is;")[0]
+        mine = sleeves[(sleeves["ticker"] == ticker) & (sleeves["strategy_id"] == strategy)]
+        assert list(mine["action_type"]) == [label]
