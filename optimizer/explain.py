@@ -408,19 +408,87 @@ def _pct(value: float) -> str:
 
 def cause_line(row: Any, move: float, word: str) -> str:
     """One cause in plain words: what it is, its bound and multiplier, its part of the move."""
+    return f"{_cause_words(row)} {_part(row.contribution, move, word)}"
+
+
+def _cause_words(row: Any) -> str:
+    """A cause's name, with what it is, its bound and multiplier in brackets."""
     words = "" if row.description == row.cause else str(row.description)
     words += f" {row.group}" if isinstance(row.group, str) else ""
     words += f" {_pct(row.limit)}" if np.isfinite(row.limit) else ""
     facts = [words.strip()] if words.strip() else []
     if row.binding:
         facts.append(f"binding, multiplier {row.multiplier:.4g}")
-    share = f" ({row.share:.1%})" if move != 0 else ""
-    size = _pct(abs(row.contribution))
-    if move == 0 or np.sign(row.contribution) == np.sign(move):
-        part = f"took {size} of the {_pct(abs(move))} {word}{share}"
-    else:
-        part = f"pushed back {size} against the {_pct(abs(move))} {word}{share}"
-    return f"{row.cause} ({', '.join(facts)}) {part}" if facts else f"{row.cause} {part}"
+    return f"{row.cause} ({', '.join(facts)})" if facts else str(row.cause)
+
+
+def _part(contribution: float, move: float, word: str) -> str:
+    """A contribution's part of the move, in words: took, or pushed back against it (for
+    no move, which way it pulls)."""
+    if move == 0:
+        size = _pct(abs(contribution))
+        return f"pulls {'' if size == '0.00%' else '+' if contribution > 0 else '-'}{size}"
+    share = f" ({contribution / move:.1%})" if move != 0 else ""
+    size = _pct(abs(contribution))
+    if move == 0 or np.sign(contribution) == np.sign(move):
+        return f"took {size} of the {_pct(abs(move))} {word}{share}"
+    return f"pushed back {size} against the {_pct(abs(move))} {word}{share}"
+
+
+OPPOSED = 3.0
+"""Causes whose sizes add up to more than this many times the move pull against each
+other: the text nets the largest of them, each larger than the move, in pairs."""
+
+
+def opposed_pairs(contributions: np.ndarray, move: float) -> list[tuple[int, int]]:
+    """Pairs ``(with, against)`` of causes to read as one: while the causes' sizes add up
+    to more than :data:`OPPOSED` times the move, the largest left that pushes the way the
+    name moved (either way for no move) and the largest left that pushes back, where
+    each is larger than the move itself. Two soft limits that both bind on a name can
+    pull thousands of times its move each way; read apart they are noise, netted they
+    say what held it. The contributions stay exact."""
+    c = np.asarray(contributions, dtype=float)
+    way = np.sign(move) if move != 0 else (np.sign(c[np.argmax(np.abs(c))]) if c.size else 1.0)
+    free = np.ones(len(c), dtype=bool)
+    pairs: list[tuple[int, int]] = []
+    sizes = np.abs(c)
+    while sizes.sum() > OPPOSED * abs(move):
+        with_ = np.flatnonzero(free & (c * way > 0))
+        against = np.flatnonzero(free & (c * way < 0))
+        if not len(with_) or not len(against):
+            break
+        a, b = with_[np.argmax(sizes[with_])], against[np.argmax(sizes[against])]
+        if min(sizes[a], sizes[b]) <= max(abs(move), NOISE):
+            break
+        pairs.append((int(a), int(b)))
+        free[[a, b]] = False
+        sizes[a], sizes[b] = abs(c[a] + c[b]), 0.0
+    return pairs
+
+
+def cause_lines(frame: pd.DataFrame, move: float, word: str) -> list[str]:
+    """The causes in plain words, one line each, largest first; causes pulling against
+    each other far beyond the move (:func:`opposed_pairs`) as one line: held between the
+    two, how hard they pull each way, and their net part of the move."""
+    rows = list(frame.itertuples(index=False))
+    pairs = opposed_pairs(frame["contribution"].to_numpy(dtype=float), move)
+    partner = {a: b for a, b in pairs}
+    netted = {b for _, b in pairs}
+    lines = []
+    for k, row in enumerate(rows):
+        if k in netted:
+            continue
+        if k not in partner:
+            lines.append(cause_line(row, move, word))
+            continue
+        other = rows[partner[k]]
+        pull = min(abs(row.contribution), abs(other.contribution))
+        lines.append(
+            f"held between {_cause_words(row)} and {_cause_words(other)} (they pull "
+            f"±{_pct(pull)} against each other): net "
+            f"{_part(row.contribution + other.contribution, move, word)}"
+        )
+    return lines
 
 
 def explanation_text(e: Explanation) -> str:
@@ -445,7 +513,7 @@ def explanation_text(e: Explanation) -> str:
         lines.append("  the gate left the proposal as it was")
     else:
         lines.append(f"  causes of the {word} final − proposed = {_pct(e.move)}:")
-        lines.extend(f"    {cause_line(r, e.move, word)}" for r in e.frame.itertuples(index=False))
+        lines.extend(f"    {line}" for line in cause_lines(e.frame, e.move, word))
     if e.reason:
         lines.append(f"  reason: {e.reason}")
     return "\n".join(lines)
