@@ -45,10 +45,10 @@ class _Group(TyperGroup):
     """The command groups: an on/off flag shows no value placeholder in help (``--strict``
     takes no value, so ``--strict <bool>`` misleads), at any level."""
 
-    def get_params(self, ctx: typer.Context) -> list[Any]:
+    def get_params(self, ctx: Any) -> list[Any]:
         return _without_flag_placeholders(super().get_params(ctx))
 
-    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             _without_flag_placeholders(command.get_params(ctx))

@@ -471,7 +471,8 @@ def cause_lines(frame: pd.DataFrame, move: float, word: str) -> list[str]:
     each other far beyond the move (:func:`opposed_pairs`) as one line: held between the
     two, how hard they pull each way, and their net part of the move."""
     rows = list(frame.itertuples(index=False))
-    pairs = opposed_pairs(frame["contribution"].to_numpy(dtype=float), move)
+    c = frame["contribution"].to_numpy(dtype=float)
+    pairs = opposed_pairs(c, move)
     partner = {a: b for a, b in pairs}
     netted = {b for _, b in pairs}
     lines = []
@@ -481,12 +482,11 @@ def cause_lines(frame: pd.DataFrame, move: float, word: str) -> list[str]:
         if k not in partner:
             lines.append(cause_line(row, move, word))
             continue
-        other = rows[partner[k]]
-        pull = min(abs(row.contribution), abs(other.contribution))
+        j = partner[k]
         lines.append(
-            f"held between {_cause_words(row)} and {_cause_words(other)} (they pull "
-            f"±{_pct(pull)} against each other): net "
-            f"{_part(row.contribution + other.contribution, move, word)}"
+            f"held between {_cause_words(row)} and {_cause_words(rows[j])} (they pull "
+            f"±{_pct(min(abs(c[k]), abs(c[j])))} against each other): net "
+            f"{_part(float(c[k] + c[j]), move, word)}"
         )
     return lines
 
