@@ -245,8 +245,9 @@ def _lots_back_under(
     row) further past its limit than the solve left it (a name held a fraction of a lot
     above its solved size by its trade limit, a short rounded toward zero under a net
     cap), step names of the row a lot at a time the way that brings it down, largest
-    first: toward zero, or back toward held where that keeps the name within a lot of its
-    solved size. Each step stays in the name's box; the repair stops when the row is back
+    first: toward zero, or back toward held (a smaller trade than the solve's, never past
+    the held position), never taking a per-name row (a cap, a liquidity cap) or a row of
+    the same or a higher tier past where the solve left it. Each step stays in the box; the repair stops when the row is back
     where the solve left it or no name of it can step. Rows are repaired in tier order."""
     data = prepared.data
     h, w = solved
@@ -257,17 +258,25 @@ def _lots_back_under(
     k_hi = np.maximum(
         np.minimum(np.floor((box.hi * to_shares - current) / lot + EPS_LOTS), summed[1]), 0.0
     )
-    room = Room(k_lo * lot + current, k_hi * lot + current, h * to_shares, lot, to_shares)
+    room = Room(k_lo * lot + current, k_hi * lot + current, current, lot, to_shares)
     shares = shares.copy()
     rows = sorted(filter(_repairable, limits), key=lambda limit: limit.tier)
     kept = [limit.residual(h, w) for limit in rows]
+    # Per-name rows (caps, liquidity): of the same or a higher tier never taken past by a
+    # step, of a lower tier only where no other step will do.
+    per_name = [(q, q.residual(h, w)) for q in limits if _per_name(q)]
     for _ in range(MAX_REPAIR_ROUNDS):
         fresh = np.ones(len(shares), dtype=bool)  # each name steps once a round
         for limit, floor in zip(rows, kept, strict=True):
             excess = limit.residual(shares / to_shares, w) - floor
             for r in np.flatnonzero(excess > REPAIR_TOLERANCE).tolist():
-                others = [(q, f) for q, f in zip(rows, kept, strict=True) if q.tier <= limit.tier]
-                guard = Guard(others, limit, r, w)
+                others = [
+                    (q, f)
+                    for q, f in [*zip(rows, kept, strict=True), *per_name]
+                    if q.tier <= limit.tier
+                ]
+                lower = [(q, f) for q, f in per_name if q.tier > limit.tier]
+                guard = Guard(others, lower, limit, r, w)
                 chosen, step = _names_to_step(limit, r, shares, fresh, room, excess[r], guard)
                 shares[chosen] += step
                 fresh[chosen] = False
@@ -279,19 +288,31 @@ def _lots_back_under(
 class Guard(NamedTuple):
     """The rows a repair step must not take past where the solve left them: those of
     ``others`` (limit, residual the solve left) but row ``r`` of ``limit``, the one it
-    repairs; ``w`` the solved pair weights."""
+    repairs; those of ``lower`` (per-name rows of a lower tier) only where no other step
+    will do. ``w``: the solved pair weights."""
 
     others: list[tuple[Limit, np.ndarray]]
+    lower: list[tuple[Limit, np.ndarray]]
     limit: Limit
     r: int
     w: np.ndarray
 
     def harmless(self, names: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
         """Whether stepping each of ``names`` alone from ``before`` to ``after`` (ticker
-        weights, the book at ``before``) keeps every other row where the solve left it."""
+        weights, the book at ``before``) keeps every row of ``others`` where the solve
+        left it."""
+        return self.keeps(self.others, names, before, after)
+
+    def keeps(
+        self,
+        rows: list[tuple[Limit, np.ndarray]],
+        names: np.ndarray,
+        before: np.ndarray,
+        after: np.ndarray,
+    ) -> np.ndarray:
+        """Whether each step keeps every row of ``rows`` where the solve left it."""
         ok = np.ones(len(names), dtype=bool)
-        for q, floor in self.others:
-            assert q.A is not None
+        for q, floor in rows:
             slack = q.rhs + floor - q.lhs(before, self.w)
             if q is self.limit:
                 slack = slack.copy()
@@ -299,6 +320,9 @@ class Guard(NamedTuple):
             delta = apply_transform(q.transform, after[names]) - apply_transform(
                 q.transform, before[names]
             )
+            if q.A is None:  # one row per name
+                ok &= delta <= slack[names] + REPAIR_TOLERANCE
+                continue
             worse = q.A[:, names].multiply(delta[None, :]).tocoo()
             bad = worse.data > slack[worse.row] + REPAIR_TOLERANCE
             ok[worse.col[bad]] = False
@@ -307,11 +331,11 @@ class Guard(NamedTuple):
 
 class Room(NamedTuple):
     """What the repair may do to each name, in shares: its box's lowest and highest
-    whole-lot positions, its solved position, its lot, and shares per unit of weight."""
+    whole-lot positions, its held position, its lot, and shares per unit of weight."""
 
     lowest: np.ndarray
     highest: np.ndarray
-    solved: np.ndarray
+    current: np.ndarray
     lot: np.ndarray
     to_shares: np.ndarray
 
@@ -330,6 +354,17 @@ def _repairable(limit: Limit) -> bool:
     if limit.on != "h" or getattr(limit, "A", None) is None or limit.preference:
         return False
     return limit.transform in ("abs", "pos", "neg") or (limit.transform == "id" and limit.tier == 1)
+
+
+def _per_name(limit: Limit) -> bool:
+    """Whether ``limit`` is a block of one row per name over ticker weights (a per-name
+    cap, a liquidity cap) that a repair step must not take past its limit."""
+    return (
+        limit.on == "h"
+        and getattr(limit, "A", 0) is None
+        and not limit.preference
+        and limit.transform in ("abs", "pos", "neg", "id")
+    )
 
 
 def _names_to_step(
@@ -356,16 +391,20 @@ def _names_to_step(
     helps = {"abs": sign != 0, "pos": sign > 0, "neg": sign < 0}.get(limit.transform, coef != 0)
     after = held + direction * lot
     toward_zero = (direction * sign < 0) & (np.abs(held) >= lot)
-    near_solved = np.abs(after - room.solved[names]) < lot * (1 - EPS_LOTS)
+    # Back toward held: a smaller trade than the solve's, never past the held position.
+    back = room.current[names] - held
+    toward_held = (direction * back > 0) & (np.abs(back) >= lot * (1 - EPS_LOTS))
     in_box = (after >= room.lowest[names] - EPS_LOTS) & (after <= room.highest[names] + EPS_LOTS)
-    ok = fresh[names] & helps & in_box & (toward_zero | near_solved)
+    ok = fresh[names] & helps & in_box & (toward_zero | toward_held)
     before = shares / room.to_shares
     moved = before.copy()
     moved[names] = after / room.to_shares[names]
     ok[ok] = guard.harmless(names[ok], before, moved)
+    costly = ~guard.keeps(guard.lower, names[ok], before, moved)
     size = (np.abs(coef) * lot / room.to_shares[names])[ok]
-    # Steps toward zero first (they never take another size row up), largest first.
-    order = np.lexsort((-size, ~toward_zero[ok]))
+    # Steps that keep lower-tier per-name rows first, then steps toward zero (they never
+    # take another size row up), largest first.
+    order = np.lexsort((-size, ~toward_zero[ok], costly))
     taken = order[np.cumsum(size[order]) - size[order] < excess]
     return names[ok][taken], (direction * lot)[ok][taken]
 

@@ -184,15 +184,17 @@ def test_a_name_held_up_by_its_trade_limit_does_not_take_the_book_above_its_gros
     adv_lots=st.lists(st.floats(3.0, 60.0), min_size=6, max_size=6),
     cut=st.floats(0.3, 0.9),
     net_cap=st.booleans(),
+    name_cap=st.sampled_from([1.0, 0.003, 0.00255]),
 )
 def test_lots_never_breach_a_tier_one_row_the_solve_met(
-    held_lots: list[float], adv_lots: list[float], cut: float, net_cap: bool
+    held_lots: list[float], adv_lots: list[float], cut: float, net_cap: bool, name_cap: float
 ) -> None:
     """Names sold to their trade limits (a fraction of a lot) under a tier-1 cap that binds
     (gross, or net), beside one liquid name with room: whatever whole lots leave, the
     rounded book meets the row the solved one met, to the solver's tolerance. (Both at
     once may have no whole-lot answer beside the trade limits; then a breach is left and
-    reported.)"""
+    reported.) A repair of the gross cap never takes a name past its per-name cap; one of
+    the net cap may (the cap is tier 2, the net tier 1), trading less than solved."""
     n = len(held_lots) + 1
     price, lot = 100.0, 100
     held = np.array([*held_lots, 500.0]) * lot
@@ -224,7 +226,7 @@ def test_lots_never_breach_a_tier_one_row_the_solve_met(
         book,
         _decisions([0.0] * n),
         _set(
-            position={"max_weight": 1.0},
+            position={"max_weight": name_cap},
             trading={"max_trade_pct_adv": 0.1},
             exposure={"gross": {"max": gross}, "net": {"min": None, "max": net}},
         ),
@@ -240,3 +242,14 @@ def test_lots_never_breach_a_tier_one_row_the_solve_met(
     if net is not None and solved.sum() <= net + tolerance:
         assert final.sum() <= net + tolerance
     assert not [b for b in result.run.breaches if b.get("cause") == "lots" and b["tier"] == 1]
+    lot_weight = lot * price / NAV
+    if net is None:  # steps toward zero only: a cap the solve met still holds
+        assert (
+            np.abs(final) <= np.maximum(np.abs(solved) + lot_weight, name_cap) + tolerance
+        ).all()
+    # Every name ends between zero, its held and its solved weight, to a lot: the repair
+    # only steps toward zero or back toward held.
+    now = book.positions.set_index("ticker")["quantity"].reindex(t.index).to_numpy() * price / NAV
+    low = np.minimum(np.minimum(solved, now), 0.0) - lot_weight
+    high = np.maximum(np.maximum(solved, now), 0.0) + lot_weight
+    assert ((final >= low - tolerance) & (final <= high + tolerance)).all()
