@@ -519,21 +519,40 @@ def explanation_text(e: Explanation) -> str:
     return "\n".join(lines)
 
 
+def netted_steps(frame: pd.DataFrame, move: float) -> tuple[list[str], np.ndarray]:
+    """The causes as the text reads them (:func:`cause_lines`): each with its
+    contribution, a pair pulling against each other as one, ``"A ↔ B"``, with its net."""
+    c = frame["contribution"].to_numpy(dtype=float)
+    causes = [str(x) for x in frame["cause"]]
+    pairs = opposed_pairs(c, move)
+    partner = {a: b for a, b in pairs}
+    netted = {b for _, b in pairs}
+    names, steps = [], []
+    for k, cause in enumerate(causes):
+        if k in netted:
+            continue
+        j = partner.get(k)
+        names.append(cause if j is None else f"{cause} ↔ {causes[j]}")
+        steps.append(c[k] if j is None else c[k] + c[j])
+    return names, np.asarray(steps, dtype=float)
+
+
 def waterfall(e: Explanation) -> Figure:
     """Held and proposed weights as bars from zero, each cause's contribution as a bar
-    from where the previous one ended, the final weight from zero; percent axis. Built on
-    a bare :class:`Figure` (no pyplot state, no backend chosen)."""
+    from where the previous one ended (two causes that pull against each other far
+    beyond the move as one bar, their net: :func:`opposed_pairs`), the final weight from
+    zero; percent axis. Built on a bare :class:`Figure` (no pyplot state, no backend
+    chosen)."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import PercentFormatter
 
-    fig = Figure(figsize=(max(6.0, 1.0 + 0.9 * (len(e.frame) + 3)), 4.0))
+    names, steps = netted_steps(e.frame, e.move)
+    n = len(names)
+    fig = Figure(figsize=(max(6.0, 1.0 + 0.9 * (n + 3)), 4.0))
     ax = fig.add_subplot()
-    steps = e.frame["contribution"].to_numpy(dtype=float)
     start = (0.0 if not np.isfinite(e.proposed) else e.proposed) + np.concatenate(
         [[0.0], np.cumsum(steps)[:-1]]
     )
-    names = list(e.frame["cause"])
-    n = len(names)
     totals = [0.0 if not np.isfinite(v) else v for v in (e.held, e.proposed, e.final)]
     ax.bar([0, 1, n + 2], totals, color="#4c72b0", label="weight")
     ax.bar(

@@ -150,7 +150,16 @@ def test_unknown_ticker_is_a_typed_error_with_close_names(demo_run: RebalanceRes
 
 
 def test_chart_has_one_bar_per_cause(demo_run: RebalanceResult) -> None:
-    e = demo_run.explain(_name(demo_run, "REJECTED"))
+    t = demo_run.targets
+    rejected = t.index[
+        (t["action_type"] == "REJECTED") & (t["target_weight"] != t["proposed_weight"])
+    ]
+    # The first whose causes do not pull against each other (those share a bar).
+    e = next(
+        x
+        for x in map(demo_run.explain, rejected)
+        if not opposed_pairs(x.frame["contribution"].to_numpy(), x.move)
+    )
     fig = e.plot()
     ax = fig.axes[0]
     totals, causes = (c for c in ax.containers if isinstance(c, BarContainer))
@@ -404,3 +413,17 @@ def test_opposed_pairs_net_only_causes_larger_than_the_move(
     with_, against = sizes[free & (c * way > 0)], sizes[free & (c * way < 0)]
     more = len(with_) and len(against) and min(with_.max(), against.max()) > max(abs(move), NOISE)
     assert sizes.sum() <= 3 * abs(move) or not more
+
+
+def test_the_chart_nets_causes_pulling_against_each_other(demo_run: RebalanceResult) -> None:
+    """MAT00084's trade limit and liquidity cap pull ±1,851 each way: one bar, their net,
+    so that the chart's scale is the move's, and the bars still end at the final weight."""
+    e = demo_run.explain("MAT00084")
+    ax = e.plot().axes[0]
+    _totals, causes = (c for c in ax.containers if isinstance(c, BarContainer))
+    labels = [t.get_text() for t in ax.get_xticklabels()][2:-1]
+    assert len(causes) == len(labels) < len(e.frame)
+    assert any(" ↔ " in label for label in labels)
+    heights = np.array([bar.get_height() for bar in causes])
+    assert np.abs(heights).max() < 0.1  # not ±18.5
+    assert e.proposed + heights.sum() == pytest.approx(e.final, abs=TOL)
