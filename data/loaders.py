@@ -27,6 +27,7 @@ are off. Rows of the dated tables after ``as_of`` are dropped with a warning.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,15 @@ def _load_book(directory: Path, risk_model: RiskModelSettings | None) -> Book:
         strategy_nav=_strategy_nav(directory),
         risk_model_settings=settings,
     )
+
+
+def book_date(directory: str | Path) -> dt.date | None:
+    """The ``as_of`` that ``directory``'s ``book.toml`` states, where it can be read even if
+    the rest of the book cannot; ``None`` where it cannot (never today's date)."""
+    try:
+        return pd.Timestamp(_meta(Path(directory))["as_of"]).date()
+    except (BookLoadError, ValidationError, ValueError, TypeError):
+        return None
 
 
 def _meta(directory: Path) -> dict[str, Any]:

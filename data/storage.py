@@ -156,7 +156,8 @@ class RiskRun(Base):
     __tablename__ = "risk_runs"
 
     run_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    as_of: Mapped[dt.date] = mapped_column()
+    as_of: Mapped[dt.date | None] = mapped_column()
+    """The book's date; NULL for a ``DEGRADED`` run whose book gave none."""
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(Text)
     constraint_set: Mapped[str] = mapped_column(Text)

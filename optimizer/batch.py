@@ -201,7 +201,9 @@ def failed_result(job: Job, err: BaseException, *, store: str | None = None) -> 
     except Exception:
         # The decisions themselves are what is broken: no row can be labelled.
         decisions = pd.DataFrame(columns=[*DECISION_COLUMNS, "confidence"])
-    as_of = job.book.as_of if isinstance(job.book, Book) else None
+    from riskopt.data.loaders import book_date
+
+    as_of = job.book.as_of if isinstance(job.book, Book) else book_date(job.book)
     try:
         return degraded_result(
             decisions, reason, run_id=job.run_id, store=store, as_of=as_of, error=err

@@ -20,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 import pandas as pd
 import typer
 from tqdm import tqdm
+from typer.core import TyperGroup, TyperOption
 
 from riskopt._version import __version__
 from riskopt.constraints.config import ConstraintSet
@@ -39,7 +40,34 @@ from riskopt.optimizer.cli_support import (
 from riskopt.optimizer.logs import LOG_LEVELS, configure, logging_config
 from riskopt.optimizer.result import DEGRADED, FALLBACK, RebalanceResult
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="riskopt: the convex risk gate.")
+
+class _Group(TyperGroup):
+    """The command groups: an on/off flag shows no value placeholder in help (``--strict``
+    takes no value, so ``--strict <bool>`` misleads), at any level."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_placeholders(super().get_params(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _without_flag_placeholders(command.get_params(ctx))
+        return command
+
+
+def _without_flag_placeholders(params: list[Any]) -> list[Any]:
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag:
+            param.metavar = ""
+    return params
+
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="riskopt: the convex risk gate.",
+    cls=_Group,
+)
 T = TypeVar("T")
 STATE_NAMES = ("NORMAL", "ELEVATED", "EMERGENCY")
 
@@ -309,10 +337,10 @@ def demo(
 ) -> None:
     """Run the shipped sample book through the gate and print a summary.
 
-    The demo shows the calm state unless told otherwise: it passes ``NORMAL`` itself,
-    where ``rebalance`` without a state takes the set's default.
+    The demo shows the calm state unless told otherwise: it passes NORMAL itself,
+    where rebalance without a state takes the set's default.
 
-    Under ``--state ELEVATED`` or ``EMERGENCY`` the summary ends with the drill: the same
+    Under --state ELEVATED or EMERGENCY the summary ends with the drill: the same
     decisions under every state, side by side.
     """
     with _user_errors():
@@ -523,13 +551,18 @@ def _check_batch_options(
         )
 
 
+def _count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: "1 worker", "4 workers"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _echo_batch(result: Any, summary: pd.DataFrame) -> None:
     """How the batch went: books, time, engine and statuses, then each failed book."""
     counts = summary["status"].value_counts()
     typer.echo(
-        f"{len(result)} books in {result.seconds:.1f} s ({result.books_per_second:.1f} books/s, "
-        f"{result.engine}, {result.workers} workers): "
-        + ", ".join(f"{k} {v}" for k, v in counts.items())
+        f"{_count(len(result), 'book')} in {result.seconds:.1f} s "
+        f"({result.books_per_second:.1f} books/s, {result.engine}, "
+        f"{_count(result.workers, 'worker')}): " + ", ".join(f"{k} {v}" for k, v in counts.items())
     )
     _echo_states(summary)
     failed = summary[summary["status"].isin([DEGRADED, FALLBACK])]
@@ -707,7 +740,9 @@ def regress(
         raise typer.Exit(EXIT_CHANGED)
 
 
-db_app = typer.Typer(no_args_is_help=True, help="The runtime database: schema migrations.")
+db_app = typer.Typer(
+    no_args_is_help=True, help="The runtime database: schema migrations.", cls=_Group
+)
 app.add_typer(db_app, name="db")
 
 
@@ -743,7 +778,7 @@ def db_upgrade(
     url: Annotated[str, typer.Option(help="SQLAlchemy URL")] = "sqlite:///riskopt.sqlite",
     revision: Annotated[str, typer.Option(help="target revision")] = "head",
 ) -> None:
-    """Migrate the schema up to ``revision``."""
+    """Migrate the schema up to --revision (head, the latest, unless given)."""
     _migrate("upgrade", url, revision)
 
 
@@ -752,7 +787,7 @@ def db_downgrade(
     url: Annotated[str, typer.Option(help="SQLAlchemy URL")],
     revision: Annotated[str, typer.Option(help="target revision")] = "base",
 ) -> None:
-    """Migrate the schema down to ``revision`` (``base`` drops every table)."""
+    """Migrate the schema down to --revision (base, unless given, drops every table)."""
     _migrate("downgrade", url, revision)
 
 
@@ -795,7 +830,7 @@ def report(
 ) -> None:
     """How often and how strongly the gate overrides each strategy: a table and a chart.
 
-    With ``--run RUN_ID``, the HTML report of that one stored run instead (as ``rebalance``
+    With --run RUN_ID, the HTML report of that one stored run instead (as rebalance
     writes beside its outputs).
     """
     from riskopt.optimizer.report import decision_actions, override_table, plot_overrides_over_time
@@ -849,8 +884,9 @@ def check_constraints(
         typer.Option(help="print the set as this state's SOP tightens it (before drawdown)"),
     ] = None,
 ) -> None:
-    """Validate a constraint set and print it as TOML, every default filled in (a file
-    that loads to the same set)."""
+    """Validate a constraint set and print it as TOML, every default filled in.
+
+    The TOML printed loads to the same set."""
     from riskopt.constraints.states import resolve_state, tightened
 
     with _user_errors():

@@ -618,7 +618,9 @@ def reasons(
         label = labels_l[k]
         lead = label if label != REJECTED else "REJECTED, no trade toward the proposal,"
         scope = whole[k] if whole is not None else ""
-        out[k] = f"{lead} by {sentence[int(rows[k])]}: {moves[k]}{scope}"
+        said = sentence[int(rows[k])]
+        joint = " by " if not said.startswith(HELD_BETWEEN) else " " if lead[-1] == "," else ", "
+        out[k] = f"{lead}{joint}{said}: {moves[k]}{scope}"
     return out
 
 
@@ -639,11 +641,51 @@ def _explanations(attribution: Attribution, names: np.ndarray) -> dict[int, str]
     ]
     ends = np.cumsum(other.sum(axis=1)).tolist()
     main = _main_causes(attribution, names, dom)
+    main = _held_between(attribution, names, dom, main)
     starts = [0, *ends][: len(ends)]
     return {
         i: m + (f" with {', '.join(other_texts[a:b])}" if b > a else "")
         for i, m, a, b in zip(names.tolist(), main.tolist(), starts, ends, strict=True)
     }
+
+
+HELD_BETWEEN = "held between"
+"""How a reason names two causes that pull against each other (:func:`_held_between`)."""
+OPPOSED = 3.0
+"""Where a name's causes add up to more than this many times its move, the two largest
+pulling each way, each larger than the move, read as one: "held between" them."""
+
+
+def _held_between(
+    attribution: Attribution, names: np.ndarray, dom: np.ndarray, main: np.ndarray
+) -> np.ndarray:
+    """``main`` with, for each name whose main cause is met by one pushing back harder
+    than the name moved (their sizes together above :data:`OPPOSED` times the move),
+    both in one phrase: two limits that pull a name thousands of times its move each way
+    say what held it, not which pulled harder."""
+    shares = attribution.shares[names]  # > 0 pushes the way the name moved, < 0 back
+    against = np.argmin(shares, axis=1)
+    rows = np.arange(len(names))
+    flagged = (
+        (np.abs(shares).sum(axis=1) > OPPOSED)
+        & (shares[rows, against] < -1.0)
+        & (shares[rows, dom] > 1.0)
+    )
+    if not flagged.any():
+        return main
+    at = np.flatnonzero(flagged)
+    opposite = _main_causes(attribution, names[at], against[at])
+    contributions = attribution.contributions[names[at]]
+    pull = np.minimum(
+        np.abs(contributions[np.arange(len(at)), dom[at]]),
+        np.abs(contributions[np.arange(len(at)), against[at]]),
+    )
+    out = main.copy()
+    out[at] = [
+        f"{HELD_BETWEEN} {m} and {o} (they pull ±{p} of NAV against each other)"
+        for m, o, p in zip(main[at], opposite, percent_texts(pull), strict=True)
+    ]
+    return out
 
 
 def _main_causes(attribution: Attribution, names: np.ndarray, dom: np.ndarray) -> np.ndarray:

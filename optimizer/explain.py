@@ -117,6 +117,10 @@ class Explanation:
     sleeves: pd.DataFrame
     frame: pd.DataFrame
     reason: str = ""
+    rejected: tuple[str, ...] = ()
+    """Each decision on the name that the gate refused before the solve (a bad row: an
+    unknown ticker, no price, an absurd size...), in words with its reason: it took no
+    part in the run, so no cause of the move below is about it."""
 
     @property
     def move(self) -> float:
@@ -138,7 +142,6 @@ class Explanation:
 
 def explain_result(result: RebalanceResult, ticker: str) -> Explanation:
     """:meth:`RebalanceResult.explain`: ``ticker`` explained from the run in memory."""
-    _check_ticker(result.targets, ticker, result.run.run_id)
     row = result.attribution.loc[[ticker]] if ticker in result.attribution.index else None
     contributions = _long(row) if row is not None else _long(pd.DataFrame())
     tables = RunTables(
@@ -205,8 +208,12 @@ def _check_ticker(targets: pd.DataFrame, ticker: str, run_id: str) -> None:
 
 
 def explain(tables: RunTables, ticker: str) -> Explanation:
-    """``ticker`` explained from a run's tables (:class:`RunTables`)."""
+    """``ticker`` explained from a run's tables (:class:`RunTables`); a name the run has no
+    target for is explained by its decisions rejected before the solve, if it has any."""
     run_id = str(tables.run.get("run_id", ""))
+    rejected = rejected_before_solve(tables.actions, ticker)
+    if rejected and ticker not in set(tables.targets["ticker"].astype(str)):
+        return _only_rejected(tables, ticker, rejected)
     _check_ticker(tables.targets, ticker, run_id)
     targets = tables.targets
     row = targets.loc[targets["ticker"].astype(str) == ticker].iloc[0]
@@ -230,6 +237,48 @@ def explain(tables: RunTables, ticker: str) -> Explanation:
         sleeves=sleeves.reset_index(drop=True),
         frame=frame,
         reason=str(row.get("risk_reasoning_summary", "") or ""),
+        rejected=tuple(rejected),
+    )
+
+
+def rejected_before_solve(actions: pd.DataFrame, ticker: str) -> list[str]:
+    """Each decision on ``ticker`` that the gate refused before the solve, in words: its
+    id, strategy and proposed weight (where the source keeps it) and the reason."""
+    if not len(actions):
+        return []
+    mine = actions.loc[actions["ticker"].astype(str) == ticker]
+    out = []
+    for rec in mine.to_dict("records"):
+        raw = rec.get("details_json")
+        details = raw if isinstance(raw, dict) else json.loads(raw) if isinstance(raw, str) else {}
+        reason = details.get("sanity_reject")
+        if not reason:
+            continue
+        proposed = _number(rec.get("proposed_weight"))
+        weight = f", proposed {_pct(proposed)}" if np.isfinite(proposed) else ""
+        out.append(
+            f"decision {rec.get('decision_id')} ({rec.get('strategy_id')}{weight}) was rejected "
+            f"before the solve: {reason}; it took no part in the run"
+        )
+    return out
+
+
+def _only_rejected(tables: RunTables, ticker: str, rejected: list[str]) -> Explanation:
+    """A name with no target (not in the book): only its rejected decisions to tell."""
+    nan = math.nan
+    return Explanation(
+        ticker=ticker,
+        run_id=str(tables.run.get("run_id", "")),
+        status=str(tables.run.get("status", "")),
+        gamma=float(tables.run.get("gamma") or 0.0),
+        label="REJECTED",
+        held=nan,
+        proposed=nan,
+        solved=nan,
+        final=nan,
+        sleeves=tables.sleeves.iloc[0:0],
+        frame=pd.DataFrame(columns=FRAME_COLUMNS),
+        rejected=tuple(rejected),
     )
 
 
@@ -359,59 +408,151 @@ def _pct(value: float) -> str:
 
 def cause_line(row: Any, move: float, word: str) -> str:
     """One cause in plain words: what it is, its bound and multiplier, its part of the move."""
+    return f"{_cause_words(row)} {_part(row.contribution, move, word)}"
+
+
+def _cause_words(row: Any) -> str:
+    """A cause's name, with what it is, its bound and multiplier in brackets."""
     words = "" if row.description == row.cause else str(row.description)
     words += f" {row.group}" if isinstance(row.group, str) else ""
     words += f" {_pct(row.limit)}" if np.isfinite(row.limit) else ""
     facts = [words.strip()] if words.strip() else []
     if row.binding:
         facts.append(f"binding, multiplier {row.multiplier:.4g}")
-    share = f" ({row.share:.1%})" if move != 0 else ""
-    size = _pct(abs(row.contribution))
-    if move == 0 or np.sign(row.contribution) == np.sign(move):
-        part = f"took {size} of the {_pct(abs(move))} {word}{share}"
-    else:
-        part = f"pushed back {size} against the {_pct(abs(move))} {word}{share}"
-    return f"{row.cause} ({', '.join(facts)}) {part}" if facts else f"{row.cause} {part}"
+    return f"{row.cause} ({', '.join(facts)})" if facts else str(row.cause)
+
+
+def _part(contribution: float, move: float, word: str) -> str:
+    """A contribution's part of the move, in words: took, or pushed back against it (for
+    no move, which way it pulls)."""
+    if move == 0:
+        size = _pct(abs(contribution))
+        return f"pulls {'' if size == '0.00%' else '+' if contribution > 0 else '-'}{size}"
+    share = f" ({contribution / move:.1%})" if move != 0 else ""
+    size = _pct(abs(contribution))
+    if move == 0 or np.sign(contribution) == np.sign(move):
+        return f"took {size} of the {_pct(abs(move))} {word}{share}"
+    return f"pushed back {size} against the {_pct(abs(move))} {word}{share}"
+
+
+OPPOSED = 3.0
+"""Causes whose sizes add up to more than this many times the move pull against each
+other: the text nets the largest of them, each larger than the move, in pairs."""
+
+
+def opposed_pairs(contributions: np.ndarray, move: float) -> list[tuple[int, int]]:
+    """Pairs ``(with, against)`` of causes to read as one: while the causes' sizes add up
+    to more than :data:`OPPOSED` times the move, the largest left that pushes the way the
+    name moved (either way for no move) and the largest left that pushes back, where
+    each is larger than the move itself. Two soft limits that both bind on a name can
+    pull thousands of times its move each way; read apart they are noise, netted they
+    say what held it. The contributions stay exact."""
+    c = np.asarray(contributions, dtype=float)
+    way = np.sign(move) if move != 0 else (np.sign(c[np.argmax(np.abs(c))]) if c.size else 1.0)
+    free = np.ones(len(c), dtype=bool)
+    pairs: list[tuple[int, int]] = []
+    sizes = np.abs(c)
+    while sizes.sum() > OPPOSED * abs(move):
+        with_ = np.flatnonzero(free & (c * way > 0))
+        against = np.flatnonzero(free & (c * way < 0))
+        if not len(with_) or not len(against):
+            break
+        a, b = with_[np.argmax(sizes[with_])], against[np.argmax(sizes[against])]
+        if min(sizes[a], sizes[b]) <= max(abs(move), NOISE):
+            break
+        pairs.append((int(a), int(b)))
+        free[[a, b]] = False
+        sizes[a], sizes[b] = abs(c[a] + c[b]), 0.0
+    return pairs
+
+
+def cause_lines(frame: pd.DataFrame, move: float, word: str) -> list[str]:
+    """The causes in plain words, one line each, largest first; causes pulling against
+    each other far beyond the move (:func:`opposed_pairs`) as one line: held between the
+    two, how hard they pull each way, and their net part of the move."""
+    rows = list(frame.itertuples(index=False))
+    c = frame["contribution"].to_numpy(dtype=float)
+    pairs = opposed_pairs(c, move)
+    partner = {a: b for a, b in pairs}
+    netted = {b for _, b in pairs}
+    lines = []
+    for k, row in enumerate(rows):
+        if k in netted:
+            continue
+        if k not in partner:
+            lines.append(cause_line(row, move, word))
+            continue
+        j = partner[k]
+        lines.append(
+            f"held between {_cause_words(row)} and {_cause_words(rows[j])} (they pull "
+            f"±{_pct(min(abs(c[k]), abs(c[j])))} against each other): net "
+            f"{_part(float(c[k] + c[j]), move, word)}"
+        )
+    return lines
 
 
 def explanation_text(e: Explanation) -> str:
     """The explanation's text (:attr:`Explanation.text`)."""
     word = "cut" if abs(e.final) < abs(e.proposed) else "move"
-    lines = [
-        f"{e.ticker} in run {e.run_id} ({e.status}, γ = {e.gamma:.3g}): {e.label}",
-        f"  name: held {_pct(e.held)} → proposed {_pct(e.proposed)} → final {_pct(e.final)}",
-    ]
+    untargeted = bool(e.rejected) and e.sleeves.empty and not np.isfinite(e.final)
+    lines = [f"{e.ticker} in run {e.run_id} ({e.status}, γ = {e.gamma:.3g}): {e.label}"]
+    if not untargeted:
+        lines.append(
+            f"  name: held {_pct(e.held)} → proposed {_pct(e.proposed)} → final {_pct(e.final)}"
+        )
     for s in e.sleeves.itertuples(index=False):
         lines.append(
             f"  sleeve {s.strategy_id}: held {_pct(_number(s.current_weight))} → proposed "
             f"{_pct(_number(s.proposed_weight))} → final {_pct(_number(s.target_weight))} "
             f"({s.action_type})"
         )
-    if e.move == 0 and e.frame.empty:
+    lines.extend(f"  {line}" for line in e.rejected)
+    if untargeted:
+        lines.append("  the run has no target for it: nothing held or traded")
+    elif e.move == 0 and e.frame.empty:
         lines.append("  the gate left the proposal as it was")
     else:
         lines.append(f"  causes of the {word} final − proposed = {_pct(e.move)}:")
-        lines.extend(f"    {cause_line(r, e.move, word)}" for r in e.frame.itertuples(index=False))
+        lines.extend(f"    {line}" for line in cause_lines(e.frame, e.move, word))
     if e.reason:
         lines.append(f"  reason: {e.reason}")
     return "\n".join(lines)
 
 
+def netted_steps(frame: pd.DataFrame, move: float) -> tuple[list[str], np.ndarray]:
+    """The causes as the text reads them (:func:`cause_lines`): each with its
+    contribution, a pair pulling against each other as one, ``"A ↔ B"``, with its net."""
+    c = frame["contribution"].to_numpy(dtype=float)
+    causes = [str(x) for x in frame["cause"]]
+    pairs = opposed_pairs(c, move)
+    partner = {a: b for a, b in pairs}
+    netted = {b for _, b in pairs}
+    names, steps = [], []
+    for k, cause in enumerate(causes):
+        if k in netted:
+            continue
+        j = partner.get(k)
+        names.append(cause if j is None else f"{cause} ↔ {causes[j]}")
+        steps.append(c[k] if j is None else c[k] + c[j])
+    return names, np.asarray(steps, dtype=float)
+
+
 def waterfall(e: Explanation) -> Figure:
     """Held and proposed weights as bars from zero, each cause's contribution as a bar
-    from where the previous one ended, the final weight from zero; percent axis. Built on
-    a bare :class:`Figure` (no pyplot state, no backend chosen)."""
+    from where the previous one ended (two causes that pull against each other far
+    beyond the move as one bar, their net: :func:`opposed_pairs`), the final weight from
+    zero; percent axis. Built on a bare :class:`Figure` (no pyplot state, no backend
+    chosen)."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import PercentFormatter
 
-    fig = Figure(figsize=(max(6.0, 1.0 + 0.9 * (len(e.frame) + 3)), 4.0))
+    names, steps = netted_steps(e.frame, e.move)
+    n = len(names)
+    fig = Figure(figsize=(max(6.0, 1.0 + 0.9 * (n + 3)), 4.0))
     ax = fig.add_subplot()
-    steps = e.frame["contribution"].to_numpy(dtype=float)
     start = (0.0 if not np.isfinite(e.proposed) else e.proposed) + np.concatenate(
         [[0.0], np.cumsum(steps)[:-1]]
     )
-    names = list(e.frame["cause"])
-    n = len(names)
     totals = [0.0 if not np.isfinite(v) else v for v in (e.held, e.proposed, e.final)]
     ax.bar([0, 1, n + 2], totals, color="#4c72b0", label="weight")
     ax.bar(
@@ -540,7 +681,9 @@ def _stored_targets(targets: pd.DataFrame, actions: pd.DataFrame) -> pd.DataFram
 
 
 def _stored_sleeves(actions: pd.DataFrame) -> pd.DataFrame:
-    """One row per stored action on the name (its pair's weights and label)."""
+    """One row per stored action on the name (its pair's weights and label), but those of
+    decisions rejected before the solve, which have no pair."""
+    actions = actions.loc[~actions["details_json"].map(lambda d: bool(d.get("sanity_reject")))]
     details = actions["details_json"]
     return pd.DataFrame(
         {

@@ -93,6 +93,10 @@ def _tighter(
     return b if a is None else a if b is None else pick(a, b)
 
 
+AS_OF_UNKNOWN = "as_of unknown: the book's date could not be read"
+"""The warning of a ``DEGRADED`` run whose book gave no date."""
+
+
 def degraded_result(
     decisions: DecisionsInput,
     reason: str,
@@ -105,7 +109,9 @@ def degraded_result(
     """The run when the portfolio state is unavailable: no trade at all, every decision
     ``REJECTED`` with the reason. Without positions no trade can be sized, so holding
     (taking no new risk) is the only safe action. ``error``, where the run failed on an
-    exception, is recorded as the run's ``error`` and ``error_type``."""
+    exception, is recorded as the run's ``error`` and ``error_type``. ``as_of`` is the
+    book's date where the caller or the book's ``book.toml`` gives one; otherwise the run's
+    ``as_of`` is ``None`` ("unknown"), never the day it ran."""
     log.error(reason)
     d = check_decision_columns(decisions)
     run_id = run_id or uuid.uuid4().hex[:16]
@@ -120,7 +126,7 @@ def degraded_result(
     actions.insert(2, "timestamp", created)
     run = RunInfo(
         run_id=run_id,
-        as_of=as_of or created.date(),
+        as_of=as_of,
         created_at=created,
         status=DEGRADED,
         constraint_set="-",
@@ -129,7 +135,7 @@ def degraded_result(
         gamma=0.0,
         state="UNKNOWN",
         state_source="unresolved",
-        warnings=[reason],
+        warnings=[reason] if as_of is not None else [reason, AS_OF_UNKNOWN],
         alerts=[reason],
         program_built=False,
         error=None if error is None else error_line(error),

@@ -31,7 +31,7 @@ from riskopt.constraints.states import (
 from riskopt.data.book import Book
 from riskopt.data.contracts import DecisionsInput
 from riskopt.data.errors import BookLoadError, ValidationError
-from riskopt.data.loaders import load_book
+from riskopt.data.loaders import book_date, load_book
 from riskopt.optimizer.assemble import (
     Assembled,
     NameGamma,
@@ -166,14 +166,16 @@ def load_inputs(
     """The book (read from its directory if a path), or the ``DEGRADED`` result of a
     book that cannot be loaded."""
     if isinstance(book, str | Path):
+        path = book
         try:
-            book = load_book(book)
+            book = load_book(path)
         except (BookLoadError, ValidationError) as err:
             return degraded_result(
                 decisions,
                 f"portfolio state could not be loaded: {one_line(err)}",
                 run_id=run_id,
                 store=store,
+                as_of=book_date(path),
             )
     if not isinstance(book, Book):
         raise ValidationError(

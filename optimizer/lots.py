@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from riskopt.constraints.transforms import reads_pairs
+from riskopt.constraints.transforms import apply_transform, reads_pairs
 
 if TYPE_CHECKING:
     from riskopt.constraints.base import Limit
@@ -207,9 +207,14 @@ def round_lots(
     shares, h_final = rounding(h)
     # Solver noise may round a name a hair above what the solve left it; where that would
     # break a limit the solve kept, those names round toward zero instead.
+    # A tier-1 row (net, say) that rounding toward zero leaves past its limit is repaired
+    # too: a tier-1 limit gives way to the hard limits only, never to lots.
     grown = np.abs(h_final) > np.abs(h) + 1e-15
-    if grown.any() and _worsened(limits, h, h_final, w):
-        shares, h_final = rounding(h, strict=grown)
+    if (grown.any() and _worsened(limits, h, h_final, w)) or _worsened(
+        limits, h, h_final, w, tier=1
+    ):
+        if grown.any():
+            shares, h_final = rounding(h, strict=grown)
         shares = _lots_back_under(limits, (h, w), shares, prepared, box, summed)
         h_final = shares / to_shares
     trade = (shares - prepared.current_shares) / data.lot_size
@@ -236,44 +241,187 @@ def _lots_back_under(
     box: Box,
     summed: tuple[np.ndarray, np.ndarray],
 ) -> np.ndarray:
-    """Where a hard limit held a name a fraction of a lot above its solved size (sold the
-    most the trade limit allows), take whole lots off other names of the same row (gross,
-    long, short, a group's gross) until the row is back where the solve left it."""
+    """Where whole lots leave a row of ticker weights (gross, long, short, net, a group's
+    row) further past its limit than the solve left it (a name held a fraction of a lot
+    above its solved size by its trade limit, a short rounded toward zero under a net
+    cap), step names of the row a lot at a time the way that brings it down, largest
+    first: toward zero, or back toward held (a smaller trade than the solve's, never past
+    the held position), never taking a per-name row (a cap, a liquidity cap) or a row of
+    the same or a higher tier past where the solve left it. Each step stays in the box; the repair stops when the row is back
+    where the solve left it or no name of it can step. Rows are repaired in tier order."""
     data = prepared.data
     h, w = solved
     to_shares, lot, current = data.nav / data.price, data.lot_size, prepared.current_shares
-    step = -np.sign(shares) * lot
-    k_new = (shares + step - current) / lot
-    k_lo = np.maximum(np.ceil((box.lo * to_shares - current) / lot - EPS_LOTS), summed[0])
-    k_hi = np.minimum(np.floor((box.hi * to_shares - current) / lot + EPS_LOTS), summed[1])
-    can = (
-        (np.abs(shares) >= lot)
-        & (k_new >= np.minimum(k_lo, 0.0))
-        & (k_new <= np.maximum(k_hi, 0.0))
+    k_lo = np.minimum(
+        np.maximum(np.ceil((box.lo * to_shares - current) / lot - EPS_LOTS), summed[0]), 0.0
     )
-    side = {"abs": can, "pos": can & (shares > 0), "neg": can & (shares < 0)}
+    k_hi = np.maximum(
+        np.minimum(np.floor((box.hi * to_shares - current) / lot + EPS_LOTS), summed[1]), 0.0
+    )
+    room = Room(k_lo * lot + current, k_hi * lot + current, current, lot, to_shares)
     shares = shares.copy()
-    for limit in limits:
-        if limit.on != "h" or limit.A is None or limit.transform not in side:
-            continue
-        excess = limit.residual(shares / to_shares, w) - limit.residual(h, w)
-        for r in np.flatnonzero(excess > 1e-12):
-            row = limit.A.getrow(r)
-            free = side[limit.transform][row.indices]
-            names, size = row.indices[free], (row.data * data.lot_weight[row.indices])[free]
-            order = np.argsort(-size, kind="stable")
-            taken = np.cumsum(size[order]) - size[order] < excess[r]
-            chosen = names[order[taken]]
-            shares[chosen] += step[chosen]
-            for mask in side.values():
-                mask[chosen] = False
+    rows = sorted(filter(_repairable, limits), key=lambda limit: limit.tier)
+    kept = [limit.residual(h, w) for limit in rows]
+    # Per-name rows (caps, liquidity): of the same or a higher tier never taken past by a
+    # step, of a lower tier only where no other step will do.
+    per_name = [(q, q.residual(h, w)) for q in limits if _per_name(q)]
+    for _ in range(MAX_REPAIR_ROUNDS):
+        fresh = np.ones(len(shares), dtype=bool)  # each name steps once a round
+        for limit, floor in zip(rows, kept, strict=True):
+            excess = limit.residual(shares / to_shares, w) - floor
+            for r in np.flatnonzero(excess > REPAIR_TOLERANCE).tolist():
+                others = [
+                    (q, f)
+                    for q, f in [*zip(rows, kept, strict=True), *per_name]
+                    if q.tier <= limit.tier
+                ]
+                lower = [(q, f) for q, f in per_name if q.tier > limit.tier]
+                guard = Guard(others, lower, limit, r, w)
+                chosen, step = _names_to_step(limit, r, shares, fresh, room, excess[r], guard)
+                shares[chosen] += step
+                fresh[chosen] = False
+        if fresh.all():
+            break
     return shares
 
 
-def _worsened(limits: list[Limit], h: np.ndarray, rounded: np.ndarray, w: np.ndarray) -> bool:
-    """Whether rounding ``h`` takes any ticker-level policy row further past its limit."""
+class Guard(NamedTuple):
+    """The rows a repair step must not take past where the solve left them: those of
+    ``others`` (limit, residual the solve left) but row ``r`` of ``limit``, the one it
+    repairs; those of ``lower`` (per-name rows of a lower tier) only where no other step
+    will do. ``w``: the solved pair weights."""
+
+    others: list[tuple[Limit, np.ndarray]]
+    lower: list[tuple[Limit, np.ndarray]]
+    limit: Limit
+    r: int
+    w: np.ndarray
+
+    def harmless(self, names: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+        """Whether stepping each of ``names`` alone from ``before`` to ``after`` (ticker
+        weights, the book at ``before``) keeps every row of ``others`` where the solve
+        left it."""
+        return self.keeps(self.others, names, before, after)
+
+    def keeps(
+        self,
+        rows: list[tuple[Limit, np.ndarray]],
+        names: np.ndarray,
+        before: np.ndarray,
+        after: np.ndarray,
+    ) -> np.ndarray:
+        """Whether each step keeps every row of ``rows`` where the solve left it."""
+        ok = np.ones(len(names), dtype=bool)
+        for q, floor in rows:
+            slack = q.rhs + floor - q.lhs(before, self.w)
+            if q is self.limit:
+                slack = slack.copy()
+                slack[self.r] = np.inf
+            delta = apply_transform(q.transform, after[names]) - apply_transform(
+                q.transform, before[names]
+            )
+            if q.A is None:  # one row per name
+                ok &= delta <= slack[names] + REPAIR_TOLERANCE
+                continue
+            worse = q.A[:, names].multiply(delta[None, :]).tocoo()
+            bad = worse.data > slack[worse.row] + REPAIR_TOLERANCE
+            ok[worse.col[bad]] = False
+        return ok
+
+
+class Room(NamedTuple):
+    """What the repair may do to each name, in shares: its box's lowest and highest
+    whole-lot positions, its held position, its lot, and shares per unit of weight."""
+
+    lowest: np.ndarray
+    highest: np.ndarray
+    current: np.ndarray
+    lot: np.ndarray
+    to_shares: np.ndarray
+
+
+MAX_REPAIR_ROUNDS = 1_000
+"""A bound on the repair's rounds (each steps every name it picks by one lot)."""
+REPAIR_TOLERANCE = 1e-12
+"""How much further past its limit (weight) rounding may leave a row without repair."""
+
+
+def _repairable(limit: Limit) -> bool:
+    """Whether the repair steps names for ``limit``: a row of ticker weights whose sum of
+    sizes (gross, long, short, a group's gross) a step toward zero brings down, at any
+    tier; a signed row (net, a group's net, a factor band) at tier 1 only, where a step
+    that brings it down may push another signed row the other way."""
+    if limit.on != "h" or getattr(limit, "A", None) is None or limit.preference:
+        return False
+    return limit.transform in ("abs", "pos", "neg") or (limit.transform == "id" and limit.tier == 1)
+
+
+def _per_name(limit: Limit) -> bool:
+    """Whether ``limit`` is a block of one row per name over ticker weights (a per-name
+    cap, a liquidity cap) that a repair step must not take past its limit."""
+    return (
+        limit.on == "h"
+        and getattr(limit, "A", 0) is None
+        and not limit.preference
+        and limit.transform in ("abs", "pos", "neg", "id")
+    )
+
+
+def _names_to_step(
+    limit: Limit,
+    r: int,
+    shares: np.ndarray,
+    fresh: np.ndarray,
+    room: Room,
+    excess: float,
+    guard: Guard,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The names of row ``r`` to step by a lot each, and their steps (shares), that bring
+    the row down by ``excess``: steps toward zero before steps back toward held, the
+    largest first (all that can where that is not enough); ``fresh`` names have not
+    stepped this round, and no step may take a row of ``guard`` past its limit alone."""
+    assert limit.A is not None
+    row = limit.A.getrow(r)
+    names, coef = row.indices, row.data
+    held, lot = shares[names], room.lot[names]
+    sign = np.sign(held)
+    # The way that brings the row down: toward zero for a row of sizes, against the
+    # coefficient's sign for a signed row.
+    direction = -np.sign(coef) if limit.transform == "id" else -sign
+    helps = {"abs": sign != 0, "pos": sign > 0, "neg": sign < 0}.get(limit.transform, coef != 0)
+    after = held + direction * lot
+    toward_zero = (direction * sign < 0) & (np.abs(held) >= lot)
+    # Back toward held: a smaller trade than the solve's, never past the held position.
+    back = room.current[names] - held
+    toward_held = (direction * back > 0) & (np.abs(back) >= lot * (1 - EPS_LOTS))
+    in_box = (after >= room.lowest[names] - EPS_LOTS) & (after <= room.highest[names] + EPS_LOTS)
+    ok = fresh[names] & helps & in_box & (toward_zero | toward_held)
+    before = shares / room.to_shares
+    moved = before.copy()
+    moved[names] = after / room.to_shares[names]
+    ok[ok] = guard.harmless(names[ok], before, moved)
+    costly = ~guard.keeps(guard.lower, names[ok], before, moved)
+    size = (np.abs(coef) * lot / room.to_shares[names])[ok]
+    # Steps that keep lower-tier per-name rows first, then steps toward zero (they never
+    # take another size row up), largest first.
+    order = np.lexsort((-size, ~toward_zero[ok], costly))
+    taken = order[np.cumsum(size[order]) - size[order] < excess]
+    return names[ok][taken], (direction * lot)[ok][taken]
+
+
+def _worsened(
+    limits: list[Limit],
+    h: np.ndarray,
+    rounded: np.ndarray,
+    w: np.ndarray,
+    *,
+    tier: int | None = None,
+) -> bool:
+    """Whether rounding ``h`` takes any ticker-level policy row (of ``tier``, where given)
+    further past its limit."""
     return any(
-        np.any(limit.residual(rounded, w) > limit.residual(h, w) + 1e-12)
+        np.any(limit.residual(rounded, w) > limit.residual(h, w) + REPAIR_TOLERANCE)
         for limit in limits
         if not reads_pairs(limit.on)  # ticker weights, or the trade h − h0
+        and (tier is None or limit.tier == tier)
     )

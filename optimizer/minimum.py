@@ -438,10 +438,41 @@ def still_breaking(
             listed = [f"{t} ({w})" for t, w in zip(tickers[bad], why, strict=True)][:10]
             more = f" and {int(bad.sum()) - 10} more" if bad.sum() > 10 else ""
             alerts.append(f"{what}: left breaking it: {', '.join(listed)}{more}")
-    held = int(np.count_nonzero(lots.shares))
-    if mins.max_names is not None and held > mins.max_names:
-        alerts.append(
-            f"minimum.max_names: {held} names held, above {mins.max_names}: the others "
-            "cannot be closed within their hard limits, or closing takes a limit past"
-        )
+    if mins.max_names is not None and np.count_nonzero(lots.shares) > mins.max_names:
+        own = own_rows_hold(base.limits, values, lots)[:, CLOSE]
+        alerts.append(_max_names_alert(prepared, lots, mins, fixed, admissible[:, CLOSE], own))
     return alerts
+
+
+def _max_names_alert(
+    prepared: PreparedInputs,
+    lots: Lots,
+    mins: Minimums,
+    fixed: Fixed,
+    closable: np.ndarray,
+    own_rows: np.ndarray,
+) -> str:
+    """The alert of a ``max_names`` that cannot be reached: how many names the stage
+    closed, how many held names could not close and why (their hard limits, e.g. a trade
+    limit that cannot sell the whole holding in one day; their own per-name limits; or a
+    limit that closing would take further past), with the first few of each."""
+    held = lots.shares != 0
+    tickers = prepared.data.tickers.astype(str)
+    groups = {
+        "held by their hard limits (a trade limit, a state's rules)": held & ~closable,
+        "held by their own per-name limits": held & closable & ~own_rows,
+        "whose closing takes a limit further past": held & closable & own_rows,
+    }
+    why = []
+    for words, mask in groups.items():
+        if mask.any():
+            first = ", ".join(tickers[mask][:5]) + (" ..." if mask.sum() > 5 else "")
+            why.append(f"{int(mask.sum())} {words} ({first})")
+    closed = int(np.count_nonzero(fixed.kind == KINDS.index("max_names")))
+    n = int(held.sum())
+    return (
+        f"minimum.max_names: {n} names held, {n - (mins.max_names or 0)} above the "
+        f"{mins.max_names} allowed, and none of the {n} could close: {'; '.join(why)}; the "
+        f"{closed} that could were closed, the cheapest to close first, high-conviction "
+        "ones included (max_names is a limit: the book ends as near it as it can)"
+    )

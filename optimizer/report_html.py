@@ -435,7 +435,7 @@ def _header(run: dict[str, Any]) -> str:
     status = str(run.get("status", "?"))
     gamma = float(run.get("gamma", float("nan")))
     items = [
-        ("as of", run.get("as_of")),
+        ("as of", run.get("as_of") or "unknown"),
         ("state", describe_state(str(run.get("state")), str(run.get("state_source", "given")))),
         ("constraint set", run.get("constraint_set")),
         ("solver", run.get("solver") or "–"),
@@ -738,7 +738,7 @@ def render_index(runs: Sequence[Any], pages: dict[int, str]) -> str:
         link = f'<a href="{_e(pages[k])}">{name}</a>' if k in pages else name
         rows.append(
             f'<tr><td>{link}</td><td><span class="status status-{_e(run.status)}">'
-            f"{_e(run.status)}</span></td><td>{_e(run.state)}</td><td>{_e(run.as_of)}</td>"
+            f"{_e(run.status)}</span></td><td>{_e(run.state)}</td><td>{_e(run.as_of or 'unknown')}</td>"
             f"<td>{_e(_book_line(run))}</td></tr>"
         )
     head = "".join(f"<th>{h}</th>" for h in ("run", "status", "state", "as of", "summary"))

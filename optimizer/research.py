@@ -49,6 +49,10 @@ PARAMETERS = {
 
 GAMMA = "gamma"
 """The :func:`sweep` parameter that varies the risk aversion ``γ`` rather than a limit."""
+DEFAULT_SWEEP_GAMMA = 1.0
+"""The ``γ`` a :func:`sweep` of a limit holds unless told otherwise: one ``γ`` for every
+value, so that the rows differ by the limit alone (``risk_aversion=None`` runs each
+value at its own debate's ``γ``)."""
 
 
 def metrics(result: RebalanceResult, book: Book, *, seconds: float | None = None) -> dict[str, Any]:
@@ -176,10 +180,15 @@ def sweep(
     values: Iterable[float] = (),
     *,
     state: str | BlackSwanState | None = None,
-    risk_aversion: float | None = 1.0,
+    risk_aversion: float | None = DEFAULT_SWEEP_GAMMA,
     cache: ProgramCache | None = None,
 ) -> pd.DataFrame:
     """The metrics as one limit (or ``γ``, with ``parameter="gamma"``) varies.
+
+    A limit is swept at ``risk_aversion`` (:data:`DEFAULT_SWEEP_GAMMA`, 1, unless given;
+    ``None`` for each run's own debate): the ``gamma`` column is the ``γ`` each run used
+    (a state's floor may raise it) and ``gamma_source`` says where it came from
+    (``"default (risk_aversion=1)"``, ``"given"``, ``"own debate"`` or ``"swept"``).
 
     ``value`` is the configured value, ``applied`` the one the run used: a cap after the
     state's multiplier and, for the gross and volatility caps, the drawdown's
@@ -213,11 +222,29 @@ def sweep(
         start = time.perf_counter()
         result = rebalance(book, decisions, cs, state=state, risk_aversion=gamma, cache=cache)
         row = metrics(result, book, seconds=time.perf_counter() - start)
-        rows.append({"value": value, "applied": row["gamma"] if key == GAMMA else cap, **row})
+        rows.append(
+            {
+                "value": value,
+                "applied": row["gamma"] if key == GAMMA else cap,
+                **row,
+                "gamma_source": _gamma_source(key, risk_aversion),
+            }
+        )
     out = pd.DataFrame(rows)
     out.attrs["parameter"] = key
     out.attrs["programs_built"] = cache.builds
     return out
+
+
+def _gamma_source(key: str, risk_aversion: float | None) -> str:
+    """Where a sweep's ``γ`` came from, for its ``gamma_source`` column."""
+    if key == GAMMA:
+        return "swept"
+    if risk_aversion is None:
+        return "own debate"
+    if risk_aversion == DEFAULT_SWEEP_GAMMA:
+        return f"default (risk_aversion={DEFAULT_SWEEP_GAMMA:g})"
+    return "given"
 
 
 def frontier(
@@ -228,7 +255,7 @@ def frontier(
     values: Iterable[float] = (),
     *,
     state: str | BlackSwanState | None = None,
-    risk_aversion: float | None = 1.0,
+    risk_aversion: float | None = DEFAULT_SWEEP_GAMMA,
     cache: ProgramCache | None = None,
 ) -> pd.DataFrame:
     """Ex-ante volatility against tracking error to the proposal as one limit loosens
@@ -238,7 +265,8 @@ def frontier(
     allowed and more, and the gate spends the room on following the proposal. Sweep a
     risk limit (``"volatility"``) or ``"gamma"`` for a risk/tracking frontier; a gross
     cap traces gross against tracking, while ex-ante volatility may rise or fall with it
-    (tightening gross cuts hedges as well as bets).
+    (tightening gross cuts hedges as well as bets). ``γ`` and its ``gamma_source`` are
+    as in :func:`sweep`: 1 unless ``risk_aversion`` says otherwise.
     """
     swept = sweep(
         book,

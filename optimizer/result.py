@@ -78,7 +78,8 @@ class RunInfo:
     """The run record: status, solver path, risk aversion, breaches, exposures, timings."""
 
     run_id: str
-    as_of: dt.date
+    as_of: dt.date | None
+    """The book's date; ``None`` (shown "unknown") for a run whose book gave none."""
     created_at: dt.datetime
     status: str
     constraint_set: str
@@ -112,7 +113,7 @@ class RunInfo:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["as_of"] = self.as_of.isoformat()
+        out["as_of"] = None if self.as_of is None else self.as_of.isoformat()
         out["created_at"] = self.created_at.isoformat()
         return out
 
@@ -132,7 +133,8 @@ def _degraded_summary(result: RebalanceResult) -> str:
     """A DEGRADED run's summary: no targets, the book held, and why."""
     run = result.run
     lines = [
-        f"run {run.run_id}  status DEGRADED: no targets; the current book is held as it is",
+        f"run {run.run_id}  as of {run.as_of or 'unknown'}  status DEGRADED: no targets; "
+        "the current book is held as it is",
         f"why: {run.error or (run.alerts[0] if run.alerts else 'the book could not be read')}",
         "",
         "decisions by label",
@@ -247,7 +249,7 @@ class RebalanceResult:
         if run.status == DEGRADED:
             return _degraded_summary(self)
         lines = [
-            f"run {run.run_id}  as of {run.as_of}  set {run.constraint_set}",
+            f"run {run.run_id}  as of {run.as_of or 'unknown'}  set {run.constraint_set}",
             f"state: {describe_state(run.state, run.state_source)}",
             f"status {run.status}  solver {run.solver or '-'}  γ = {run.gamma:.4g}  "
             f"total {run.timings.get('total', float('nan')):.3f}s (solver {run.timings.get('solver', 0.0):.3f}s)",

@@ -210,11 +210,12 @@ def _explained(
     else:
         rows = np.arange(data.p)
         pair_reasons = reasons(pair_labels, own, pair_texts, data.has_decision, rows, {}, whole)
-    ticker_labels = label_trades(h_tilde - data.h0, h_final - data.h0, tol_t, name_scope_t)
+    own_labels = label_trades(h_tilde - data.h0, h_final - data.h0, tol_t, name_scope_t)
+    ticker_labels, worst = name_labels(own_labels, pair_labels, pt)
     ticker_texts = ticker_reasons(
         data,
         attribution,
-        ticker_labels,
+        own_labels,
         (p_text, f_text, c_text),
         h_final,
         w_final,
@@ -222,7 +223,38 @@ def _explained(
         pair_reasons,
         sentences,
     )
+    # A name labelled by a sleeve more severe than its own trade says which, then how the
+    # name as a whole moved.
+    by_sleeve = np.flatnonzero(ticker_labels != own_labels)
+    for i, p in zip(by_sleeve.tolist(), worst[by_sleeve].tolist(), strict=True):
+        ticker_texts[i] = (
+            f"{ticker_labels[i]} as its sleeve {data.pair_strategy[p]} is; the name as a "
+            f"whole: {ticker_texts[i]}"
+        )
     return pair_reasons, ticker_labels, ticker_texts
+
+
+def name_labels(
+    own: np.ndarray, pair_labels: np.ndarray, pair_ticker: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each name's label, the most severe of its own trade's and its sleeves' (REJECTED >
+    CAPPED > SCALED_DOWN > OK), so that no name reads OK while a sleeve of it is CAPPED;
+    and for each name, its first sleeve with the most severe label (where it has one).
+
+    Its own trade counts too: a name whose sleeves' moves net out against its proposal
+    (one sleeve scaled down, another followed) made no trade toward what was proposed
+    for it, and is REJECTED although no sleeve is."""
+    order = pd.Index(LABEL_ORDER)  # OK < SCALED_DOWN < CAPPED < REJECTED
+    own_rank = order.get_indexer(pd.Index(own, dtype=object))
+    pair_rank = order.get_indexer(pd.Index(pair_labels, dtype=object))
+    worst_rank = own_rank.copy()
+    np.maximum.at(worst_rank, pair_ticker, pair_rank)
+    # The first pair of each name, most severe first.
+    by = np.lexsort((np.arange(len(pair_rank)), -pair_rank, pair_ticker))
+    first = by[np.r_[True, pair_ticker[by][1:] != pair_ticker[by][:-1]]] if len(by) else by
+    worst = np.zeros(len(own), dtype=np.intp)
+    worst[pair_ticker[first]] = first
+    return np.asarray(LABEL_ORDER)[worst_rank], worst
 
 
 def _with_notes(

@@ -202,6 +202,7 @@ def test_batch_summaries_only_writes_the_summary_and_stores_the_tables(tmp_path:
     args = ["batch", str(jobs), "--serial", "--summaries-only", "--store", store]
     result = runner.invoke(app, [*args, "--state", "NORMAL", "--out", str(out)])
     assert result.exit_code == 0, result.output
+    assert "2 books in" in result.output and "1 worker)" in result.output  # not "1 workers"
     assert sorted(p.name for p in out.iterdir()) == ["summary.csv"]
     summary = pd.read_csv(out / "summary.csv")
     import sqlalchemy as sa
@@ -230,3 +231,33 @@ def test_batch_without_a_state_runs_each_book_under_its_sets_default(tmp_path: P
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary["state"]) == ["ELEVATED"] * 2
     assert list(summary["state_source"]) == ["missing"] * 2
+
+
+def _help_pages() -> dict[str, str]:
+    """Every command's --help, the groups' included, at a fixed width."""
+    import typer.main
+
+    pages: dict[str, str] = {}
+    todo: list[tuple[str, ...]] = [()]
+    while todo:
+        path = todo.pop()
+        page = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "100"}, terminal_width=100)
+        assert page.exit_code == 0, page.output
+        pages[" ".join(path) or "riskopt"] = page.output
+        command = typer.main.get_command(app)
+        for name in path:
+            command = command.commands[name]  # type: ignore[attr-defined]
+        todo.extend((*path, name) for name in getattr(command, "commands", {}))
+    return pages
+
+
+def test_help_reads_as_plain_text() -> None:
+    """No value placeholder on a flag (--strict takes none), no reStructuredText markup
+    shown raw, and every command's one-line summary on one line."""
+    pages = _help_pages()
+    assert {"riskopt", "rebalance", "batch", "explain", "db", "db upgrade"} <= pages.keys()
+    for name, page in pages.items():
+        assert "<bool>" not in page, name
+        assert "``" not in page, name
+    assert "--strict" in pages["rebalance"] and "<float>" in pages["rebalance"]
+    assert "print it as TOML, every default filled in." in pages["riskopt"]

@@ -3,6 +3,7 @@ traceback; a run's status decides the exit status; a retried run is stored once.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -219,6 +220,10 @@ def test_a_broken_book_directory_runs_degraded(case: str, tmp_path: Path) -> Non
     assert result.run.status == "DEGRADED", case
     assert (result.actions["action_type"] == "REJECTED").all()
     assert result.run.warnings[0].startswith("portfolio state could not be loaded")
+    # The run carries the book's date where book.toml still gives it, else none: never
+    # the day it ran.
+    unreadable = case in ("book.toml not TOML", "book.toml not UTF-8", "book.toml bad values")
+    assert result.run.as_of == (None if unreadable else dt.date(2026, 11, 20))
 
 
 @pytest.mark.parametrize("case", ["text in loadings", "duplicated rows in positions"])

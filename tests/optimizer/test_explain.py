@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from riskopt.data.book import Book
 from riskopt.data.errors import RiskoptError
-from riskopt.optimizer.cli import app
+from riskopt.optimizer.cli import _write_outputs, app
 from riskopt.optimizer.diff import NUMERICAL
 from riskopt.optimizer.explain import (
     ATTRIBUTION,
@@ -31,6 +31,7 @@ from riskopt.optimizer.explain import (
     UnknownTickerError,
     attribution_long,
     explain,
+    opposed_pairs,
     read_folder,
     read_stored,
 )
@@ -95,8 +96,15 @@ def test_causes_add_up_to_the_move(demo_run: RebalanceResult, label: str) -> Non
 
 
 def test_each_binding_cause_reads_its_multiplier_and_bound(demo_run: RebalanceResult) -> None:
-    ticker = _name(demo_run, "CAPPED")
-    e = demo_run.explain(ticker)
+    t = demo_run.targets
+    capped = t.index[(t["action_type"] == "CAPPED") & (t["target_weight"] != t["proposed_weight"])]
+    # The first whose causes do not pull against each other: each has its own line.
+    e = next(
+        x
+        for x in map(demo_run.explain, capped)
+        if not opposed_pairs(x.frame["contribution"].to_numpy(), x.move)
+    )
+    ticker = e.ticker
     binding = demo_run.binding
     for row in e.frame.itertuples(index=False):
         rows = binding[binding["constraint"] == row.cause]
@@ -142,7 +150,16 @@ def test_unknown_ticker_is_a_typed_error_with_close_names(demo_run: RebalanceRes
 
 
 def test_chart_has_one_bar_per_cause(demo_run: RebalanceResult) -> None:
-    e = demo_run.explain(_name(demo_run, "REJECTED"))
+    t = demo_run.targets
+    rejected = t.index[
+        (t["action_type"] == "REJECTED") & (t["target_weight"] != t["proposed_weight"])
+    ]
+    # The first whose causes do not pull against each other (those share a bar).
+    e = next(
+        x
+        for x in map(demo_run.explain, rejected)
+        if not opposed_pairs(x.frame["contribution"].to_numpy(), x.move)
+    )
     fig = e.plot()
     ax = fig.axes[0]
     totals, causes = (c for c in ax.containers if isinstance(c, BarContainer))
@@ -301,3 +318,112 @@ def test_a_name_the_gate_passed_still_reads_its_causes_in_words(
     assert e.label == "OK" and abs(e.frame["contribution"].sum() - e.move) <= TOL
     limits = e.frame[~e.frame["cause"].isin([NUMERICAL, LOTS, "risk_aversion"])]
     assert len(limits) and (limits["description"] != limits["cause"]).all()
+
+
+def test_a_decision_rejected_before_the_solve_is_named_with_its_reason(tmp_path: Path) -> None:
+    """A bad row takes no part in the solve; explaining its name says so and why, in memory,
+    from an output folder and from a stored run, and a name the book lacks is explained by
+    its rejection instead of being an unknown ticker."""
+    book = hand_book({"AAA": 100.0, "BBB": 50.0}, {("s1", "AAA"): 0.02})
+    dec = decisions(
+        [
+            ("D1", "s1", "AAA", 0.03),
+            ("D2", "s2", "AAA", 0.9),  # absurd size
+            ("D3", "s1", "ZZZ", 0.01),  # not in the market data
+        ]
+    )
+    result = rebalance(book, dec, "default", state="NORMAL", risk_aversion=0.0)
+    text = result.explain("AAA").text
+    assert "decision D2 (s2, proposed 90.00%) was rejected before the solve: absurd size" in text
+    assert "it took no part in the run" in text and "sleeve s1:" in text
+    unknown = result.explain("ZZZ")
+    assert unknown.label == "REJECTED" and unknown.frame.empty
+    assert "decision D3 (s1, proposed 1.00%) was rejected before the solve: unknown ticker" in (
+        unknown.text
+    )
+    assert "name: held" not in unknown.text
+    with pytest.raises(UnknownTickerError):
+        result.explain("YYY")
+    url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
+    store_result(result, url)
+    stored = explain(read_stored(url, result.run.run_id, "AAA"), "AAA")
+    assert "decision D2 (s2) was rejected before the solve: absurd size" in stored.text
+    assert list(stored.sleeves["strategy_id"]) == ["s1"]
+    out = tmp_path / "out"
+    _write_outputs(result, out, store=None)
+    shown = runner.invoke(app, ["explain", str(out), "ZZZ"])
+    assert shown.exit_code == 0, shown.output
+    assert "decision D3 (s1, proposed 1.00%) was rejected before the solve" in shown.output
+
+
+def test_causes_pulling_against_each_other_read_as_one_line(demo_run: RebalanceResult) -> None:
+    """Two binding limits that pull a name thousands of times its move each way (a trade
+    limit holding it up, a liquidity cap pulling it down) read as one line, held between
+    them, with their net part of the move; the frame keeps both, exact."""
+    t = demo_run.targets
+    found = []
+    for ticker in t.index[(t["target_weight"] - t["proposed_weight"]).abs() > 1e-6]:
+        e = demo_run.explain(ticker)
+        c = e.frame["contribution"].to_numpy()
+        if np.abs(c).max() > 100 * abs(e.move):
+            found.append(e)
+    assert found  # the sample book has such names (MAT00084: ±1,851 in weight units)
+    for e in found:
+        frame = e.frame
+        assert abs(frame["contribution"].sum() - e.move) <= TOL  # still exact
+        pairs = opposed_pairs(frame["contribution"].to_numpy(), e.move)
+        assert pairs
+        for a, b in pairs:
+            ca, cb = frame["contribution"].iloc[a], frame["contribution"].iloc[b]
+            assert ca * e.move > 0 > cb * e.move and min(abs(ca), abs(cb)) > abs(e.move)
+            a_name, b_name = frame["cause"].iloc[a], frame["cause"].iloc[b]
+            line = next(x for x in e.text.splitlines() if f"held between {a_name} " in x)
+            assert f" and {b_name} " in line and f"(they pull ±{min(abs(ca), abs(cb)):.2%}" in line
+            assert f"net {'took' if (ca + cb) * e.move > 0 else 'pushed back'} " in line
+            assert f"{abs(ca + cb):.2%}" in line
+            # Neither cause has a line of its own with its enormous share.
+            for name in (a_name, b_name):
+                assert not any(x.strip().startswith(f"{name} ") for x in e.text.splitlines())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(-1e4, 1e4, allow_subnormal=False), min_size=0, max_size=8),
+    st.floats(-1.0, 1.0, allow_subnormal=False),
+)
+def test_opposed_pairs_net_only_causes_larger_than_the_move(
+    contributions: list[float], move: float
+) -> None:
+    """Each pair is one cause pushing the way the name moved and one pushing back, each
+    larger than the move; no cause is in two pairs; and netting stops only once the
+    causes (pairs netted) are within three times the move, or no such pair is left."""
+    c = np.array(contributions)
+    pairs = opposed_pairs(c, move)
+    used = [k for pair in pairs for k in pair]
+    assert len(used) == len(set(used))
+    way = np.sign(move) if move != 0 else (np.sign(c[np.argmax(np.abs(c))]) if c.size else 1.0)
+    for a, b in pairs:
+        assert c[a] * way > 0 > c[b] * way
+        assert min(abs(c[a]), abs(c[b])) > abs(move)
+    sizes = np.abs(c)
+    for a, b in pairs:
+        sizes[a], sizes[b] = abs(c[a] + c[b]), 0.0
+    free = np.ones(len(c), dtype=bool)
+    free[used] = False
+    with_, against = sizes[free & (c * way > 0)], sizes[free & (c * way < 0)]
+    more = len(with_) and len(against) and min(with_.max(), against.max()) > max(abs(move), NOISE)
+    assert sizes.sum() <= 3 * abs(move) or not more
+
+
+def test_the_chart_nets_causes_pulling_against_each_other(demo_run: RebalanceResult) -> None:
+    """MAT00084's trade limit and liquidity cap pull ±1,851 each way: one bar, their net,
+    so that the chart's scale is the move's, and the bars still end at the final weight."""
+    e = demo_run.explain("MAT00084")
+    ax = e.plot().axes[0]
+    _totals, causes = (c for c in ax.containers if isinstance(c, BarContainer))
+    labels = [t.get_text() for t in ax.get_xticklabels()][2:-1]
+    assert len(causes) == len(labels) < len(e.frame)
+    assert any(" ↔ " in label for label in labels)
+    heights = np.array([bar.get_height() for bar in causes])
+    assert np.abs(heights).max() < 0.1  # not ±18.5
+    assert e.proposed + heights.sum() == pytest.approx(e.final, abs=TOL)

@@ -502,10 +502,11 @@ def test_a_names_reason_is_written_as_for_every_name_when_taken_from_its_pair(
 
 def _sentence_one_by_one(attribution: Attribution, i: int) -> str:
     """A name's explanation written for that name alone: the reference for
-    :func:`reasons`, which writes them cause by cause."""
-    import math
-
-    shares = np.maximum(attribution.shares[i], 0.0)
+    :func:`reasons`, which writes them cause by cause. Where the main cause and the
+    largest pushing back each exceed the move, and the causes add up to more than three
+    times it, both read as one: held between them."""
+    raw = attribution.shares[i]
+    shares = np.maximum(raw, 0.0)
     if shares.sum() > 0:
         shares = shares / shares.sum()
     d = int(attribution.dominant()[i])
@@ -515,6 +516,22 @@ def _sentence_one_by_one(attribution: Attribution, i: int) -> str:
         for j in order.tolist()
         if shares[j] >= 0.05 and j != d
     ]
+    main = _main_one_by_one(attribution, i, d)
+    back = int(np.argmin(raw))
+    if np.abs(raw).sum() > 3 and raw[back] < -1 and raw[d] > 1:
+        c = attribution.contributions[i]
+        pull = _pct(min(abs(c[d]), abs(c[back])))
+        main = (
+            f"held between {main} and {_main_one_by_one(attribution, i, back)} "
+            f"(they pull ±{pull} of NAV against each other)"
+        )
+    return main + (f" with {', '.join(others)}" if others else "")
+
+
+def _main_one_by_one(attribution: Attribution, i: int, d: int) -> str:
+    """Cause ``d`` of name ``i`` in words, with its group and the value that bound."""
+    import math
+
     cause = attribution.causes[d]
     value = attribution.limit_value.get(cause.name)
     limit = math.nan if value is None else float(value[i])
@@ -522,17 +539,16 @@ def _sentence_one_by_one(attribution: Attribution, i: int) -> str:
     where = attribution.group.get(cause.name)
     at = f" {where[i]}" if where is not None and where[i] is not None else ""
     if cause.value_label and shown:
-        main = f"{cause.description}{at} ({cause.value_label} {shown} of NAV)"
-    else:
-        key = cause.note or cause.name
-        main = f"{cause.description}{at} ({key}" + (f" {shown}" if shown else "") + ")"
-    return main + (f" with {', '.join(others)}" if others else "")
+        return f"{cause.description}{at} ({cause.value_label} {shown} of NAV)"
+    key = cause.note or cause.name
+    return f"{cause.description}{at} ({key}" + (f" {shown}" if shown else "") + ")"
 
 
 def test_causes_pushing_against_each_other_read_as_shares_of_the_push() -> None:
     """A small move left by two limits pushing hard one way and risk aversion the other:
-    as shares of the net move the causes would read 6,000% and 5,000%; the reason gives
-    each its share of what pushed the name the way it moved."""
+    as shares of the net move the causes would read 6,000% and 5,000%; the reason reads
+    the largest two pulling each way as one, held between them, and gives the others
+    their share of what pushed the name the way it moved."""
     from riskopt.optimizer.diff import SCALED_DOWN, reasons
 
     causes = (
@@ -550,9 +566,15 @@ def test_causes_pushing_against_each_other_read_as_shares_of_the_push() -> None:
         np.array([SCALED_DOWN]), attribution, (["1.00%"], ["0.90%"], ["0.00%"]), [True], [0]
     )
     assert text == (
-        "SCALED_DOWN by sector cap Tech (groups.sector.net) with name cap (45% of the push): "
-        "held 0.00% → proposed 1.00% → final 0.90%"
+        "SCALED_DOWN, held between sector cap Tech (groups.sector.net) and risk aversion "
+        "(γ = 2) (they pull ±6.00% of NAV against each other) with name cap (45% of the "
+        "push): held 0.00% → proposed 1.00% → final 0.90%"
     )
+    # Pulling against each other no harder than the name moved: read one by one.
+    mild = np.array([[0.0012, 0.0, -0.0002]])
+    calm = Attribution(causes, mild, mild.sum(axis=1), {}, {"groups.sector.net": ["Tech"]})
+    (text,) = reasons(np.array([SCALED_DOWN]), calm, (["1.00%"], ["0.90%"], ["0.00%"]), [True], [0])
+    assert text.startswith("SCALED_DOWN by sector cap Tech (groups.sector.net):")
 
 
 @given(st.integers(0, 2**32 - 1), st.integers(1, 40))
@@ -594,7 +616,11 @@ def test_reasons_read_as_each_name_written_alone(seed: int, n: int) -> None:
             assert out[k] == f"OK: {move}"
             continue
         lead = label if label != REJECTED else "REJECTED, no trade toward the proposal,"
-        assert out[k] == f"{lead} by {_sentence_one_by_one(attribution, i)}: {move}"
+        said = _sentence_one_by_one(attribution, i)
+        joint = (
+            " by " if not said.startswith("held between") else " " if label == REJECTED else ", "
+        )
+        assert out[k] == f"{lead}{joint}{said}: {move}"
 
 
 def test_each_sleeve_is_explained_by_the_causes_of_its_own_move() -> None:
@@ -627,3 +653,51 @@ def test_each_sleeve_is_explained_by_the_causes_of_its_own_move() -> None:
         assert groups == {sleeve}, (decision, groups)
         assert "; the name as a whole: held 0.00% → final" in actions.loc[decision, "reason"]
     assert "as a whole" not in actions.loc["D3", "reason"]
+
+
+SEVERITY = {"OK": 0, "SCALED_DOWN": 1, "CAPPED": 2, "REJECTED": 3}
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.sampled_from(list(SEVERITY))), min_size=1, max_size=30
+    ),
+    st.lists(st.sampled_from(list(SEVERITY)), min_size=6, max_size=6),
+)
+def test_a_names_label_is_its_most_severe_sleeves_or_its_own(
+    pairs: list[tuple[int, str]], own: list[str]
+) -> None:
+    """REJECTED > CAPPED > SCALED_DOWN > OK: a name never reads milder than any sleeve of
+    it, nor than its own trade; the sleeve named is one that carries that label."""
+    from riskopt.optimizer.tables import name_labels
+
+    pairs = sorted(pairs)
+    pair_ticker = np.array([t for t, _ in pairs])
+    pair_labels = np.array([label for _, label in pairs])
+    labels, worst = name_labels(np.array(own), pair_labels, pair_ticker)
+    for i in range(6):
+        mine = [SEVERITY[label] for t, label in pairs if t == i]
+        assert SEVERITY[labels[i]] == max([SEVERITY[own[i]], *mine])
+        if mine and max(mine) == SEVERITY[labels[i]]:
+            assert pair_ticker[worst[i]] == i and pair_labels[worst[i]] == labels[i]
+
+
+def test_no_name_reads_milder_than_a_sleeve_on_the_sample_book(sample) -> None:  # type: ignore[no-untyped-def]
+    book, dec = sample
+    result = rebalance(book, dec, "default", state="EMERGENCY")
+    targets = result.targets.set_index("ticker")
+    sleeves = result.sleeve_targets
+    worst = sleeves["action_type"].map(SEVERITY).groupby(sleeves["ticker"]).max()
+    name = targets["action_type"].map(SEVERITY).reindex(worst.index)
+    assert (name >= worst).all()
+    # Where every sleeve is milder, the name's own trade leads, and its reason is its own.
+    led = targets.loc[(name > worst).reindex(targets.index, fill_value=False)]
+    assert not led["risk_reasoning_summary"].str.contains(" as its sleeve ").any()
+    by_sleeve = targets["risk_reasoning_summary"].str.contains(" as its sleeve ", regex=False)
+    assert by_sleeve.any()  # the sample has names whose sleeve sets their label
+    for ticker, text in targets.loc[by_sleeve, "risk_reasoning_summary"].items():
+        label, _, rest = text.partition(" as its sleeve ")
+        assert label == targets.loc[ticker, "action_type"]
+        strategy = rest.split(" is;")[0]
+        mine = sleeves[(sleeves["ticker"] == ticker) & (sleeves["strategy_id"] == strategy)]
+        assert list(mine["action_type"]) == [label]

@@ -377,3 +377,22 @@ def test_closing_a_name_held_by_two_sleeves_closes_both() -> None:
     assert sleeves.loc[("s1", "B"), "target_position"] == 0
     assert sleeves.loc[("s2", "B"), "target_position"] == 0
     assert "minimum.holding: closed" in result.targets.loc["B", "risk_reasoning_summary"]
+
+
+def test_an_unreachable_max_names_says_how_many_could_not_close_and_why() -> None:
+    """C, D and E trade so little a day that they cannot close; max_names = 2 cannot be
+    reached, so every name that can close does (A and B, though both were proposed to
+    grow), and the alert counts those left and says why."""
+    book = hand_book(
+        {"A": 10, "B": 20, "C": 30, "D": 40, "E": 50},
+        {("s", t): 0.02 for t in "ABCDE"},
+        adv_shares={"A": 1e9, "B": 1e9, "C": 100, "D": 100, "E": 100},
+    )
+    dec = decisions([(str(k), "s", t, 0.03) for k, t in enumerate("ABCDE")])
+    result = rebalance(book, dec, _with(max_names=2), risk_aversion=0.0, state="NORMAL")
+    t = result.targets
+    assert set(t.index[t["target_position"] == 0]) == {"A", "B"}
+    (alert,) = [a for a in result.run.alerts if a.startswith("minimum.max_names")]
+    assert "3 names held, 1 above the 2 allowed, and none of the 3 could close" in alert
+    assert "3 held by their hard limits (a trade limit, a state's rules) (C, D, E)" in alert
+    assert "the 2 that could were closed" in alert and "high-conviction" in alert

@@ -264,3 +264,22 @@ def test_compare_refuses_a_book_that_cannot_be_loaded(sample, tmp_path: Path) ->
     _, dec = sample
     with pytest.raises(BookLoadError, match="book directory not found"):
         research.compare(tmp_path / "none", dec, {"default": "default"})
+
+
+def test_sweep_and_frontier_say_where_their_gamma_came_from(sample) -> None:  # type: ignore[no-untyped-def]
+    """A limit sweep holds γ = 1 unless told otherwise, and says so per row; a given γ, the
+    debate's and a γ sweep each read differently, and the γ column is the one run."""
+    book, dec = sample
+    default = research.sweep(book, dec, "default", "gross", [1.0, 1.5], state="NORMAL")
+    assert set(default["gamma_source"]) == {"default (risk_aversion=1)"}
+    assert (default["gamma"] == 1.0).all()
+    given = research.frontier(
+        book, dec, "default", "volatility", [0.05], state="NORMAL", risk_aversion=0.25
+    )
+    assert list(given["gamma_source"]) == ["given"] and list(given["gamma"]) == [0.25]
+    own = research.sweep(book, dec, "default", "gross", [1.0], state="NORMAL", risk_aversion=None)
+    cs = ConstraintSet.load("default").replace(**{"exposure.gross.max": 1.0})
+    debate = rebalance(book, dec, cs, state="NORMAL").run.gamma
+    assert list(own["gamma_source"]) == ["own debate"] and own["gamma"].iloc[0] == debate != 1.0
+    swept = research.sweep(book, dec, "default", "gamma", [0.5], state="NORMAL")
+    assert list(swept["gamma_source"]) == ["swept"]

@@ -324,6 +324,11 @@ def test_an_unloadable_book_gives_a_degraded_run(tmp_path: Path) -> None:
     with sa.create_engine(url).connect() as conn:
         assert conn.execute(sa.text("select status from risk_runs")).scalar_one() == "DEGRADED"
         assert conn.execute(sa.text("select count(*) from risk_actions")).scalar_one() == 2
+        # No book, no date: the run says so rather than taking the day it ran.
+        assert conn.execute(sa.text("select as_of from risk_runs")).scalar_one() is None
+    assert result.run.as_of is None and result.run.to_dict()["as_of"] is None
+    assert "as_of unknown" in " ".join(result.run.warnings)
+    assert "as of unknown" in result.summary()
 
 
 def test_a_book_with_non_positive_nav_is_degraded(tmp_path: Path) -> None:
