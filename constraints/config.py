@@ -230,7 +230,9 @@ SOLVERS: tuple[str, ...] = get_args(SolverName)
 class SolverConfig(Section):
     """Solvers tried in order; the de-risk-only fallback follows the last.
     ``CLARABEL_CVXPY`` is Clarabel on cvxpy's compile of the program (benchmarks/README.md,
-    "Solver chain", has what each member rescues)."""
+    "Solver chain", has what each member rescues). ``STRUCTURED`` is the gate's own
+    structured interior-point solver (opt-in; README, "The structured solver"): put it
+    before ``CLARABEL``, which takes what it cannot."""
 
     chain: list[SolverName] = Field(["CLARABEL", "CLARABEL_CVXPY", "SCS"], min_length=1)
     max_iters: int = Field(500, ge=10, le=10_000)
