@@ -28,6 +28,19 @@ class PositionConfig(Section):
             raise ValueError(f"overrides must be >= 0: {', '.join(bad)}")
         return self
 
+    @model_validator(mode="after")
+    def _fractions_of_nav(self) -> PositionConfig:
+        """A per-name cap above 100% of NAV is a cap given in percent (``5`` for 5%),
+        which would leave every name uncapped: refused, never guessed."""
+        big = [f"max_weight = {self.max_weight:g}"] if (self.max_weight or 0) > 1 else []
+        big += [f"overrides.{k} = {v:g}" for k, v in self.overrides.items() if v > 1]
+        if big:
+            raise ValueError(
+                f"{', '.join(big)} is above 100% of NAV: weights are fractions of NAV "
+                "(0.05 for 5%), not percent"
+            )
+        return self
+
 
 def name_caps(cs: ConstraintSet, data: ProgramData) -> np.ndarray:
     """Each name's cap under the set's position section: its override, else

@@ -93,3 +93,14 @@ def test_a_set_cannot_switch_a_limit_off_or_the_solver_out(
 ) -> None:
     with pytest.raises(ConfigError, match=words):
         ConstraintSet.from_dict({"name": value} | section)
+
+
+@pytest.mark.parametrize(
+    "position", [{"max_weight": 5}, {"max_weight": 0.05, "overrides": {"AAA": 10}}]
+)
+def test_a_per_name_cap_in_percent_is_refused_not_guessed(position: dict) -> None:  # type: ignore[type-arg]
+    """``max_weight = 5`` meant 5%: taken as 500% of NAV it would leave every name
+    uncapped; the set is refused with the unit named."""
+    with pytest.raises(ConfigError, match="fractions of NAV"):
+        ConstraintSet.from_dict({"name": "pct", "position": position})
+    assert ConstraintSet.from_dict({"name": "ok", "position": {"max_weight": 1.0}})

