@@ -331,13 +331,16 @@ class _Terms:
         trade (the impact's slope is zero there)."""
         trade = h - self.data.h0
         kinked = np.abs(trade) <= KINK_EPS
-        slope = kappa * np.sign(trade)
+        # At a kink the room is the slope's size at the solved trade, impact included: a
+        # trade within KINK_EPS of zero still has an impact slope 1.5 λ √|t| that on an
+        # illiquid name outweighs κ, and left out it was blamed on the solver.
+        size = kappa.copy()
         if impact is not None:
-            slope = slope + IMPACT_POWER * impact * np.sqrt(np.abs(trade)) * np.sign(trade)
+            size = size + IMPACT_POWER * impact * np.sqrt(np.abs(trade))
         self.add(
             Cause(COSTS, "trading cost", "portfolio"),
-            np.where(kinked, 0.0, slope),
-            np.where(kinked, kappa, 0.0),
+            np.where(kinked, 0.0, size * np.sign(trade)),
+            np.where(kinked, size, 0.0),
         )
 
     def add_cost_budget(
@@ -354,7 +357,9 @@ class _Terms:
         A, rows, push, weight, _ = _limit_weights(limit.A, lam, True)
         kink = np.abs(x) <= KINK_EPS
         force = np.where(kink, 0.0, weight * limit.slope(x))
-        cap = np.where(kink, weight * limit.linear, 0.0)
+        # the room at a kink is the slope's size at the solved trade, impact included
+        size = limit.linear + IMPACT_POWER * limit.impact * np.sqrt(np.abs(x))
+        cap = np.where(kink, weight * size, 0.0)
         pair = pair_cap = None
         if reads_pairs(limit.on):
             pair, pair_cap = force, cap
