@@ -165,6 +165,8 @@ def diff_tables(
     pair_reasons, ticker_labels, ticker_texts = _explained(
         prepared.data, labelled, attribution, lots
     )
+    if h_solved is not None:
+        notes = _joined(lot_repair_notes(prepared.data, lots.h, h_solved), notes or {})
     if notes:
         pair_reasons, ticker_texts = _with_notes(prepared.data, notes, pair_reasons, ticker_texts)
     return {
@@ -255,6 +257,34 @@ def name_labels(
     worst = np.zeros(len(own), dtype=np.intp)
     worst[pair_ticker[first]] = first
     return np.asarray(LABEL_ORDER)[worst_rank], worst
+
+
+def lot_repair_notes(
+    data: ProgramData, h_final: np.ndarray, h_solved: np.ndarray
+) -> dict[int, str]:
+    """Per name that rounding moved a whole lot or more past its solved size, a sentence
+    saying so: rounding alone moves a name by less than a lot, so such a move is the
+    repair that brings a row of the book or a group (gross, net) back after rounding,
+    and it is an order the solve did not make (a name the solve held, traded)."""
+    lot_w = data.lot_size * data.price / data.nav
+    moved = (h_final - h_solved) / lot_w
+    notes = {}
+    for i in np.flatnonzero(np.abs(moved) >= 1.0 - 1e-6).tolist():
+        k = round(float(abs(moved[i])))
+        toward = "toward zero" if abs(h_final[i]) < abs(h_solved[i]) else "back toward held"
+        notes[i] = (
+            f"after rounding, {k} lot{'s' if k != 1 else ''} {toward} past the solve "
+            "to bring a limit of the book or a group back to where the solve left it"
+        )
+    return notes
+
+
+def _joined(first: Mapping[int, str], second: Mapping[int, str]) -> dict[int, str]:
+    """Notes of both, a name in both with its two sentences in turn."""
+    out = dict(first)
+    for i, note in second.items():
+        out[i] = f"{out[i]}; {note}" if i in out else note
+    return out
 
 
 def _with_notes(

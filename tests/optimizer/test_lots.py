@@ -253,3 +253,21 @@ def test_lots_never_breach_a_tier_one_row_the_solve_met(
     low = np.minimum(np.minimum(solved, now), 0.0) - lot_weight
     high = np.maximum(np.maximum(solved, now), 0.0) + lot_weight
     assert ((final >= low - tolerance) & (final <= high + tolerance)).all()
+
+
+def test_a_name_the_lot_repair_moves_says_so_and_no_other_does() -> None:
+    """The EMERGENCY sample's gross cap is repaired after rounding by stepping names a
+    lot toward zero, some of which the solve held: each such name's reason, and only
+    such a name's, says rounding moved it past the solve and why."""
+    from riskopt.data import SAMPLES
+    from riskopt.data.loaders import load_book
+
+    book = load_book(SAMPLES / "book")
+    result = rebalance(book, SAMPLES / "decisions.csv", "default", state="EMERGENCY")
+    targets = result.targets.dropna(subset=["solved_weight"]).set_index("ticker")
+    market = book.market.loc[targets.index]
+    lot_w = market["lot_size"] * market["price"] / book.nav
+    moved = (targets["target_weight"] - targets["solved_weight"]).abs() / lot_w
+    noted = targets["risk_reasoning_summary"].str.contains("past the solve")
+    assert noted.sum() > 0, "the sample's repair moves names"
+    assert (noted == (moved >= 1.0 - 1e-6)).all()
