@@ -247,6 +247,38 @@ class SolverConfig(Section):
             return [name.upper() if isinstance(name, str) else name for name in chain]
         return chain
 
+    @field_validator("chain")
+    @classmethod
+    def _one_runs(cls, chain: list[str]) -> list[str]:
+        """A chain none of whose solvers is installed would end every run in the
+        de-risk fallback: refused when the set is read."""
+        problem = unrunnable_chain(chain)
+        if problem:
+            raise ValueError(problem)
+        return chain
+
+
+DIRECT_SOLVERS = ("CLARABEL", "STRUCTURED")
+"""Solvers the gate runs itself (always installed); the rest run through cvxpy."""
+
+
+def unrunnable_chain(chain: list[Any]) -> str | None:
+    """Why no solver of ``chain`` can run (none installed), or ``None``. cvxpy is asked
+    only for a chain with no solver the gate runs itself."""
+    names = [s for s in chain if isinstance(s, str)]
+    if len(names) < len(chain) or any(s in DIRECT_SOLVERS for s in names):
+        return None  # a solver instance, or one the gate runs itself
+    import cvxpy as cp
+
+    installed = set(cp.installed_solvers())
+    through = {"CLARABEL_CVXPY": "CLARABEL"}
+    if any(through.get(s, s) in installed for s in names):
+        return None
+    return (
+        f"none of the solvers {', '.join(names)} is installed, so every run would end in "
+        "the de-risk fallback: install one, or put CLARABEL in the chain"
+    )
+
 
 class PolicyBase(Section):
     """One risk policy: every limit of the gate, with its tier (the sections of no

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from riskopt.constraints.base import Limit, ProgramData
-from riskopt.constraints.config import SOLVERS
+from riskopt.constraints.config import DIRECT_SOLVERS as DIRECT
+from riskopt.constraints.config import SOLVERS, unrunnable_chain
 from riskopt.data.errors import ValidationError
 from riskopt.optimizer.assemble import Assembled, Box
 from riskopt.optimizer.program import (
@@ -28,8 +29,6 @@ from riskopt.optimizer.program import OPTIMAL as SOLVER_OPTIMAL
 
 log = logging.getLogger("riskopt")
 
-DIRECT = ("CLARABEL", "STRUCTURED")
-"""Solvers the gate runs on its own assembly (not through cvxpy)."""
 VIA_CVXPY = {"CLARABEL_CVXPY": ("CLARABEL", "cvxpy")}
 """Chain names that run a solver on cvxpy's compile of the program: Clarabel there
 rescues books whose direct solve ends inaccurate (benchmarks/README.md, "Solver chain")."""
@@ -111,6 +110,8 @@ def check_solvers(solvers: list[str | Any] | None) -> list[str | Any] | None:
         for s in named
         if (s not in SOLVERS if isinstance(s, str) else not callable(getattr(s, "name", None)))
     ]
+    if not unknown and (problem := unrunnable_chain(named)):
+        raise ValidationError("solvers", [problem])
     if unknown:
         raise ValidationError(
             "solvers",

@@ -104,3 +104,21 @@ def test_a_per_name_cap_in_percent_is_refused_not_guessed(position: dict) -> Non
     with pytest.raises(ConfigError, match="fractions of NAV"):
         ConstraintSet.from_dict({"name": "pct", "position": position})
     assert ConstraintSet.from_dict({"name": "ok", "position": {"max_weight": 1.0}})
+
+
+def test_a_chain_of_which_no_solver_is_installed_is_refused() -> None:
+    """``chain = ["PIQP"]`` without PIQP installed would end every run in the de-risk
+    fallback; it is refused when the set is read, and the same chain as ``solvers=``."""
+    import cvxpy as cp
+
+    from riskopt.data.errors import ValidationError
+    from riskopt.optimizer.solve import check_solvers
+
+    missing = [s for s in ("PIQP", "ECOS") if s not in cp.installed_solvers()]
+    if not missing:
+        pytest.skip("every optional solver is installed here")
+    with pytest.raises(ConfigError, match="is installed"):
+        ConstraintSet.from_dict({"name": "x", "solver": {"chain": missing}})
+    with pytest.raises(ValidationError, match="is installed"):
+        check_solvers(missing)
+    assert check_solvers([*missing, "clarabel"]) == [*missing, "CLARABEL"]
