@@ -106,19 +106,9 @@ def test_the_multipliers_certify_the_optimum_on_the_raw_program(seed: int) -> No
     multipliers meet stationarity, complementarity and their cones' signs. A name's box
     and its sleeves' boxes can share one multiplier in many ways on a degenerate book
     (seed 3), so this, not equality with Clarabel's, is what holds there."""
-    from riskopt.constraints import FAMILIES
-    from riskopt.optimizer.inputs import prepare
-    from riskopt.optimizer.program import GateProgram, Structure
     from riskopt.optimizer.structured import StructuredKkt
 
-    universe = make_universe(120, 4, seed, years=0.5)
-    cs = ConstraintSet.load("default")
-    data = prepare(universe.book, universe.decisions, cs).data
-    limits = [limit for family in FAMILIES for limit in family.limits(cs, data)]
-    program = GateProgram(Structure.of(data, limits, costs=True))
-    _set_values(program, data, limits, cs)
-    assert program.values is not None
-    a = ClarabelProgram(program.structure).assemble(program.values)
+    a = _assembled(120, 4, seed)
     zero, nonneg, soc = a.cones
     problem = ipm.Problem.of(a.P, a.q, a.A, a.b, ipm.Cones(zero, nonneg, (soc,)))
     answer = ipm.solve(problem, StructuredKkt(problem))
@@ -267,18 +257,23 @@ _PROBLEM: list[ipm.Problem] = []
 def _small_problem() -> ipm.Problem:
     """A 40-name book's program with every default family on (built once)."""
     if not _PROBLEM:
-        from riskopt.constraints import FAMILIES
-        from riskopt.optimizer.inputs import prepare
-        from riskopt.optimizer.program import GateProgram, Structure
-
-        universe = make_universe(40, 3, 11, years=0.5)
-        cs = ConstraintSet.load("default")
-        data = prepare(universe.book, universe.decisions, cs).data
-        limits = [limit for family in FAMILIES for limit in family.limits(cs, data)]
-        program = GateProgram(Structure.of(data, limits, costs=True))
-        _set_values(program, data, limits, cs)
-        assert program.values is not None
-        a = ClarabelProgram(program.structure).assemble(program.values)
+        a = _assembled(40, 3, 11)
         zero, nonneg, soc = a.cones
         _PROBLEM.append(ipm.Problem.of(a.P, a.q, a.A, a.b, ipm.Cones(zero, nonneg, (soc,))))
     return _PROBLEM[0]
+
+
+def _assembled(n: int, k: int, seed: int) -> Any:
+    """Clarabel's assembly of a generated book's program, every default family on."""
+    from riskopt.constraints import FAMILIES
+    from riskopt.optimizer.inputs import prepare
+    from riskopt.optimizer.program import GateProgram, Structure
+
+    universe = make_universe(n, k, seed, years=0.5)
+    cs = ConstraintSet.load("default")
+    data = prepare(universe.book, universe.decisions, cs).data
+    limits = [limit for family in FAMILIES for limit in family.limits(cs, data)]
+    program = GateProgram(Structure.of(data, limits, costs=True))
+    _set_values(program, data, limits, cs)
+    assert program.values is not None
+    return ClarabelProgram(program.structure).assemble(program.values)
