@@ -117,8 +117,6 @@ class _Unknowns:
     total: int
     gstart: np.ndarray
     """Where each group's unknowns start (and, last, ``n_local``)."""
-    sign: np.ndarray
-    """Per group unknown, its pivot's sign: + for a column, − for a row."""
 
 
 def _group_of_rows(rows: sp.csr_matrix, which: np.ndarray, group: np.ndarray) -> np.ndarray:
@@ -161,8 +159,7 @@ def _unknowns(pr: Problem, roles: _Roles) -> _Unknowns:
         raise Unstructured(f"{nxt - n_local} coupling unknowns (at most {COUPLING_CAP})")
     ordered = item_group[order]
     gstart = np.concatenate([[0], np.flatnonzero(np.diff(ordered)) + 1, [n_local]])
-    sign = np.where(order < len(cols), 1.0, -1.0)
-    return _Unknowns(col, eq, aug, soc, n_local, nxt, gstart.astype(np.int64), sign)
+    return _Unknowns(col, eq, aug, soc, n_local, nxt, gstart.astype(np.int64))
 
 
 def _both(r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -272,8 +269,8 @@ class StructuredKkt:
         """The groups' inverses and the Schur complement's LU for this scaling."""
         self._scaling = scaling
         self._soc_scaling = scaling.soc
-        self._omega = omega = self._weights(scaling)
-        self._corr = corr = self._corrections(scaling)
+        omega = self._weights(scaling)
+        corr = self._corrections(scaling)
         dynamic = [-1.0 / omega - DELTA]
         for gu, gv, eta2, beta in corr:
             dynamic += [gu, gu, gv, gv, np.array([0.0, eta2 / 2, eta2 / 2, eta2 * beta])]
