@@ -346,19 +346,22 @@ class StructuredKkt:
     def solve(
         self, rx: np.ndarray, ry: np.ndarray, rz: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The regularized solve, refined against the exact system."""
+        """The regularized solve, refined against the exact system; the most accurate of the
+        refined solutions is returned (a step that made it worse is dropped)."""
         dx, dy, dz = self._solve_once(rx, ry, rz)
         target = REFINE_TOLERANCE * (
             1.0 + max(np.abs(rx).max(), np.abs(ry).max(initial=0.0), np.abs(rz).max())
         )
-        last = np.inf
+        best, last = (dx, dy, dz), np.inf
         for _ in range(REFINE):
             ax, ay, az = self._apply(dx, dy, dz)
             ex, ey, ez = rx - ax, ry - ay, rz - az
             error = max(np.abs(ex).max(), np.abs(ey).max(initial=0.0), np.abs(ez).max())
-            if error <= target or error >= last:
+            if error >= last:
+                break  # a refinement step that made it worse is not taken
+            best, last = (dx, dy, dz), error
+            if error <= target:
                 break
-            last = error
             ex, ey, ez = self._solve_once(ex, ey, ez)
             dx, dy, dz = dx + ex, dy + ey, dz + ez
-        return dx, dy, dz
+        return best
