@@ -63,12 +63,15 @@ def test_emergency_run_is_unchanged(sample: tuple[Book, pd.DataFrame]) -> None:
     targets = rebalance(book, decisions, state="EMERGENCY").targets
     expected = pd.read_csv(EXPECTED)
     assert targets["ticker"].tolist() == expected["ticker"].tolist()
+    # Weights to 1e-8 of NAV: the solve stops at a 1e-11 gap, and another CPU's
+    # floating-point kernels move a weight the solve leaves near zero by a few 1e-9
+    # (measured: 4e-9 on an AMD EPYC against the Xeon that wrote the file).
     for column in ("target_weight", "solved_weight"):
         np.testing.assert_allclose(
             targets[column].to_numpy(dtype=float),
             expected[column].to_numpy(dtype=float),
             rtol=0,
-            atol=1e-12,
+            atol=1e-8,
         )
     assert (targets["target_position"].to_numpy() == expected["target_position"].to_numpy()).all()
     assert targets["action_type"].tolist() == expected["action_type"].tolist()
