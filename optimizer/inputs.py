@@ -60,7 +60,8 @@ def triage_decisions(decisions: DecisionsInput, book: Book, cs: ConstraintSet) -
     mark(d["strategy_id"].isna().to_numpy(), "missing strategy_id")
     mark(ticker.isna().to_numpy(), "missing ticker")
     for col in ("decision_id", "strategy_id", "ticker"):
-        as_text = d[col].astype("string")  # an empty table's column may be numeric
+        # An empty table's column may be numeric; a text column is searched as it is.
+        as_text = d[col] if d[col].dtype == "str" else d[col].astype("string")
         has_nul = as_text.str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool)
         mark(has_nul, f"{col} contains a NUL byte, which the runtime database cannot store")
     mark(~known, "unknown ticker: not in the market data")

@@ -246,9 +246,7 @@ def name_labels(
     Its own trade counts too: a name whose sleeves' moves net out against its proposal
     (one sleeve scaled down, another followed) made no trade toward what was proposed
     for it, and is REJECTED although no sleeve is."""
-    order = pd.Index(LABEL_ORDER)  # OK < SCALED_DOWN < CAPPED < REJECTED
-    own_rank = order.get_indexer(pd.Index(own, dtype=object))
-    pair_rank = order.get_indexer(pd.Index(pair_labels, dtype=object))
+    own_rank, pair_rank = _label_rank(own), _label_rank(pair_labels)
     worst_rank = own_rank.copy()
     np.maximum.at(worst_rank, pair_ticker, pair_rank)
     # The first pair of each name, most severe first.
@@ -257,6 +255,16 @@ def name_labels(
     worst = np.zeros(len(own), dtype=np.intp)
     worst[pair_ticker[first]] = first
     return np.asarray(LABEL_ORDER)[worst_rank], worst
+
+
+def _label_rank(labels: np.ndarray) -> np.ndarray:
+    """Each label's place in :data:`LABEL_ORDER` (OK < SCALED_DOWN < CAPPED < REJECTED;
+    -1 for any other text), one comparison per label rather than a hash per row."""
+    labels = np.asarray(labels)
+    rank = np.full(len(labels), -1, dtype=np.intp)
+    for k, label in enumerate(LABEL_ORDER):
+        rank[labels == label] = k
+    return rank
 
 
 def lot_repair_notes(
