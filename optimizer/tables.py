@@ -198,10 +198,9 @@ def _explained(
     )
     sentences: dict[int, str] = {}  # each name explained once, for its pairs and itself
     shared = np.bincount(pt, minlength=data.n)[pt] > 1
-    whole = [
-        f"; the name as a whole: held {c_text[i]} → final {f_text[i]}" if many else ""
-        for i, many in zip(pt.tolist(), shared.tolist(), strict=True)
-    ]
+    whole = [""] * len(pt)
+    for k, i in zip(np.flatnonzero(shared).tolist(), pt[shared].tolist(), strict=True):
+        whole[k] = f"; the name as a whole: held {c_text[i]} → final {f_text[i]}"
     # Each sleeve by the causes of its own move where they were made (a sleeve alone on
     # its name has its name's), else by its name's.
     own = attribution.for_pairs(pt)
