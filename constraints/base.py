@@ -19,6 +19,7 @@ numeric residual of any weight vector, and the subgradient used for KKT attribut
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -95,6 +96,19 @@ class ProgramData:
     def h_tilde(self) -> np.ndarray:
         """Proposed ticker weights."""
         return np.asarray(self.M @ self.w_tilde)
+
+    @functools.cached_property
+    def strategy_codes(self) -> tuple[list[str], np.ndarray]:
+        """The book's strategies as text, sorted, and each pair's index into them: what a
+        family over sleeves reads, found once per program rather than once per family."""
+        codes, names = pd.factorize(self.pair_strategy.astype(str), sort=True)
+        return [str(name) for name in names], codes
+
+    def strategy_mask(self, named: Collection[str]) -> np.ndarray:
+        """Which pairs belong to a strategy in ``named`` (a mask over the pairs)."""
+        names, codes = self.strategy_codes
+        wanted = set(named)
+        return np.array([name in wanted for name in names], dtype=bool)[codes]
 
     @property
     def lot_weight(self) -> np.ndarray:
