@@ -98,6 +98,11 @@ class ProgramData:
         return np.asarray(self.M @ self.w_tilde)
 
     @functools.cached_property
+    def ticker_index(self) -> pd.Index:
+        """The program's names as text, one Index for every lookup by name."""
+        return pd.Index(self.tickers.astype(str))
+
+    @functools.cached_property
     def strategy_codes(self) -> tuple[list[str], np.ndarray]:
         """The book's strategies as text, sorted, and each pair's index into them: what a
         family over sleeves reads, found once per program rather than once per family."""
@@ -120,7 +125,7 @@ class ProgramData:
         name) for the others: one lookup for all names, as floats."""
         out = np.array(np.broadcast_to(np.asarray(default, dtype=float), (self.n,)))
         if values:
-            at = pd.Index(list(values)).get_indexer(pd.Index(self.tickers.astype(str)))
+            at = pd.Index(list(values)).get_indexer(self.ticker_index)
             given = np.array(list(values.values()), dtype=float)
             out[at >= 0] = given[at[at >= 0]]
         return out
@@ -135,7 +140,7 @@ class ProgramData:
 
     def named(self, names: Collection[str]) -> np.ndarray:
         """Which names are in ``names`` (a mask over the program's names)."""
-        return np.asarray(pd.Index(self.tickers.astype(str)).isin(list(names)))
+        return np.asarray(self.ticker_index.isin(list(names)))
 
 
 @dataclass(frozen=True)
