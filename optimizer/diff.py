@@ -838,6 +838,23 @@ def json_numbers(values: list[float]) -> list[str]:
     return json.dumps(values)[1:-1].split(", ")
 
 
+def json_numbers_like(values: np.ndarray, *like: tuple[np.ndarray, list[str]]) -> list[str]:
+    """:func:`json_numbers` of ``values``, taking the text of a number already written
+    where it is the same to the bit: each of ``like`` is ``(numbers, texts)`` aligned with
+    ``values`` (a pair without a decision proposes its current weight)."""
+    values = np.ascontiguousarray(values, dtype=float)
+    out = np.empty(len(values), dtype=object)
+    todo = np.ones(len(values), dtype=bool)
+    for seen, texts in like:
+        same = todo & (
+            values.view(np.int64) == np.ascontiguousarray(seen, dtype=float).view(np.int64)
+        )
+        out[same] = np.asarray(texts, dtype=object)[same]
+        todo &= ~same
+    out[todo] = json_numbers(values[todo].tolist())
+    return out.tolist()  # type: ignore[no-any-return]
+
+
 def execution_priority(
     tickers: np.ndarray,
     current_shares: np.ndarray,

@@ -21,6 +21,7 @@ from riskopt.optimizer.diff import (
     details_json,
     execution_priority,
     json_numbers,
+    json_numbers_like,
     label_trades,
     percent_texts,
     reasons,
@@ -564,6 +565,13 @@ def _pair_actions(
     confidence = np.full(len(pairs), "null", dtype=object)  # no decision: JSON null
     confidence[decided] = json_numbers(data.confidence[pairs][decided].tolist())
     cost = ', "cost_weight": true' if costs else ""
+    current_text = json_numbers(current)
+    proposed_text = json_numbers_like(data.w_tilde[pairs], (data.w0[pairs], current_text))
+    final_text = json_numbers_like(
+        w_final[pairs],
+        (data.w_tilde[pairs], proposed_text),
+        (data.w0[pairs], current_text),
+    )
     details = [
         f'{{"attribution": {"[]" if lab == OK else explained[j]}, "confidence": '
         f"{conf}{cost}, "
@@ -573,9 +581,9 @@ def _pair_actions(
             pairs.tolist(),
             label,
             confidence.tolist(),
-            json_numbers(current),
-            json_numbers(final),
-            json_numbers(proposed),
+            current_text,
+            final_text,
+            proposed_text,
             reason,
             strict=True,
         )
