@@ -789,8 +789,11 @@ def attribution_json(
         if value is not None:
             values = np.asarray(value, dtype=float)[name[at]]
             finite = np.isfinite(values)
-            texts = json_numbers(values[finite].tolist())
-            limit[at[finite]] = np.array([f', "limit": {t}' for t in texts], dtype=object)
+            # A limit is one number for many names: each distinct one (to the bit) once.
+            bits, where_in = np.unique(values[finite].view(np.int64), return_inverse=True)
+            texts = json_numbers(bits.view(np.float64).tolist())
+            quoted_limits = np.array([f', "limit": {t}' for t in texts], dtype=object)
+            limit[at[finite]] = quoted_limits[where_in]
     entries = [  # one f-string per entry: seven +s would build six strings on the way
         f"{head[j]}{c}{describe[j]}{g}{lim}{scope[j]}{sh}{tail[j]}"
         for j, c, g, lim, sh in zip(
