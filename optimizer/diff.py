@@ -855,7 +855,7 @@ def json_numbers_like(values: np.ndarray, *like: tuple[np.ndarray, list[str]]) -
         out[same] = np.asarray(texts, dtype=object)[same]
         todo &= ~same
     out[todo] = json_numbers(values[todo].tolist())
-    return out.tolist()  # type: ignore[no-any-return]
+    return out.tolist()
 
 
 def execution_priority(
