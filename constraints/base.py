@@ -19,6 +19,7 @@ numeric residual of any weight vector, and the subgradient used for KKT attribut
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -96,6 +97,24 @@ class ProgramData:
         """Proposed ticker weights."""
         return np.asarray(self.M @ self.w_tilde)
 
+    @functools.cached_property
+    def ticker_index(self) -> pd.Index:
+        """The program's names as text, one Index for every lookup by name."""
+        return pd.Index(self.tickers.astype(str))
+
+    @functools.cached_property
+    def strategy_codes(self) -> tuple[list[str], np.ndarray]:
+        """The book's strategies as text, sorted, and each pair's index into them: what a
+        family over sleeves reads, found once per program rather than once per family."""
+        codes, names = pd.factorize(self.pair_strategy.astype(str), sort=True)
+        return [str(name) for name in names], codes
+
+    def strategy_mask(self, named: Collection[str]) -> np.ndarray:
+        """Which pairs belong to a strategy in ``named`` (a mask over the pairs)."""
+        names, codes = self.strategy_codes
+        wanted = set(named)
+        return np.array([name in wanted for name in names], dtype=bool)[codes]
+
     @property
     def lot_weight(self) -> np.ndarray:
         """Weight of one lot of each name."""
@@ -106,7 +125,7 @@ class ProgramData:
         name) for the others: one lookup for all names, as floats."""
         out = np.array(np.broadcast_to(np.asarray(default, dtype=float), (self.n,)))
         if values:
-            at = pd.Index(list(values)).get_indexer(pd.Index(self.tickers.astype(str)))
+            at = pd.Index(list(values)).get_indexer(self.ticker_index)
             given = np.array(list(values.values()), dtype=float)
             out[at >= 0] = given[at[at >= 0]]
         return out
@@ -121,7 +140,7 @@ class ProgramData:
 
     def named(self, names: Collection[str]) -> np.ndarray:
         """Which names are in ``names`` (a mask over the program's names)."""
-        return np.asarray(pd.Index(self.tickers.astype(str)).isin(list(names)))
+        return np.asarray(self.ticker_index.isin(list(names)))
 
 
 @dataclass(frozen=True)

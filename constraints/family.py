@@ -72,9 +72,12 @@ def not_in_book(key: str, names: Any, known: set[str], what: str) -> list[str]:
 def strategy_rows(data: ProgramData, named: Any) -> tuple[list[str], sp.csr_matrix]:
     """The strategies of ``named`` the book has, sorted, and a row per strategy summing
     its own pairs (``len × P``)."""
-    strategy = data.pair_strategy.astype(str)
-    present = sorted(set(strategy) & set(named))
-    row = pd.Index(present).get_indexer(strategy)
+    names, codes = data.strategy_codes
+    wanted = set(named)
+    present = [name for name in names if name in wanted]  # sorted, as ``names`` are
+    position = np.full(len(names) + 1, -1)
+    position[[k for k, name in enumerate(names) if name in wanted]] = np.arange(len(present))
+    row = position[codes]
     pairs = np.flatnonzero(row >= 0)
     a = sp.csr_matrix((np.ones(len(pairs)), (row[pairs], pairs)), shape=(len(present), data.p))
     return present, a

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from riskopt.constraints.base import Limit, LinearLimit, ProgramData
 from riskopt.constraints.drawdown import risk_budget_multiplier
-from riskopt.constraints.family import Family, Section, Tier, scale
+from riskopt.constraints.family import Family, Section, Tier, scale, strategy_rows
 
 if TYPE_CHECKING:
     from riskopt.constraints.config import ConstraintSet, StateSOP
@@ -44,15 +44,10 @@ class SleeveBudgets(Family):
         return self.section, Field(default_factory=dict)
 
     def limits(self, cs: ConstraintSet, data: ProgramData) -> list[Limit]:
-        present = sorted(set(map(str, data.pair_strategy)) & set(cs.strategies))
+        present, a_all = strategy_rows(data, cs.strategies)
         if not present:
             return []
         index = {s: k for k, s in enumerate(present)}
-        rows = np.array([index.get(str(s), -1) for s in data.pair_strategy])
-        cols = np.flatnonzero(rows >= 0)
-        a_all = sp.csr_matrix(
-            (np.ones(len(cols)), (rows[cols], cols)), shape=(len(present), data.p)
-        )
         out: list[Limit] = []
         for key, attr, transform, sense in (
             ("gross", "max_gross", "abs", "max"),

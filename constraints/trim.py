@@ -27,10 +27,9 @@ def trimmed_strategies(cs: ConstraintSet, data: ProgramData) -> np.ndarray:
     """Which pairs the hull applies to: the book's switch, then each strategy's own."""
     exempt = [s for s, b in cs.strategies.items() if b.only_trim is False]
     forced = [s for s, b in cs.strategies.items() if b.only_trim is True]
-    strategy = data.pair_strategy.astype(str)
     on = np.full(data.p, bool(cs.trading.only_trim))
-    on[np.isin(strategy, exempt)] = False
-    on[np.isin(strategy, forced)] = True
+    on[data.strategy_mask(exempt)] = False
+    on[data.strategy_mask(forced)] = True
     return on
 
 

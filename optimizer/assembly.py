@@ -72,11 +72,10 @@ class _Rows:
                 self.cols.append(local_cols + col)
                 self.vals.append(vals)
             else:
-                diag = np.broadcast_to(np.asarray(coef, dtype=float), (r,))
-                idx = np.arange(r)
-                self.rows.append(idx + self.m)
-                self.cols.append(idx + col)
-                self.vals.append(np.array(diag))
+                diag = np.asarray(coef, dtype=float)
+                self.rows.append(np.arange(self.m, self.m + r))
+                self.cols.append(np.arange(col, col + r))
+                self.vals.append(diag.copy() if diag.shape == (r,) else np.full(r, diag))
         self.b.append(b)
         rows = slice(self.m, self.m + r)
         self.m += r

@@ -191,8 +191,7 @@ class _Terms:
         self.causes: list[Cause] = []
         self.forces: list[np.ndarray] = []
         self.kink_cap: list[np.ndarray] = []
-        self.kink_lo: list[np.ndarray] = []
-        self.kink_hi: list[np.ndarray] = []
+        self.spans: list[tuple[float, float]] = []
         self.pair_parts: list[np.ndarray | None] = []
         self.pair_kinks: list[tuple[np.ndarray, tuple[float, float]] | None] = []
         self.pair_group: dict[str, np.ndarray] = {}
@@ -217,8 +216,7 @@ class _Terms:
         self.causes.append(cause)
         self.forces.append(force)
         self.kink_cap.append(np.zeros(self.n) if cap is None else cap)
-        self.kink_lo.append(np.full(self.n, span[0]))
-        self.kink_hi.append(np.full(self.n, span[1]))
+        self.spans.append(span)
 
     def on_tickers(self, pair_force: np.ndarray) -> np.ndarray:
         """Pair forces as ticker-equivalent forces: ``Σ_p f_p / (2c_p) / H_i``."""
@@ -377,8 +375,7 @@ class _Terms:
         g = -deviation / H
         F = F0 = np.column_stack(self.forces)
         caps = np.column_stack(self.kink_cap)
-        lo_fracs = np.column_stack(self.kink_lo)
-        hi_fracs = np.column_stack(self.kink_hi)
+        lo_fracs, hi_fracs = np.array(self.spans, dtype=float).reshape(-1, 2).T
         residual = g - F.sum(axis=1)
         room = np.where(residual[:, None] > 0, hi_fracs * caps, -lo_fracs * caps)
         total_room = room.sum(axis=1)
@@ -390,7 +387,7 @@ class _Terms:
         contributions = -F * H[:, None]
         pairs = None
         if pair_deviation is not None:
-            pairs = self._on_pairs(F0, contributions, pair_deviation)
+            pairs = self._on_pairs(F0, caps, contributions, pair_deviation)
             pairs = np.column_stack([pairs, pair_deviation - pairs.sum(axis=1)])
             sole = np.bincount(self.data.pair_ticker, minlength=n)[self.data.pair_ticker] == 1
             pairs[sole] = contributions[self.data.pair_ticker[sole]]  # its name's, exactly
@@ -406,7 +403,7 @@ class _Terms:
         )
 
     def _on_pairs(
-        self, F0: np.ndarray, contributions: np.ndarray, deviation: np.ndarray
+        self, F0: np.ndarray, caps: np.ndarray, contributions: np.ndarray, deviation: np.ndarray
     ) -> np.ndarray:
         """Each cause's part of each pair's deviation (the solver-tolerance column aside):
         ``−(force on the name + force on the pair) / 2c_p``, then the kinks' fill solved
@@ -417,11 +414,11 @@ class _Terms:
             if pair is not None:
                 force[:, k] += pair - self.on_tickers(pair)[pt]
         left = -deviation / inv2c - force.sum(axis=1)  # force still owed at each pair
-        force += self._pair_fills(left, F0, contributions)
+        force += self._pair_fills(left, F0, caps, contributions)
         return -force * inv2c[:, None]
 
     def _pair_fills(
-        self, left: np.ndarray, F0: np.ndarray, contributions: np.ndarray
+        self, left: np.ndarray, F0: np.ndarray, caps: np.ndarray, contributions: np.ndarray
     ) -> np.ndarray:
         """The kinks' forces at each pair. A kink on the name acts on all its sleeves
         alike: where a sleeve has no kink of its own, the name's fill is what that sleeve
@@ -437,9 +434,8 @@ class _Terms:
         owed = np.bincount(pt[free], weights=left[free], minlength=n)
         count = np.bincount(pt[free], minlength=n)
         phi = np.where(count > 0, owed / np.maximum(count, 1), settled)
-        caps = np.column_stack(self.kink_cap)[:, ticker_k]
-        lo = np.column_stack(self.kink_lo)[:, ticker_k]
-        hi = np.column_stack(self.kink_hi)[:, ticker_k]
+        caps = caps[:, ticker_k]
+        lo, hi = np.array(self.spans, dtype=float).reshape(-1, 2)[ticker_k].T
         room = np.where(phi[:, None] > 0, hi * caps, -lo * caps)
         total = room.sum(axis=1)
         share = np.minimum(np.divide(np.abs(phi), total, out=np.zeros(n), where=total > 0), 1)
@@ -697,17 +693,20 @@ def _main_causes(attribution: Attribution, names: np.ndarray, dom: np.ndarray) -
     """The main cause's words for each name, written cause by cause for the names it
     dominates: its description, the group that binds and the value that bound."""
     main = np.empty(len(names), dtype=object)
-    for d in np.unique(dom).tolist():
-        at_rows = np.flatnonzero(dom == d)
+    dominant = [(d, np.flatnonzero(dom == d)) for d in np.unique(dom).tolist()]
+    # Every name's limit value, written by one call for all causes.
+    limits = np.full(len(names), np.nan)
+    for d, at_rows in dominant:
+        value = attribution.limit_value.get(attribution.causes[d].name)
+        if value is not None:
+            limits[at_rows] = np.asarray(value, dtype=float)[names[at_rows]]
+    texts = np.full(len(names), "", dtype=object)
+    finite = np.flatnonzero(np.isfinite(limits))
+    texts[finite] = percent_texts(limits[finite])
+    for d, at_rows in dominant:
         mine = names[at_rows]
         cause = attribution.causes[d]
-        shown = [""] * len(mine)
-        value = attribution.limit_value.get(cause.name)
-        if value is not None:
-            limits = np.asarray(value, dtype=float)[mine]
-            finite = np.flatnonzero(np.isfinite(limits))
-            for k, text in zip(finite.tolist(), percent_texts(limits[finite]), strict=True):
-                shown[k] = text
+        shown = texts[at_rows].tolist()
         where = attribution.group.get(cause.name)
         groups = [None] * len(mine) if where is None else np.asarray(where, dtype=object)[mine]
         description, key, value_label = (
@@ -790,8 +789,11 @@ def attribution_json(
         if value is not None:
             values = np.asarray(value, dtype=float)[name[at]]
             finite = np.isfinite(values)
-            texts = json_numbers(values[finite].tolist())
-            limit[at[finite]] = np.array([f', "limit": {t}' for t in texts], dtype=object)
+            # A limit is one number for many names: each distinct one (to the bit) once.
+            bits, where_in = np.unique(values[finite].view(np.int64), return_inverse=True)
+            texts = json_numbers(bits.view(np.float64).tolist())
+            quoted_limits = np.array([f', "limit": {t}' for t in texts], dtype=object)
+            limit[at[finite]] = quoted_limits[where_in]
     entries = [  # one f-string per entry: seven +s would build six strings on the way
         f"{head[j]}{c}{describe[j]}{g}{lim}{scope[j]}{sh}{tail[j]}"
         for j, c, g, lim, sh in zip(
@@ -837,6 +839,23 @@ def json_numbers(values: list[float]) -> list[str]:
     if not values:
         return []
     return json.dumps(values)[1:-1].split(", ")
+
+
+def json_numbers_like(values: np.ndarray, *like: tuple[np.ndarray, list[str]]) -> list[str]:
+    """:func:`json_numbers` of ``values``, taking the text of a number already written
+    where it is the same to the bit: each of ``like`` is ``(numbers, texts)`` aligned with
+    ``values`` (a pair without a decision proposes its current weight)."""
+    values = np.ascontiguousarray(values, dtype=float)
+    out = np.empty(len(values), dtype=object)
+    todo = np.ones(len(values), dtype=bool)
+    for seen, texts in like:
+        same = todo & (
+            values.view(np.int64) == np.ascontiguousarray(seen, dtype=float).view(np.int64)
+        )
+        out[same] = np.asarray(texts, dtype=object)[same]
+        todo &= ~same
+    out[todo] = json_numbers(values[todo].tolist())
+    return out.tolist()
 
 
 def execution_priority(

@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from riskopt.constraints.base import ProgramData
@@ -60,9 +62,9 @@ def triage_decisions(decisions: DecisionsInput, book: Book, cs: ConstraintSet) -
     mark(d["strategy_id"].isna().to_numpy(), "missing strategy_id")
     mark(ticker.isna().to_numpy(), "missing ticker")
     for col in ("decision_id", "strategy_id", "ticker"):
-        as_text = d[col].astype("string")  # an empty table's column may be numeric
-        has_nul = as_text.str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool)
-        mark(has_nul, f"{col} contains a NUL byte, which the runtime database cannot store")
+        mark(
+            _has_nul(d[col]), f"{col} contains a NUL byte, which the runtime database cannot store"
+        )
     mark(~known, "unknown ticker: not in the market data")
     px = np.full(len(d), np.nan)
     px[known] = book.market["price"].to_numpy(dtype=float)[row[known]]
@@ -93,6 +95,17 @@ def triage_decisions(decisions: DecisionsInput, book: Book, cs: ConstraintSet) -
         mark(dup_pair, text)
     d["reject_reason"] = pd.Series(reason, index=d.index, dtype=object)
     return d
+
+
+def _has_nul(column: pd.Series) -> np.ndarray:
+    """Which values of a text column contain a NUL byte (missing ones do not): searched
+    in its Arrow buffer where pandas keeps it in one, else as pandas' own text."""
+    if column.dtype == "str":
+        hit = pc.match_substring(pa.array(column), "\x00").fill_null(False)
+        return np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)
+    # an empty table's column may be numeric
+    as_text = column.astype("string")
+    return as_text.str.contains("\x00", regex=False).fillna(False).to_numpy(dtype=bool)
 
 
 PERCENT_SHARE = 1 / 3
@@ -189,7 +202,8 @@ def prepare(book: Book, decisions: DecisionsInput, cs: ConstraintSet) -> Prepare
 def _priced_holdings(book: Book, warnings: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The holdings with a valid price, and those without (carried unchanged, warned of)."""
     pos = book.positions
-    price = book.market["price"].reindex(pos["ticker"]).to_numpy(dtype=float)
+    at = book.market.index.get_indexer(pd.Index(pos["ticker"]))  # -1: not in the market
+    price = np.where(at >= 0, book.market["price"].to_numpy(dtype=float)[at], np.nan)
     priced = (price > 0) & np.isfinite(price)
     unpriced = pos.loc[~priced].copy()
     if len(unpriced):
@@ -326,7 +340,9 @@ def _program_data(
 def _further_columns(market: pd.DataFrame, rows: np.ndarray) -> dict[str, np.ndarray]:
     """The market's columns beyond the contract's, on the program's names: numbers as
     floats, anything else as text."""
-    further = market.columns.difference(list(MARKET_SCHEMA.columns), sort=False)
+    contract = set(MARKET_SCHEMA.columns)
+    # A handful of columns: a set lookup each, where Index.difference builds two indexes.
+    further = dict.fromkeys(name for name in market.columns if name not in contract)
     return {
         str(name): (
             market[name].to_numpy(dtype=float)[rows]

@@ -35,6 +35,22 @@ stalls on a fresh process (``benchmarks/README.md``, "Text columns' memory pool"
 these columns use it: nothing global changes."""
 
 
+_STR_DTYPE = pd.api.types.pandas_dtype("str")
+"""pandas' ``str`` dtype, as ``dtype="str"`` resolves it."""
+
+
+def _as_text_column(array: pa.Array) -> pd.api.extensions.ExtensionArray:
+    """An Arrow text array as pandas' ``str`` column: wrapped as it is where that column
+    keeps its text in Arrow's ``large_string`` (no conversion pass), else converted."""
+    if (
+        isinstance(_STR_DTYPE, pd.StringDtype)
+        and _STR_DTYPE.storage == "pyarrow"
+        and array.type == pa.large_string()
+    ):
+        return pd.arrays.ArrowStringArray(array, dtype=_STR_DTYPE)  # type: ignore[call-arg]  # stubs lag pandas 3
+    return pd.array(array, dtype="str")
+
+
 def string_column(values: list[Any] | np.ndarray) -> pd.api.extensions.ExtensionArray:
     """``values`` (text; ``None`` or NaN for missing) as pandas' ``str`` column; anything
     else (a number in a rejected decision's id) is written as pandas writes it."""
@@ -42,7 +58,7 @@ def string_column(values: list[Any] | np.ndarray) -> pd.api.extensions.Extension
         array = text_array(values)
     except (pa.ArrowTypeError, pa.ArrowInvalid):
         return pd.array(values, dtype="str")
-    return pd.array(array, dtype="str")
+    return _as_text_column(array)
 
 
 def text_array(values: list[Any] | np.ndarray) -> pa.Array:
@@ -55,7 +71,7 @@ def text_array(values: list[Any] | np.ndarray) -> pa.Array:
 
 def string_take(texts: pa.Array, indices: np.ndarray) -> pd.api.extensions.ExtensionArray:
     """The ``str`` column of ``texts[indices]`` (:func:`text_array`)."""
-    return pd.array(texts.take(indices), dtype="str")
+    return _as_text_column(texts.take(indices))
 
 
 TARGET_COLUMNS = (

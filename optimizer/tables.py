@@ -21,6 +21,7 @@ from riskopt.optimizer.diff import (
     details_json,
     execution_priority,
     json_numbers,
+    json_numbers_like,
     label_trades,
     percent_texts,
     reasons,
@@ -198,10 +199,9 @@ def _explained(
     )
     sentences: dict[int, str] = {}  # each name explained once, for its pairs and itself
     shared = np.bincount(pt, minlength=data.n)[pt] > 1
-    whole = [
-        f"; the name as a whole: held {c_text[i]} → final {f_text[i]}" if many else ""
-        for i, many in zip(pt.tolist(), shared.tolist(), strict=True)
-    ]
+    whole = [""] * len(pt)
+    for k, i in zip(np.flatnonzero(shared).tolist(), pt[shared].tolist(), strict=True):
+        whole[k] = f"; the name as a whole: held {c_text[i]} → final {f_text[i]}"
     # Each sleeve by the causes of its own move where they were made (a sleeve alone on
     # its name has its name's), else by its name's.
     own = attribution.for_pairs(pt)
@@ -246,9 +246,7 @@ def name_labels(
     Its own trade counts too: a name whose sleeves' moves net out against its proposal
     (one sleeve scaled down, another followed) made no trade toward what was proposed
     for it, and is REJECTED although no sleeve is."""
-    order = pd.Index(LABEL_ORDER)  # OK < SCALED_DOWN < CAPPED < REJECTED
-    own_rank = order.get_indexer(pd.Index(own, dtype=object))
-    pair_rank = order.get_indexer(pd.Index(pair_labels, dtype=object))
+    own_rank, pair_rank = _label_rank(own), _label_rank(pair_labels)
     worst_rank = own_rank.copy()
     np.maximum.at(worst_rank, pair_ticker, pair_rank)
     # The first pair of each name, most severe first.
@@ -257,6 +255,16 @@ def name_labels(
     worst = np.zeros(len(own), dtype=np.intp)
     worst[pair_ticker[first]] = first
     return np.asarray(LABEL_ORDER)[worst_rank], worst
+
+
+def _label_rank(labels: np.ndarray) -> np.ndarray:
+    """Each label's place in :data:`LABEL_ORDER` (OK < SCALED_DOWN < CAPPED < REJECTED;
+    -1 for any other text), one comparison per label rather than a hash per row."""
+    labels = np.asarray(labels)
+    rank = np.full(len(labels), -1, dtype=np.intp)
+    for k, label in enumerate(LABEL_ORDER):
+        rank[labels == label] = k
+    return rank
 
 
 def lot_repair_notes(
@@ -557,6 +565,13 @@ def _pair_actions(
     confidence = np.full(len(pairs), "null", dtype=object)  # no decision: JSON null
     confidence[decided] = json_numbers(data.confidence[pairs][decided].tolist())
     cost = ', "cost_weight": true' if costs else ""
+    current_text = json_numbers(current)
+    proposed_text = json_numbers_like(data.w_tilde[pairs], (data.w0[pairs], current_text))
+    final_text = json_numbers_like(
+        w_final[pairs],
+        (data.w_tilde[pairs], proposed_text),
+        (data.w0[pairs], current_text),
+    )
     details = [
         f'{{"attribution": {"[]" if lab == OK else explained[j]}, "confidence": '
         f"{conf}{cost}, "
@@ -566,9 +581,9 @@ def _pair_actions(
             pairs.tolist(),
             label,
             confidence.tolist(),
-            json_numbers(current),
-            json_numbers(final),
-            json_numbers(proposed),
+            current_text,
+            final_text,
+            proposed_text,
             reason,
             strict=True,
         )
