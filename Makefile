@@ -41,6 +41,7 @@ $(PEER_STAMP): benchmarks/peer-requirements.txt
 
 bench: $(STAMP) $(PEER_STAMP)
 	$(BIN)/python benchmarks/run.py --write benchmarks/README.md
+	$(BIN)/python benchmarks/structured.py --write README.md benchmarks/README.md
 
 clean:
 	rm -rf $(VENV) $(PEER) out .pytest_cache .mypy_cache .ruff_cache .hypothesis

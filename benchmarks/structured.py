@@ -1,6 +1,6 @@
 """The structured interior-point solver beside Clarabel on the same assembled program.
 
-    python benchmarks/structured.py [--sizes 500 2000 10000] [--runs 3] [--write benchmarks/README.md]
+    python benchmarks/structured.py [--sizes 500 2000 10000] [--runs 3] [--write README.md benchmarks/README.md]
 
 For each size, in a fresh process: the benchmark's book with every family of the
 default set on (``run.py``'s "all" case), its program assembled once, then
@@ -205,7 +205,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="*", default=[500, 2000, 10000])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--write", type=Path)
+    parser.add_argument("--write", type=Path, nargs="*", default=[])
     parser.add_argument("--case", type=int)
     parser.add_argument("--cold", type=int)
     args = parser.parse_args()
@@ -225,15 +225,20 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     text = table(rows, first)
     print(text)
-    if args.write:
-        readme = args.write.read_text()
-        block = f"{MARK_START}\n{text}\n{MARK_END}"
-        if MARK_START in readme:
-            head, rest = readme.split(MARK_START, 1)
-            readme = head + block + rest.split(MARK_END, 1)[1]
-        else:
-            readme += "\n" + block + "\n"
-        args.write.write_text(readme)
+    for path in args.write:
+        _write(path, text)
+
+
+def _write(path: Path, text: str) -> None:
+    """``text`` between the markers of ``path`` (appended with them where it has none)."""
+    readme = path.read_text()
+    block = f"{MARK_START}\n{text}\n{MARK_END}"
+    if MARK_START in readme:
+        head, rest = readme.split(MARK_START, 1)
+        readme = head + block + rest.split(MARK_END, 1)[1]
+    else:
+        readme += "\n" + block + "\n"
+    path.write_text(readme)
 
 
 if __name__ == "__main__":
