@@ -558,20 +558,15 @@ def _pair_actions(
     tickers = data.pair_ticker[pairs]
     label = labels[pairs].astype(str).tolist()
     reason = [texts[j] for j in pairs.tolist()]
-    current = data.w0[pairs].tolist()
-    proposed = data.w_tilde[pairs].tolist()
-    final = w_final[pairs].tolist()
+    w0, wt, wf = data.w0[pairs], data.w_tilde[pairs], w_final[pairs]
+    current, proposed, final = w0.tolist(), wt.tolist(), wf.tolist()
     decided = data.has_decision[pairs]
     confidence = np.full(len(pairs), "null", dtype=object)  # no decision: JSON null
     confidence[decided] = json_numbers(data.confidence[pairs][decided].tolist())
     cost = ', "cost_weight": true' if costs else ""
     current_text = json_numbers(current)
-    proposed_text = json_numbers_like(data.w_tilde[pairs], (data.w0[pairs], current_text))
-    final_text = json_numbers_like(
-        w_final[pairs],
-        (data.w_tilde[pairs], proposed_text),
-        (data.w0[pairs], current_text),
-    )
+    proposed_text = json_numbers_like(wt, (w0, current_text))
+    final_text = json_numbers_like(wf, (wt, proposed_text), (w0, current_text))
     details = [
         f'{{"attribution": {"[]" if lab == OK else explained[j]}, "confidence": '
         f"{conf}{cost}, "
